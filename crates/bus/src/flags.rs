@@ -1,0 +1,100 @@
+//! Feature flags: a hash of named booleans that operators flip at run time.
+//!
+//! Defaults come from configuration and are written only where a flag is absent
+//! (`HSETNX`), so an operator's change survives restarts. A change is written to the
+//! hash and announced on a channel; every [`Bus::watch_flags`] subscriber re-reads the
+//! hash at once.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::{Bus, BusError, Context};
+
+/// The flags hash as a map.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Flags(pub BTreeMap<String, bool>);
+
+impl Flags {
+    /// A flag's value; an unknown flag is off.
+    pub fn get(&self, name: &str) -> bool {
+        self.0.get(name).copied().unwrap_or(false)
+    }
+}
+
+/// The message announcing a change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagChange {
+    pub name: String,
+    pub value: bool,
+    pub by: String,
+    #[serde(with = "cashtag_core::time::ts")]
+    pub at: DateTime<Utc>,
+}
+
+impl Bus {
+    /// Writes the defaults of flags that are not set yet; returns the names written.
+    pub async fn init_flag_defaults(&self, defaults: &BTreeMap<String, bool>) -> Result<Vec<String>, BusError> {
+        let mut c = self.conn();
+        let mut written = Vec::new();
+        for (name, value) in defaults {
+            let set: bool = c
+                .hset_nx(self.keys().flags(), name, if *value { "1" } else { "0" })
+                .await
+                .context("HSETNX flag default")?;
+            if set {
+                written.push(name.clone());
+            }
+        }
+        Ok(written)
+    }
+
+    /// Sets a flag and announces the change.
+    pub async fn set_flag(&self, name: &str, value: bool, by: &str) -> Result<(), BusError> {
+        let change = FlagChange { name: name.to_string(), value, by: by.to_string(), at: self.clock().now() };
+        let mut c = self.conn();
+        redis::pipe()
+            .atomic()
+            .hset(self.keys().flags(), name, if value { "1" } else { "0" })
+            .publish(self.keys().flags_channel(), serde_json::to_string(&change).expect("serializes"))
+            .query_async::<()>(&mut c)
+            .await
+            .context("set flag")?;
+        Ok(())
+    }
+
+    /// Reads all flags.
+    pub async fn flags(&self) -> Result<Flags, BusError> {
+        read_flags(self.conn(), self.keys().flags()).await
+    }
+
+    /// The flags now and after every change.
+    pub fn watch_flags(&self) -> watch::Receiver<Flags> {
+        let key = self.keys().flags();
+        crate::watch::spawn_watch(self, self.keys().flags_channel(), Flags::default(), move |c| {
+            read_flags(c, key.clone())
+        })
+    }
+}
+
+async fn read_flags(mut c: redis::aio::ConnectionManager, key: String) -> Result<Flags, BusError> {
+    let raw: BTreeMap<String, String> = c.hgetall(&key).await.context("HGETALL flags")?;
+    let mut flags = BTreeMap::new();
+    for (k, v) in raw {
+        let b = match v.as_str() {
+            "1" | "true" => true,
+            "0" | "false" => false,
+            other => {
+                return Err(BusError::Malformed {
+                    what: format!("flag {k}"),
+                    message: format!("expected 1 or 0, found {other:?}"),
+                });
+            }
+        };
+        flags.insert(k, b);
+    }
+    Ok(Flags(flags))
+}

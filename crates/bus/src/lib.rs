@@ -1,0 +1,193 @@
+//! cashtag-bus: how the services talk to each other, over Redis.
+//!
+//! - **control**: the manager publishes start/stop on a channel and keeps the current
+//!   state in a key; [`Bus::watch_control`] gives the state on connect, then every change.
+//! - **flags**: a hash of named booleans; a change is published and applied by every
+//!   subscriber at once ([`Bus::watch_flags`]).
+//! - **heartbeats**: a key per service instance with a TTL ([`Bus::spawn_heartbeat`],
+//!   [`Bus::alive`]).
+//! - **watchlist**: the manager's list of followed companies ([`Bus::watch_watchlist`]).
+//! - **events and counts**: Redis streams written with a cap ([`StreamWriter`]) and read
+//!   through a consumer group with acknowledgement ([`StreamConsumer`]).
+//!
+//! Redis may go away and come back: commands go through a reconnecting connection
+//! manager, subscriptions reconnect with backoff, resubscribe and re-read their state
+//! key, and the outage is reported as an event. Names live in [`keys`].
+
+pub mod keys;
+mod control;
+mod flags;
+mod heartbeat;
+mod streams;
+mod watch;
+mod watchlist;
+
+use std::time::Duration;
+
+use cashtag_core::{Clock, Event, EventKind};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use control::{ControlCommand, ControlState};
+pub use flags::{FlagChange, Flags};
+pub use heartbeat::Heartbeat;
+pub use keys::Keys;
+pub use streams::{StreamConsumer, StreamEntry, StreamWriter, StreamWriterStats};
+
+/// Errors from the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("redis: {context}: {source}")]
+    Redis {
+        context: String,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("malformed {what} in redis: {message}")]
+    Malformed { what: String, message: String },
+}
+
+pub(crate) trait Context<T> {
+    fn context(self, what: impl Into<String>) -> Result<T, BusError>;
+}
+
+impl<T> Context<T> for redis::RedisResult<T> {
+    fn context(self, what: impl Into<String>) -> Result<T, BusError> {
+        self.map_err(|source| BusError::Redis { context: what.into(), source })
+    }
+}
+
+/// Who is talking on the bus: the identity stamped on heartbeats and events.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub service: String,
+    pub instance: String,
+}
+
+/// A connection to the bus. Cheap to clone.
+#[derive(Clone)]
+pub struct Bus {
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Keys,
+    identity: Identity,
+    clock: Clock,
+    events: StreamWriter<Event>,
+    pub(crate) outages: std::sync::Arc<watch::OutageTracker>,
+}
+
+/// How long one Redis command may take before it counts as failed.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(2))
+}
+
+impl Bus {
+    /// Opens the bus. Does not fail when Redis is down: the connection is made lazily and
+    /// re-made whenever it breaks. Fails only on an unusable URL.
+    pub fn open(
+        url: &str,
+        prefix: &str,
+        identity: Identity,
+        clock: Clock,
+        events_maxlen: u64,
+    ) -> Result<Self, BusError> {
+        let client = redis::Client::open(url).context("redis URL")?;
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config())
+            .context("connection manager")?;
+        let keys = Keys::new(prefix);
+        let events = StreamWriter::spawn(
+            client.clone(),
+            keys.events_stream(),
+            events_maxlen,
+            100_000,
+        )?;
+        Ok(Bus { client, conn, keys, identity, clock, events, outages: Default::default() })
+    }
+
+    /// Opens the bus from the suite settings.
+    pub fn from_settings(
+        settings: &cashtag_core::Settings,
+        service: &str,
+        clock: Clock,
+    ) -> Result<Self, BusError> {
+        Bus::open(
+            settings.redis.url.expose(),
+            &settings.redis.prefix,
+            Identity { service: service.to_string(), instance: settings.instance() },
+            clock,
+            settings.streams.events_maxlen,
+        )
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// A command connection (reconnecting); clones share one multiplexed connection.
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<(), BusError> {
+        let mut c = self.conn();
+        let _: String = redis::cmd("PING").query_async(&mut c).await.context("PING")?;
+        Ok(())
+    }
+
+    /// Builds an event stamped with this service's identity and the clock's time.
+    pub fn event(&self, kind: EventKind, code: &str, message: impl Into<String>) -> Event {
+        Event::new(
+            self.clock.now(),
+            &self.identity.service,
+            &self.identity.instance,
+            kind,
+            code,
+            message,
+        )
+    }
+
+    /// Queues an event for the events stream (never blocks, survives Redis outages up to
+    /// the writer's buffer) and logs it through `tracing`.
+    pub fn emit(&self, event: Event) {
+        match event.kind {
+            EventKind::Error => tracing::error!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message),
+            EventKind::Warning => tracing::warn!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message),
+            EventKind::Activity => tracing::info!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message),
+        }
+        self.events.push(event);
+    }
+
+    /// The events stream writer (to flush on shutdown, or read its statistics).
+    pub fn events(&self) -> &StreamWriter<Event> {
+        &self.events
+    }
+
+    /// A writer for the counts stream.
+    pub fn counts_writer(&self, maxlen: u64) -> Result<StreamWriter<cashtag_core::CountSample>, BusError> {
+        StreamWriter::spawn(self.client.clone(), self.keys.counts_stream(), maxlen, 100_000)
+    }
+
+    /// A consumer in a consumer group of a stream, on its own connection (reads block).
+    pub fn consumer(&self, stream: &str, group: &str, consumer: &str) -> Result<StreamConsumer, BusError> {
+        StreamConsumer::new(self.client.clone(), stream, group, consumer)
+    }
+}

@@ -1,0 +1,162 @@
+//! A Redis-backed value kept current in a `tokio::sync::watch` channel.
+//!
+//! Each watcher subscribes to a change channel and re-reads the authoritative state key
+//! on connect, on every message and every few seconds (so a missed message costs at most
+//! that long). When the subscription breaks it reconnects with backoff, resubscribes and
+//! re-reads the state; the outage is reported once as an event.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cashtag_core::EventKind;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use tokio::sync::watch;
+
+use crate::{Bus, BusError};
+
+/// How often a watcher re-reads its state even without a message.
+pub(crate) const RELOAD_EVERY: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Shared between the watchers of one [`Bus`], so one outage is reported once.
+#[derive(Default)]
+pub(crate) struct OutageTracker {
+    down_since: Mutex<Option<DateTime<Utc>>>,
+}
+
+impl OutageTracker {
+    fn down(&self, at: DateTime<Utc>) {
+        let mut d = self.down_since.lock().unwrap();
+        if d.is_none() {
+            *d = Some(at);
+        }
+    }
+
+    fn up(&self, bus: &Bus, at: DateTime<Utc>) {
+        let Some(since) = self.down_since.lock().unwrap().take() else { return };
+        let secs = (at - since).as_seconds_f64();
+        bus.emit(
+            bus.event(
+                EventKind::Warning,
+                "redis.outage",
+                format!("Redis was unreachable for {secs:.1} s; reconnected, resubscribed and re-read state"),
+            )
+            .with("since", cashtag_core::time::rfc3339(&since))
+            .with("until", cashtag_core::time::rfc3339(&at))
+            .with("seconds", secs),
+        );
+    }
+}
+
+async fn load_with_retry<T, L, Fut>(load: &L, conn: &ConnectionManager) -> Result<T, BusError>
+where
+    L: Fn(ConnectionManager) -> Fut,
+    Fut: Future<Output = Result<T, BusError>>,
+{
+    let mut last = None;
+    for attempt in 0..10u64 {
+        match load(conn.clone()).await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+    }
+    Err(last.expect("at least one attempt"))
+}
+
+/// Spawns a watcher task; it ends when every receiver is dropped.
+pub(crate) fn spawn_watch<T, L, Fut>(
+    bus: &Bus,
+    channel: String,
+    initial: T,
+    load: L,
+) -> watch::Receiver<T>
+where
+    T: Clone + PartialEq + Send + Sync + 'static,
+    L: Fn(ConnectionManager) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, BusError>> + Send,
+{
+    let (tx, rx) = watch::channel(initial);
+    let bus = bus.clone();
+    let outages = bus_outages(&bus);
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        let apply = |tx: &watch::Sender<T>, v: T| {
+            tx.send_if_modified(|cur| {
+                if *cur != v {
+                    *cur = v;
+                    true
+                } else {
+                    false
+                }
+            });
+        };
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            let pubsub = async {
+                let mut ps = bus.client().get_async_pubsub().await?;
+                ps.subscribe(&channel).await?;
+                Ok::<_, redis::RedisError>(ps)
+            };
+            let ps = match tokio::time::timeout(Duration::from_secs(3), pubsub).await {
+                Ok(Ok(ps)) => ps,
+                Ok(Err(e)) => {
+                    outages.down(bus.clock().now());
+                    tracing::debug!(%channel, error = %e, "bus subscription failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+                Err(_) => {
+                    outages.down(bus.clock().now());
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            match load_with_retry(&load, &bus.conn()).await {
+                Ok(v) => apply(&tx, v),
+                Err(e) => {
+                    tracing::warn!(%channel, error = %e, "cannot read bus state; retrying");
+                    outages.down(bus.clock().now());
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            }
+            outages.up(&bus, bus.clock().now());
+            backoff = Duration::from_millis(100);
+            let mut messages = ps.into_on_message();
+            let mut tick = tokio::time::interval(RELOAD_EVERY);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    msg = messages.next() => match msg {
+                        Some(_) => match load_with_retry(&load, &bus.conn()).await {
+                            Ok(v) => apply(&tx, v),
+                            Err(e) => tracing::warn!(%channel, error = %e, "cannot re-read bus state after a change message"),
+                        },
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        if let Ok(v) = load(bus.conn()).await {
+                            apply(&tx, v);
+                        }
+                    }
+                    _ = tx.closed() => return,
+                }
+            }
+            tracing::warn!(%channel, "bus subscription lost; reconnecting");
+            outages.down(bus.clock().now());
+        }
+    });
+    rx
+}
+
+fn bus_outages(bus: &Bus) -> Arc<OutageTracker> {
+    bus.outages.clone()
+}

@@ -1,0 +1,146 @@
+//! The control loop: evaluate the hours policy against the clock and publish start/stop.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cashtag_bus::{Bus, ControlCommand, ControlState};
+use cashtag_calendar::Calendar;
+use cashtag_core::EventKind;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::hours::{Decision, HoursPolicy, ny};
+
+/// What the manager's `/status` shows about the market.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Status {
+    /// The published control state.
+    pub state: Option<ControlState>,
+    /// The policy's current decision.
+    pub decision: Option<Decision>,
+    #[serde(with = "cashtag_core::time::ts_opt")]
+    pub evaluated_at: Option<DateTime<Utc>>,
+}
+
+/// Turns the data sources on and off with the market.
+pub struct Controller {
+    bus: Bus,
+    calendar: Calendar,
+    policy: HoursPolicy,
+    evaluate_every: Duration,
+    status: Arc<Mutex<Status>>,
+    evaluated: watch::Sender<Option<DateTime<Utc>>>,
+}
+
+impl Controller {
+    pub fn new(bus: Bus, calendar: Calendar, policy: HoursPolicy, evaluate_every: Duration) -> Self {
+        Controller {
+            bus,
+            calendar,
+            policy,
+            evaluate_every,
+            status: Default::default(),
+            evaluated: watch::Sender::new(None),
+        }
+    }
+
+    /// The status snapshot, updated on every evaluation.
+    pub fn status(&self) -> Arc<Mutex<Status>> {
+        self.status.clone()
+    }
+
+    /// The clock time of the last completed evaluation (tests wait on it).
+    pub fn evaluated(&self) -> watch::Receiver<Option<DateTime<Utc>>> {
+        self.evaluated.subscribe()
+    }
+
+    /// Runs until `shutdown`. Never publishes anything on shutdown: the state key stays
+    /// what the market says, for the services and for the next manager.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let clock = self.bus.clock().clone();
+        let mut published: Option<ControlState> = None;
+        let mut first = true;
+        loop {
+            let now = clock.now();
+            let decision = self.policy.decide(&self.calendar, now);
+            if published.is_none() {
+                // The truth is in Redis: what an earlier manager published.
+                match self.bus.control_state().await {
+                    Ok(s) => published = Some(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the control state; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                            _ = shutdown.cancelled() => return,
+                        }
+                    }
+                }
+            }
+            let current = published.clone().expect("read above");
+            if current.is_on() != decision.on {
+                let mut reason = decision.reason.clone();
+                if first && decision.on {
+                    reason = format!("{reason} (manager started during the session)");
+                }
+                let state = ControlState {
+                    cmd: if decision.on { ControlCommand::Start } else { ControlCommand::Stop },
+                    reason: reason.clone(),
+                    at: now,
+                };
+                match self.bus.publish_control(&state).await {
+                    Ok(()) => {
+                        let (code, message) = if decision.on {
+                            ("control.start", format!("data sources on: {reason}; off at {}", ny(decision.next_change)))
+                        } else {
+                            ("control.stop", format!("data sources off: {reason}; next on at {}", ny(decision.next_change)))
+                        };
+                        self.bus.emit(
+                            self.bus
+                                .event(EventKind::Activity, code, message)
+                                .with("reason", reason)
+                                .with("session_date", decision.session.date.to_string())
+                                .with("next_change", cashtag_core::time::rfc3339(&decision.next_change)),
+                        );
+                        published = Some(state);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot publish the control state; retrying");
+                        published = None;
+                    }
+                }
+            } else if first {
+                let message = if decision.on {
+                    format!("manager started; data sources stay on until {}", ny(decision.next_change))
+                } else {
+                    format!(
+                        "manager started; market closed ({}); data sources stay off until {}",
+                        decision.reason,
+                        ny(decision.next_change)
+                    )
+                };
+                self.bus.emit(
+                    self.bus
+                        .event(EventKind::Activity, "control.resume", message)
+                        .with("on", decision.on)
+                        .with("reason", decision.reason.clone())
+                        .with("next_change", cashtag_core::time::rfc3339(&decision.next_change)),
+                );
+            }
+            first = false;
+            {
+                let mut st = self.status.lock().unwrap();
+                st.state = published.clone();
+                st.decision = Some(decision.clone());
+                st.evaluated_at = Some(now);
+            }
+            self.evaluated.send_replace(Some(now));
+            tokio::select! {
+                _ = clock.sleep_until(decision.next_change) => {}
+                _ = tokio::time::sleep(self.evaluate_every) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+}

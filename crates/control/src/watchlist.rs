@@ -1,0 +1,107 @@
+//! Publishes the watchlist from its file and re-publishes it when the file changes.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use cashtag_bus::Bus;
+use cashtag_core::{EventKind, Watchlist};
+use tokio_util::sync::CancellationToken;
+
+/// Owns the watchlist: the file (or the built-in list) is the source of truth.
+pub struct WatchlistPublisher {
+    bus: Bus,
+    file: Option<PathBuf>,
+    poll: Duration,
+}
+
+impl WatchlistPublisher {
+    pub fn new(bus: Bus, file: Option<PathBuf>, poll: Duration) -> Self {
+        WatchlistPublisher { bus, file, poll }
+    }
+
+    fn load(&self) -> Result<Watchlist, String> {
+        match &self.file {
+            None => Ok(Watchlist::builtin()),
+            Some(p) => Watchlist::load(p).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn modified(&self) -> Option<SystemTime> {
+        self.file.as_ref().and_then(|p| std::fs::metadata(p).ok()).and_then(|m| m.modified().ok())
+    }
+
+    /// Publishes at start (announcing a change if it differs from what Redis holds), then
+    /// polls the file; a file that stops parsing is reported and the last good list kept.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut current: Option<Watchlist> = None;
+        let mut seen_mtime = None;
+        let mut reported_error: Option<String> = None;
+        loop {
+            let mtime = self.modified();
+            if current.is_none() || mtime != seen_mtime {
+                match self.load() {
+                    Ok(list) => {
+                        reported_error = None;
+                        let before = match &current {
+                            Some(c) => Some(c.clone()),
+                            None => self.bus.watchlist().await.ok().flatten(),
+                        };
+                        if before.as_ref() != Some(&list) || current.is_none() {
+                            match self.bus.publish_watchlist(&list).await {
+                                Ok(()) => {
+                                    self.announce(before.as_ref(), &list);
+                                    current = Some(list);
+                                    seen_mtime = mtime;
+                                }
+                                Err(e) => tracing::warn!(error = %e, "cannot publish the watchlist; retrying"),
+                            }
+                        } else {
+                            seen_mtime = mtime;
+                        }
+                    }
+                    Err(e) => {
+                        if reported_error.as_deref() != Some(e.as_str()) {
+                            self.bus.emit(self.bus.event(
+                                EventKind::Error,
+                                "watchlist.invalid",
+                                format!("{e}; keeping the previous watchlist"),
+                            ));
+                            reported_error = Some(e);
+                        }
+                        seen_mtime = mtime;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn announce(&self, before: Option<&Watchlist>, list: &Watchlist) {
+        let tickers = |v: Vec<cashtag_core::Ticker>| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        match before {
+            Some(b) if b != list => {
+                let (added, removed) = b.diff(list);
+                self.bus.emit(
+                    self.bus
+                        .event(
+                            EventKind::Activity,
+                            "watchlist.changed",
+                            format!("watchlist changed: {} tickers, +{} -{}", list.len(), added.len(), removed.len()),
+                        )
+                        .with("added", tickers(added))
+                        .with("removed", tickers(removed))
+                        .with("size", list.len()),
+                );
+            }
+            Some(_) => {}
+            None => self.bus.emit(
+                self.bus
+                    .event(EventKind::Activity, "watchlist.published", format!("watchlist published: {} tickers", list.len()))
+                    .with("size", list.len()),
+            ),
+        }
+    }
+}

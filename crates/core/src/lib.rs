@@ -1,0 +1,27 @@
+//! cashtag-core: the vocabulary every cashtag crate shares.
+//!
+//! Domain records (posts, trades, quotes, bars), operational records (events, count
+//! samples, predictions), the suite-wide configuration schema and loader, and the
+//! [`Clock`] that is the only source of "now" in the suite.
+
+pub mod clock;
+pub mod config;
+pub mod event;
+pub mod prediction;
+pub mod records;
+pub mod secret;
+pub mod ticker;
+pub mod time;
+pub mod watchlist;
+
+pub use clock::{Clock, SimSpec};
+pub use config::{ConfigError, Settings};
+pub use event::{CountKind, CountSample, Event, EventKind};
+pub use prediction::Prediction;
+pub use records::{
+    Author, Bar, Engagement, FinanceScore, Post, PostSentiment, Quote, Record, SentimentLabel,
+    Trade, VaderScores,
+};
+pub use secret::Secret;
+pub use ticker::{Ticker, TickerError};
+pub use watchlist::{WatchEntry, Watchlist};

@@ -1,0 +1,292 @@
+//! cashtag-testkit: how tests find real servers and isolate themselves.
+//!
+//! Tests talk to the real Redis, MongoDB-wire server and S3/Kinesis emulator of the local
+//! stack (`scripts/stack up` writes their endpoints to `.stack/env`; the variables can
+//! also be set directly). A server that cannot be reached fails the test with a message
+//! saying how to start it — tests never skip silently.
+//!
+//! Tests that stop or kill a server start a private instance on a free port
+//! ([`PrivateServer`]) so tests running in parallel keep theirs. Names from [`unique`]
+//! keep parallel tests apart on the shared servers.
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// The stack's env file: `$CASHTAG_STACK_ENV`, else `<root>/.stack/env`.
+pub fn stack_env_file() -> PathBuf {
+    std::env::var_os("CASHTAG_STACK_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".stack/env"))
+}
+
+fn stack_env() -> HashMap<String, String> {
+    let mut vars = HashMap::new();
+    if let Ok(text) = std::fs::read_to_string(stack_env_file()) {
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                let v = v.trim().trim_matches('"').trim_matches('\'');
+                vars.insert(k.trim().trim_start_matches("export ").to_string(), v.to_string());
+            }
+        }
+    }
+    vars
+}
+
+/// A stack setting: from the process environment, else from the stack's env file.
+pub fn stack_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| stack_env().remove(name))
+}
+
+fn require(name: &str, what: &str) -> String {
+    let Some(v) = stack_var(name) else {
+        panic!(
+            "{what} is not configured: {name} is unset and {} has no value for it. \
+             Start the local stack with `scripts/stack up` (the README's test command does). \
+             Tests never skip a missing server{}.",
+            stack_env_file().display(),
+            if is_ci() { " (CI=true)" } else { "" }
+        )
+    };
+    v
+}
+
+/// Whether we run in CI.
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn host_port(url: &str) -> String {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let rest = rest.rsplit('@').next().unwrap_or(rest);
+    rest.split(['/', '?']).next().unwrap_or(rest).to_string()
+}
+
+fn require_reachable(url: &str, what: &str) {
+    let hp = host_port(url);
+    let ok = hp
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+    if !ok {
+        panic!(
+            "{what} at {hp} is not reachable. Start the local stack with `scripts/stack up` \
+             (the README's test command does). Tests never skip a missing server{}.",
+            if is_ci() { " (CI=true)" } else { "" }
+        );
+    }
+}
+
+/// The shared Redis of the local stack.
+pub fn redis_url() -> String {
+    let url = require("CASHTAG_REDIS_URL", "Redis");
+    require_reachable(&url, "Redis");
+    url
+}
+
+/// The shared MongoDB-wire server of the local stack.
+pub fn mongo_uri() -> String {
+    let uri = require("CASHTAG_MONGO_URI", "The MongoDB-wire server");
+    require_reachable(&uri, "The MongoDB-wire server");
+    uri
+}
+
+/// The shared S3 + Kinesis emulator of the local stack.
+pub fn aws_endpoint() -> String {
+    let url = require("CASHTAG_AWS_ENDPOINT", "The S3/Kinesis emulator");
+    require_reachable(&url, "The S3/Kinesis emulator");
+    url
+}
+
+/// The stack's Python virtual environment (SecantusDB, moto, reference packages).
+pub fn venv() -> PathBuf {
+    PathBuf::from(require("CASHTAG_STACK_VENV", "The stack's Python venv"))
+}
+
+/// A name no other test (or test run) uses: `<base>-<pid>-<n>-<time>`; lower case
+/// letters, digits and dashes, valid as a key prefix, database, bucket or stream name.
+pub fn unique(base: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() % 1_000_000_000;
+    format!("{base}-{}-{n}-{t}", std::process::id()).to_ascii_lowercase()
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts TCP connections on the port.
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a pid we spawned; no memory is shared.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// Which server a [`PrivateServer`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    Redis,
+    /// MongoDB wire: `mongod` when on PATH, else SecantusDB from the stack's venv.
+    Mongo,
+    /// moto: S3 + Kinesis.
+    Moto,
+}
+
+/// A server of the test's own, on a free port, that the test may stop, kill and restart.
+/// Killed when dropped.
+pub struct PrivateServer {
+    kind: ServerKind,
+    port: u16,
+    child: Option<Child>,
+    data_dir: PathBuf,
+}
+
+impl PrivateServer {
+    pub fn start(kind: ServerKind) -> Self {
+        let data_dir = std::env::temp_dir().join(unique("cashtag-private"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let mut s = PrivateServer { kind, port: free_port(), child: None, data_dir };
+        s.restart();
+        s
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL clients use.
+    pub fn url(&self) -> String {
+        match self.kind {
+            ServerKind::Redis => format!("redis://127.0.0.1:{}", self.port),
+            ServerKind::Mongo => format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port),
+            ServerKind::Moto => format!("http://127.0.0.1:{}", self.port),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let log = std::fs::File::create(self.data_dir.join("server.log")).unwrap();
+        let mut cmd = match self.kind {
+            ServerKind::Redis => {
+                let mut c = Command::new("redis-server");
+                c.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+                c.arg("--dir").arg(&self.data_dir);
+                c
+            }
+            ServerKind::Mongo => {
+                if which("mongod").is_some() {
+                    let mut c = Command::new("mongod");
+                    c.args(["--bind_ip", "127.0.0.1", "--port", &self.port.to_string(), "--dbpath"]);
+                    c.arg(&self.data_dir);
+                    c
+                } else {
+                    let mut c = Command::new(venv().join("bin/secantusd-py"));
+                    c.args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--log-level", "WARNING", "--storage-path"]);
+                    c.arg(self.data_dir.join("db"));
+                    c
+                }
+            }
+            ServerKind::Moto => {
+                let mut c = Command::new(venv().join("bin/moto_server"));
+                c.args(["-H", "127.0.0.1", "-p", &self.port.to_string()]);
+                c
+            }
+        };
+        cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+        cmd
+    }
+
+    /// Starts (again) on the same port, with the same data directory; waits until ready.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let child = self.command().spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.kind));
+        self.child = Some(child);
+        if !wait_for_port(self.port, Duration::from_secs(60)) {
+            let log = std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default();
+            panic!("{:?} did not start on port {}: {log}", self.kind, self.port);
+        }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal(c.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// Finds a program on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file())
+    })
+}
+
+/// Polls `f` until it returns Some or the timeout passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
