@@ -1,0 +1,375 @@
+//! The finance layer: a sentiment score for posts about stocks.
+//!
+//! Plain VADER reads "calls", "puts", "short", "bagholder" and 🚀 as neutral or worse,
+//! and counts "shares" and "interest" as praise. This layer keeps VADER's rules —
+//! negation, boosters and dampeners, ALL-CAPS, "but", "!" and "?" — and runs them over a
+//! lexicon where trading vocabulary carries direction (`data/finance.toml`), after
+//! cleaning what is not language: cashtags and watched tickers, URLs, @mentions, HTML
+//! entities. Multi-word expressions ("buy the dip", "to zero", "bull trap") become one
+//! token; elongated words ("mooooon") are matched in their short form.
+//!
+//! The score is VADER's normalized sum in [-1, 1]; the label is bullish at ≥ 0.05,
+//! bearish at ≤ −0.05 and neutral in between (VADER's own thresholds).
+
+use std::collections::HashMap;
+
+use cashtag_core::{FinanceScore, SentimentLabel};
+use serde::Deserialize;
+
+use crate::pytext::{is_py_punct, py_split, py_strip};
+use crate::vader::{Emojis, Lexicon, Vader, but_check, score_valence_raw, token_valences, tokenize};
+
+/// Scores at or beyond this magnitude get a bullish or bearish label.
+pub const LABEL_THRESHOLD: f64 = 0.05;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FinanceData {
+    words: HashMap<String, f64>,
+    phrases: HashMap<String, f64>,
+    emoji: HashMap<String, String>,
+}
+
+const FINANCE_DATA: &str = include_str!("../data/finance.toml");
+
+struct Phrase {
+    words: Vec<String>,
+    token: String,
+}
+
+/// The finance scorer.
+pub struct Finance {
+    lexicon: Lexicon,
+    emojis: Emojis,
+    finance_emoji: HashMap<char, String>,
+    phrases: Vec<Phrase>,
+    /// Indices into `phrases` by first word, longest phrase first.
+    by_first_word: HashMap<String, Vec<usize>>,
+}
+
+impl Finance {
+    /// Builds the finance lexicon on top of VADER's.
+    pub fn new(vader: &Vader) -> Self {
+        let data: FinanceData = toml::from_str(FINANCE_DATA).expect("finance.toml is valid");
+        let mut lexicon = vader.lexicon.clone();
+        for (word, v) in &data.words {
+            if *v == 0.0 {
+                lexicon.remove(word);
+            } else {
+                lexicon.insert(word, *v);
+            }
+        }
+        let mut phrases: Vec<Phrase> = data
+            .phrases
+            .iter()
+            .map(|(p, v)| {
+                let words: Vec<String> = p.split(' ').map(str::to_string).collect();
+                let token = format!("fin_{}", words.join("_").replace(['\'', '’'], ""));
+                if *v != 0.0 {
+                    lexicon.insert(&token, *v);
+                }
+                Phrase { words, token }
+            })
+            .collect();
+        // Longest first, so "inverse head and shoulders" wins over "head and shoulders".
+        phrases.sort_by(|a, b| b.words.len().cmp(&a.words.len()).then(a.words.cmp(&b.words)));
+        let finance_emoji = data
+            .emoji
+            .iter()
+            .filter_map(|(e, w)| {
+                let mut c = e.chars();
+                match (c.next(), c.next()) {
+                    (Some(ch), None) => Some((ch, w.clone())),
+                    _ => None,
+                }
+            })
+            .collect();
+        let mut by_first_word: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, p) in phrases.iter().enumerate() {
+            by_first_word.entry(p.words[0].clone()).or_default().push(i);
+        }
+        Finance { lexicon, emojis: vader.emojis.clone(), finance_emoji, phrases, by_first_word }
+    }
+
+    /// The finance score of a post; `tickers` are symbols not to be read as words.
+    pub fn score(&self, text: &str, tickers: &[&str]) -> FinanceScore {
+        // Rounded like VADER's compound: four decimals.
+        let score = crate::vader::py_round(self.raw_score(text, tickers), 4);
+        let label = if score >= LABEL_THRESHOLD {
+            SentimentLabel::Bullish
+        } else if score <= -LABEL_THRESHOLD {
+            SentimentLabel::Bearish
+        } else {
+            SentimentLabel::Neutral
+        };
+        FinanceScore { score, label }
+    }
+
+    /// The unrounded score in [-1, 1].
+    pub fn raw_score(&self, text: &str, tickers: &[&str]) -> f64 {
+        let cleaned = self.prepare(text, tickers);
+        let text = py_strip(&cleaned);
+        let tokens = tokenize(text, &self.lexicon);
+        let mut sentiments = token_valences(&tokens);
+        but_check(&tokens, &mut sentiments);
+        score_valence_raw(&sentiments, text).3
+    }
+
+    /// Cleans a post into text VADER's rules can score with the finance lexicon.
+    pub fn prepare(&self, text: &str, tickers: &[&str]) -> String {
+        let unescaped = html_unescape(text);
+        // Finance meanings of emoji first, then VADER's descriptions for the rest.
+        let mut with_words = String::with_capacity(unescaped.len() + 16);
+        for c in unescaped.chars() {
+            match self.finance_emoji.get(&c) {
+                Some(w) => {
+                    with_words.push(' ');
+                    with_words.push_str(w);
+                    with_words.push(' ');
+                }
+                None => with_words.push(c),
+            }
+        }
+        let described = self.emojis.describe(&with_words).into_owned();
+        let mut tokens: Vec<String> = Vec::new();
+        for raw in py_split(&described) {
+            if let Some(t) = self.clean_token(raw, tickers) {
+                tokens.push(t);
+            }
+        }
+        self.merge_phrases(tokens).join(" ")
+    }
+
+    fn clean_token(&self, raw: &str, tickers: &[&str]) -> Option<String> {
+        let lead = raw.trim_start_matches(|c: char| c == '(' || c == '[' || c == '"' || c == '\'');
+        if lead.starts_with("http://") || lead.starts_with("https://") || lead.starts_with("www.") {
+            return None;
+        }
+        if lead.starts_with('@') && lead.len() > 1 {
+            return None;
+        }
+        if let Some(rest) = lead.strip_prefix('$') {
+            match rest.chars().next() {
+                // A cashtag: the symbol is not a word. Keep trailing punctuation for emphasis.
+                Some(c) if c.is_ascii_alphabetic() => {
+                    let sym_len = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+                        .unwrap_or(rest.len());
+                    let tail = rest[sym_len..].trim_start_matches(['.', '-']);
+                    return (!tail.is_empty()).then(|| tail.to_string());
+                }
+                // A money amount: keep the number.
+                Some(c) if c.is_ascii_digit() => return Some(rest.to_string()),
+                _ => {}
+            }
+        }
+        let word = lead.strip_prefix('#').unwrap_or(lead);
+        let bare = word.trim_matches(is_py_punct);
+        if !bare.is_empty() && tickers.contains(&bare) {
+            return None;
+        }
+        if word.is_empty() {
+            return None;
+        }
+        Some(self.shorten_elongated(word))
+    }
+
+    /// "mooooon" → "moon", "GOOOOO" → "GO": a run of three or more equal letters is cut
+    /// to two, then one, when that makes a lexicon word.
+    fn shorten_elongated(&self, word: &str) -> String {
+        if !has_run(word, 3) {
+            return word.to_string();
+        }
+        let lower = word.to_lowercase();
+        let core = lower.trim_matches(is_py_punct);
+        if self.lexicon.get(core).is_some() || !has_run(core, 3) {
+            return word.to_string();
+        }
+        for keep in [2, 1] {
+            let short = collapse_runs(core, keep);
+            if self.lexicon.get(&short).is_some() {
+                // Keep the original's punctuation and its capitalisation (ALL-CAPS matters).
+                let upper = crate::pytext::py_isupper(word);
+                let prefix: String = word.chars().take_while(|c| is_py_punct(*c)).collect();
+                let suffix: String = {
+                    let rev: String = word.chars().rev().take_while(|c| is_py_punct(*c)).collect();
+                    rev.chars().rev().collect()
+                };
+                let body = if upper { short.to_uppercase() } else { short };
+                return format!("{prefix}{body}{suffix}");
+            }
+        }
+        word.to_string()
+    }
+
+    fn merge_phrases(&self, tokens: Vec<String>) -> Vec<String> {
+        // Each token's lower-case form, and for elongated words also the forms with letter
+        // runs cut to two and one ("GOOOOO" matches "go").
+        let keys: Vec<Vec<String>> = tokens
+            .iter()
+            .map(|t| {
+                let k = t.trim_matches(is_py_punct).to_lowercase();
+                if has_run(&k, 3) { vec![collapse_runs(&k, 2), collapse_runs(&k, 1), k] } else { vec![k] }
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tokens.len());
+        let mut i = 0;
+        'outer: while i < tokens.len() {
+            let candidates = keys[i].iter().filter_map(|k| self.by_first_word.get(k)).flatten();
+            for &pi in candidates {
+                let p = &self.phrases[pi];
+                let n = p.words.len();
+                if i + n <= tokens.len() && (0..n).all(|k| keys[i + k].contains(&p.words[k])) {
+                    let last = &tokens[i + n - 1];
+                    let trailing: String = {
+                        let rev: String = last.chars().rev().take_while(|c| is_py_punct(*c)).collect();
+                        rev.chars().rev().collect()
+                    };
+                    out.push(format!("{}{trailing}", p.token));
+                    i += n;
+                    continue 'outer;
+                }
+            }
+            out.push(tokens[i].clone());
+            i += 1;
+        }
+        out
+    }
+}
+
+fn has_run(s: &str, n: usize) -> bool {
+    let mut prev = None;
+    let mut run = 0;
+    for c in s.chars() {
+        if Some(c) == prev {
+            run += 1;
+            if run >= n {
+                return true;
+            }
+        } else {
+            prev = Some(c);
+            run = 1;
+        }
+    }
+    false
+}
+
+fn collapse_runs(s: &str, keep: usize) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev = None;
+    let mut run = 0;
+    for c in s.chars() {
+        if Some(c) == prev {
+            run += 1;
+        } else {
+            prev = Some(c);
+            run = 1;
+        }
+        if run <= keep {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Decodes the HTML entities that APIs leave in post text (`&#39;`, `&amp;` …).
+pub fn html_unescape(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('&') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        let end = after.find(';').filter(|e| *e <= 10);
+        let decoded = end.and_then(|e| {
+            let ent = &after[1..e];
+            let c = match ent {
+                "amp" => Some('&'),
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                "nbsp" => Some('\u{a0}'),
+                _ if ent.starts_with("#x") || ent.starts_with("#X") => {
+                    u32::from_str_radix(&ent[2..], 16).ok().and_then(char::from_u32)
+                }
+                _ if ent.starts_with('#') => ent[1..].parse().ok().and_then(char::from_u32),
+                _ => None,
+            };
+            c.map(|c| (c, e + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &after[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fin() -> Finance {
+        Finance::new(&Vader::new())
+    }
+
+    fn label(text: &str) -> SentimentLabel {
+        fin().score(text, &["AAPL", "TSLA"]).label
+    }
+
+    #[test]
+    fn trading_vocabulary_has_direction() {
+        use SentimentLabel::*;
+        for (text, want) in [
+            ("$AAPL to the moon 🚀🚀", Bullish),
+            ("loaded up on $TSLA calls", Bullish),
+            ("bought puts on $AAPL", Bearish),
+            ("$TSLA is going to zero", Bearish),
+            ("shorting $AAPL here", Bearish),
+            ("bagholding $TSLA since 2021", Bearish),
+            ("buy the dip", Bullish),
+            ("$AAPL earnings beat, upgraded to outperform", Bullish),
+            ("$AAPL missed estimates, downgraded", Bearish),
+            ("this is a bull trap", Bearish),
+            ("$TSLA mooooon", Bullish),
+            ("don't sell $AAPL", Bullish),
+            ("$AAPL is not going to zero", Bullish),
+            ("$AAPL 📉📉", Bearish),
+            ("$AAPL", Neutral),
+            ("AAPL TSLA", Neutral),
+        ] {
+            assert_eq!(label(text), want, "{text:?} → {:?}", fin().prepare(text, &["AAPL", "TSLA"]));
+        }
+    }
+
+    #[test]
+    fn cashtags_tickers_urls_and_entities_are_not_words() {
+        let f = fin();
+        assert_eq!(f.prepare("$AAPL, $BTC.X! see https://x.co/a @bob don&#39;t $5k", &["AAPL"]), ", ! see don't 5k");
+        // $LOVE is a ticker here, not love.
+        assert_eq!(f.score("$LOVE", &["LOVE"]).score, 0.0);
+        assert_eq!(f.score("LOVE", &["LOVE"]).score, 0.0);
+    }
+
+    #[test]
+    fn entities_decode() {
+        assert_eq!(html_unescape("a &amp; b &#39;c&#39; &#x1F680; &bogus; &"), "a & b 'c' 🚀 &bogus; &");
+    }
+
+    #[test]
+    fn runs_collapse() {
+        assert_eq!(collapse_runs("mooooon", 2), "moon");
+        assert_eq!(collapse_runs("gooooo", 1), "go");
+        assert!(has_run("aaa", 3) && !has_run("aab", 3));
+    }
+}
