@@ -242,6 +242,7 @@ pub struct Settings {
     pub streams: StreamSettings,
     pub watchlist: WatchlistSettings,
     pub manager: ManagerSettings,
+    pub sinks: SinkSettings,
 }
 
 impl Default for Settings {
@@ -258,6 +259,7 @@ impl Default for Settings {
             streams: Default::default(),
             watchlist: Default::default(),
             manager: Default::default(),
+            sinks: Default::default(),
         }
     }
 }
@@ -455,6 +457,44 @@ impl Default for ManagerSettings {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinkSettings {
+    /// A batch is written when it has this many records ...
+    pub batch_size: u64,
+    /// ... or when its oldest record is this old.
+    pub batch_age_ms: u64,
+    /// How long a failing write is retried before its batch goes to the spool.
+    pub retry_budget_secs: u64,
+    /// Where batches wait while their sink is unreachable (one subdirectory per sink).
+    pub spool_dir: String,
+    /// Most bytes each sink's spool may hold; when full, intake slows.
+    pub spool_max_mb: u64,
+    pub spool_segment_mb: u64,
+    /// Records buffered in memory per sink before intake waits.
+    pub queue_capacity: u64,
+    /// Kinesis stream for posts.
+    pub kinesis_posts_stream: String,
+    /// Kinesis stream for trades, quotes and bars.
+    pub kinesis_market_stream: String,
+}
+
+impl Default for SinkSettings {
+    fn default() -> Self {
+        SinkSettings {
+            batch_size: 500,
+            batch_age_ms: 1_000,
+            retry_budget_secs: 10,
+            spool_dir: "spool".into(),
+            spool_max_mb: 1_024,
+            spool_segment_mb: 8,
+            queue_capacity: 20_000,
+            kinesis_posts_stream: "cashtag-posts".into(),
+            kinesis_market_stream: "cashtag-market".into(),
+        }
+    }
+}
+
 impl Schema for Settings {
     const OPEN_TABLES: &'static [&'static str] = &["flags"];
 
@@ -488,6 +528,18 @@ impl Schema for Settings {
         }
         if self.manager.evaluate_every_ms == 0 || self.manager.evaluate_every_ms > 10_000 {
             return Err(ConfigError::new("manager.evaluate_every_ms", "must be between 1 and 10000"));
+        }
+        if self.sinks.batch_size == 0 || self.sinks.batch_size > 500 {
+            return Err(ConfigError::new("sinks.batch_size", "must be between 1 and 500 (the PutRecords limit)"));
+        }
+        if self.sinks.spool_dir.is_empty() {
+            return Err(ConfigError::new("sinks.spool_dir", "must not be empty"));
+        }
+        if self.sinks.spool_segment_mb == 0 || self.sinks.spool_segment_mb > self.sinks.spool_max_mb {
+            return Err(ConfigError::new("sinks.spool_segment_mb", "must be positive and at most sinks.spool_max_mb"));
+        }
+        if self.sinks.queue_capacity == 0 {
+            return Err(ConfigError::new("sinks.queue_capacity", "must be positive"));
         }
         if !self.watchlist.file.is_empty() && !Path::new(&self.watchlist.file).is_file() {
             return Err(ConfigError::new("watchlist.file", format!("{} is not a file", self.watchlist.file)));

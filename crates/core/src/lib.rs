@@ -5,6 +5,7 @@
 //! [`Clock`] that is the only source of "now" in the suite.
 
 pub mod clock;
+pub mod collections;
 pub mod config;
 pub mod event;
 pub mod prediction;

@@ -8,9 +8,7 @@ use cashtag_core::{Clock, SimSpec};
 use chrono::{DateTime, TimeDelta, Utc};
 
 fn probe() -> std::path::PathBuf {
-    // target/<profile>/deps/<this test> → target/<profile>/examples/clock_probe
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("examples/clock_probe")
+    cashtag_testkit::example_bin("cashtag-core", "clock_probe")
 }
 
 #[test]

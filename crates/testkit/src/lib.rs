@@ -290,3 +290,22 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The path of an example binary of the workspace, for tests that run it as a separate
+/// process. `cargo test` builds examples, but a filtered run (`--test x`) does not and
+/// would find a stale one, so it is (re)built here — a no-op when it is up to date.
+pub fn example_bin(package: &str, name: &str) -> PathBuf {
+    // target/<profile>/deps/<test binary> → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe.parent().and_then(Path::parent).expect("target dir").join("examples").join(name);
+    {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--example", name, "-p", package])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build --example");
+        assert!(status.success(), "building example {name} of {package} failed");
+    }
+    path
+}

@@ -1,0 +1,30 @@
+//! MongoDB collection names: the data contract between writers and readers.
+
+/// Posts, `_id` = `source:id`.
+pub const POSTS: &str = "posts";
+/// Trades, `_id` = `provider:ticker:ts:seq`.
+pub const TRADES: &str = "trades";
+/// Quotes, `_id` = `provider:ticker:ts:seq`.
+pub const QUOTES: &str = "quotes";
+/// One-minute bars from providers or built from trades.
+pub const BARS: &str = "bars";
+/// Events kept by cashtag-log.
+pub const EVENTS: &str = "events";
+/// Per-minute count samples kept by cashtag-log.
+pub const COUNTS: &str = "counts";
+/// Per-ticker one-minute sentiment roll-ups (cashtag-analysis aggregate).
+pub const SENTIMENT_1M: &str = "sentiment_1m";
+/// Per-ticker one-minute price roll-ups (cashtag-analysis aggregate).
+pub const PRICE_1M: &str = "price_1m";
+/// Model predictions and their outcomes.
+pub const PREDICTIONS: &str = "predictions";
+
+/// The collection a record is stored in.
+pub fn for_record(r: &crate::Record) -> &'static str {
+    match r {
+        crate::Record::Post(_) => POSTS,
+        crate::Record::Trade(_) => TRADES,
+        crate::Record::Quote(_) => QUOTES,
+        crate::Record::Bar(_) => BARS,
+    }
+}

@@ -1,0 +1,171 @@
+//! The MongoDB writer: `insert_many` unordered, one collection per record type, the
+//! record's natural key as `_id`, so a retried batch can never create a duplicate —
+//! duplicate-key errors (code 11000) count as already written.
+
+use std::time::Duration;
+
+use bson::RawDocumentBuf;
+use cashtag_core::{Record, collections};
+use mongodb::error::{ErrorKind, InsertManyError};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Database, IndexModel};
+
+use crate::sink::{Rejected, Sink, WriteFailure, WriteReport};
+
+const DUPLICATE_KEY: i32 = 11000;
+
+/// Connects to MongoDB with timeouts short enough to notice an outage quickly.
+pub async fn connect(uri: &str, app: &str) -> Result<Client, mongodb::error::Error> {
+    let mut opts = ClientOptions::parse(uri).await?;
+    opts.app_name = Some(app.to_string());
+    opts.server_selection_timeout = Some(Duration::from_secs(3));
+    opts.connect_timeout = Some(Duration::from_secs(3));
+    Client::with_options(opts)
+}
+
+/// The BSON document of a record: the record's fields (dates as BSON dates) with `_id` =
+/// its natural key.
+pub fn document(record: &Record) -> Result<RawDocumentBuf, String> {
+    let mut doc = RawDocumentBuf::new();
+    doc.append("_id", record.key());
+    let body = match record {
+        Record::Post(p) => bson::to_raw_document_buf(p),
+        Record::Trade(t) => bson::to_raw_document_buf(t),
+        Record::Quote(q) => bson::to_raw_document_buf(q),
+        Record::Bar(b) => bson::to_raw_document_buf(b),
+    }
+    .map_err(|e| e.to_string())?;
+    for element in body.iter() {
+        let (k, v) = element.map_err(|e| e.to_string())?;
+        doc.append(k, v.to_raw_bson());
+    }
+    Ok(doc)
+}
+
+/// The indexes readers rely on, by collection.
+fn indexes() -> Vec<(&'static str, bson::Document)> {
+    use bson::doc;
+    vec![
+        (collections::POSTS, doc! {"tickers": 1, "created_at": 1}),
+        (collections::POSTS, doc! {"created_at": 1}),
+        (collections::TRADES, doc! {"ticker": 1, "ts": 1}),
+        (collections::QUOTES, doc! {"ticker": 1, "ts": 1}),
+        (collections::BARS, doc! {"ticker": 1, "start": 1}),
+    ]
+}
+
+/// Writes records into a database.
+pub struct MongoSink {
+    db: Database,
+    indexes_ready: bool,
+}
+
+impl MongoSink {
+    pub fn new(client: &Client, database: &str) -> Self {
+        MongoSink { db: client.database(database), indexes_ready: false }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Creates the indexes (idempotent).
+    pub async fn ensure_indexes(&mut self) -> Result<(), mongodb::error::Error> {
+        for (coll, keys) in indexes() {
+            let model = IndexModel::builder().keys(keys).options(IndexOptions::builder().build()).build();
+            self.db.collection::<bson::Document>(coll).create_index(model).await?;
+        }
+        self.indexes_ready = true;
+        Ok(())
+    }
+}
+
+/// Splits a failed `insert_many` into duplicates, rejected documents and a retryable rest.
+fn classify(e: &InsertManyError, group: &[Record]) -> (usize, Vec<Rejected>, Vec<usize>) {
+    let mut dup = 0;
+    let mut rejected = Vec::new();
+    let mut failed_idx = Vec::new();
+    for we in e.write_errors.iter().flatten() {
+        if we.code == DUPLICATE_KEY {
+            dup += 1;
+        } else if let Some(r) = group.get(we.index) {
+            // A document the server refuses (too large, invalid) will never be accepted.
+            rejected.push(Rejected { key: r.key(), reason: format!("MongoDB error {}: {}", we.code, we.message) });
+        }
+        failed_idx.push(we.index);
+    }
+    (dup, rejected, failed_idx)
+}
+
+impl Sink for MongoSink {
+    fn name(&self) -> &'static str {
+        "mongo"
+    }
+
+    async fn write(&mut self, batch: Vec<Record>) -> Result<WriteReport, WriteFailure> {
+        if !self.indexes_ready {
+            if let Err(e) = self.ensure_indexes().await {
+                return Err(WriteFailure { remaining: batch, done: WriteReport::default(), reason: format!("creating indexes: {e}") });
+            }
+        }
+        let mut report = WriteReport::default();
+        // Group by collection, keeping order within each.
+        let mut groups: Vec<(&'static str, Vec<Record>)> = Vec::new();
+        for r in batch {
+            let c = collections::for_record(&r);
+            match groups.iter_mut().find(|(n, _)| *n == c) {
+                Some((_, v)) => v.push(r),
+                None => groups.push((c, vec![r])),
+            }
+        }
+        let mut remaining: Vec<Record> = Vec::new();
+        let mut reason = String::new();
+        let mut groups = groups.into_iter();
+        for (coll, group) in groups.by_ref() {
+            let mut docs = Vec::with_capacity(group.len());
+            let mut ok_records = Vec::with_capacity(group.len());
+            for r in group {
+                match document(&r) {
+                    Ok(d) if d.as_bytes().len() <= 16 * 1024 * 1024 => {
+                        docs.push(d);
+                        ok_records.push(r);
+                    }
+                    Ok(d) => report.rejected.push(Rejected {
+                        key: r.key(),
+                        reason: format!("document of {} bytes exceeds MongoDB's 16 MiB", d.as_bytes().len()),
+                    }),
+                    Err(e) => report.rejected.push(Rejected { key: r.key(), reason: format!("does not encode as BSON: {e}") }),
+                }
+            }
+            if docs.is_empty() {
+                continue;
+            }
+            let n = docs.len();
+            match self.db.collection::<RawDocumentBuf>(coll).insert_many(docs).ordered(false).await {
+                Ok(_) => report.written += n,
+                Err(e) => match *e.kind {
+                    ErrorKind::InsertMany(ref ime) if ime.write_concern_error.is_none() && ime.write_errors.is_some() => {
+                        let (dup, rejected, failed) = classify(ime, &ok_records);
+                        report.duplicates += dup;
+                        report.written += n - failed.len();
+                        report.rejected.extend(rejected);
+                    }
+                    _ => {
+                        // Network, timeout, write concern: retry all of it (duplicates are harmless).
+                        reason = format!("{coll}: {e}");
+                        remaining.extend(ok_records);
+                        break;
+                    }
+                },
+            }
+        }
+        for (_, group) in groups {
+            remaining.extend(group);
+        }
+        if remaining.is_empty() {
+            Ok(report)
+        } else {
+            Err(WriteFailure { remaining, done: report, reason })
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Helpers shared by the sink tests: records, a bus, Kinesis stream setup and reading.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cashtag_bus::{Bus, Identity};
+use cashtag_core::{Author, Clock, Event, Post, Quote, Record, Ticker, Trade};
+use cashtag_sinks::{SinkMetrics, WorkerConfig};
+use cashtag_testkit::{redis_url, unique};
+
+pub const TICKERS: [&str; 30] = [
+    "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "BRK.B", "AVGO", "JPM", "LLY", "V", "MA", "XOM", "UNH",
+    "COST", "WMT", "HD", "PG", "JNJ", "NFLX", "BAC", "ORCL", "KO", "AMD", "CRM", "PLTR", "DIS", "BA", "INTC",
+];
+
+/// Record number `i`: a mix of trades, quotes and posts over 30 tickers.
+pub fn record(i: u64) -> Record {
+    let ticker = Ticker::parse(TICKERS[((i + i / 10) % 30) as usize]).unwrap();
+    let ts = chrono::DateTime::from_timestamp(1_790_000_000 + (i / 30) as i64, 0).unwrap();
+    match i % 10 {
+        0 => Record::Post(Post {
+            source: "sim".into(),
+            id: format!("p{i}"),
+            created_at: ts,
+            received_at: ts,
+            text: format!("${ticker} to the moon #{i}"),
+            lang: Some("en".into()),
+            author: Author { id: format!("a{}", i % 97), name: "someone".into(), followers: Some(i % 1000) },
+            engagement: None,
+            tickers: vec![ticker],
+            is_repost: false,
+            author_label: None,
+            sentiment: None,
+        }),
+        1..=3 => Record::Quote(Quote {
+            provider: "sim".into(),
+            ticker,
+            ts,
+            received_at: ts,
+            bid_price: Some(100.0),
+            bid_size: Some(1.0),
+            ask_price: Some(100.1),
+            ask_size: Some(2.0),
+            last_price: None,
+            volume: None,
+            seq: i,
+        }),
+        _ => Record::Trade(Trade {
+            provider: "sim".into(),
+            ticker,
+            ts,
+            received_at: ts,
+            price: 100.0 + (i % 100) as f64 / 100.0,
+            size: 10.0,
+            exchange: Some("V".into()),
+            trade_id: Some(i.to_string()),
+            conditions: vec![],
+            seq: i,
+        }),
+    }
+}
+
+pub fn bus(prefix: &str, service: &str) -> Bus {
+    Bus::open(&redis_url(), prefix, Identity { service: service.into(), instance: unique("i") }, Clock::System, 1_000_000).unwrap()
+}
+
+pub fn metrics() -> SinkMetrics {
+    SinkMetrics::register(&cashtag_telemetry::Telemetry::new("test"))
+}
+
+pub fn spool_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(unique(&format!("spool-{name}")))
+}
+
+pub fn fast_config() -> WorkerConfig {
+    WorkerConfig {
+        batch_size: 500,
+        batch_age: Duration::from_millis(200),
+        retry_budget: Duration::from_secs(2),
+        probe_every: Duration::from_millis(500),
+        queue_capacity: 5_000,
+    }
+}
+
+pub async fn kinesis() -> aws_sdk_kinesis::Client {
+    cashtag_sinks::kinesis::client("us-east-1", &cashtag_testkit::aws_endpoint()).await
+}
+
+/// Creates a stream with `shards` shards and waits until it is active.
+pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
+    client.create_stream().stream_name(name).shard_count(shards).send().await.unwrap();
+    for _ in 0..100 {
+        let d = client.describe_stream_summary().stream_name(name).send().await.unwrap();
+        if d.stream_description_summary().unwrap().stream_status().as_str() == "ACTIVE" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("stream {name} did not become active");
+}
+
+/// Every record in every shard of a stream: key → count, and records per shard.
+pub async fn read_stream(client: &aws_sdk_kinesis::Client, name: &str) -> (HashMap<String, usize>, Vec<usize>) {
+    let shards = client.list_shards().stream_name(name).send().await.unwrap();
+    let mut keys: HashMap<String, usize> = HashMap::new();
+    let mut per_shard = Vec::new();
+    for shard in shards.shards() {
+        let mut it = client
+            .get_shard_iterator()
+            .stream_name(name)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator()
+            .unwrap()
+            .to_string();
+        let mut n = 0;
+        loop {
+            let out = client.get_records().shard_iterator(&it).limit(10_000).send().await.unwrap();
+            for r in out.records() {
+                let rec: Record = serde_json::from_slice(r.data().as_ref()).unwrap();
+                *keys.entry(rec.key()).or_default() += 1;
+                n += 1;
+            }
+            if out.records().is_empty() {
+                break;
+            }
+            match out.next_shard_iterator() {
+                Some(next) => it = next.to_string(),
+                None => break,
+            }
+        }
+        per_shard.push(n);
+    }
+    (keys, per_shard)
+}
+
+/// Total documents in the record collections of a database.
+pub async fn mongo_count(db: &mongodb::Database) -> u64 {
+    let mut total = 0;
+    for c in ["posts", "trades", "quotes", "bars"] {
+        total += db.collection::<bson::Document>(c).count_documents(bson::doc! {}).await.unwrap();
+    }
+    total
+}
+
+/// Every event on the prefix's events stream so far.
+pub async fn events(prefix: &str) -> Vec<Event> {
+    let b = bus(prefix, "reader");
+    let mut c = b.consumer(&b.keys().events_stream(), "t", "t").unwrap().with_block(Duration::from_millis(50));
+    let mut out = Vec::new();
+    loop {
+        let batch = c.read::<Event>().await.unwrap();
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch.into_iter().filter_map(|e| e.value.ok()));
+    }
+}
