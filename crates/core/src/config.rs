@@ -243,6 +243,7 @@ pub struct Settings {
     pub watchlist: WatchlistSettings,
     pub manager: ManagerSettings,
     pub sinks: SinkSettings,
+    pub log: LogSettings,
 }
 
 impl Default for Settings {
@@ -260,6 +261,7 @@ impl Default for Settings {
             watchlist: Default::default(),
             manager: Default::default(),
             sinks: Default::default(),
+            log: Default::default(),
         }
     }
 }
@@ -495,6 +497,41 @@ impl Default for SinkSettings {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// Events and counts older than this are deleted from MongoDB (TTL index).
+    pub retention_days: u64,
+    /// Directory of the daily JSON-lines files; empty = no files.
+    pub files_dir: String,
+    /// Daily files kept.
+    pub files_keep_days: u64,
+    /// During market hours, a source with no records for this long raises one warning.
+    pub stale_after_minutes: u64,
+    /// More than this many errors from one service ...
+    pub burst_errors: u64,
+    /// ... within this window raise one alert.
+    pub burst_window_secs: u64,
+    /// Alerts are POSTed here as JSON; empty = no webhook. May hold a token: never printed.
+    pub webhook_url: Secret,
+    pub webhook_timeout_ms: u64,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            retention_days: 30,
+            files_dir: "logs".into(),
+            files_keep_days: 14,
+            stale_after_minutes: 5,
+            burst_errors: 20,
+            burst_window_secs: 60,
+            webhook_url: Secret::default(),
+            webhook_timeout_ms: 3_000,
+        }
+    }
+}
+
 impl Schema for Settings {
     const OPEN_TABLES: &'static [&'static str] = &["flags"];
 
@@ -540,6 +577,19 @@ impl Schema for Settings {
         }
         if self.sinks.queue_capacity == 0 {
             return Err(ConfigError::new("sinks.queue_capacity", "must be positive"));
+        }
+        if self.log.retention_days == 0 {
+            return Err(ConfigError::new("log.retention_days", "must be at least 1"));
+        }
+        if self.log.stale_after_minutes == 0 {
+            return Err(ConfigError::new("log.stale_after_minutes", "must be at least 1"));
+        }
+        if self.log.burst_window_secs == 0 {
+            return Err(ConfigError::new("log.burst_window_secs", "must be at least 1"));
+        }
+        let hook = self.log.webhook_url.expose();
+        if !hook.is_empty() && !(hook.starts_with("http://") || hook.starts_with("https://")) {
+            return Err(ConfigError::new("log.webhook_url", "must be an http:// or https:// URL"));
         }
         if !self.watchlist.file.is_empty() && !Path::new(&self.watchlist.file).is_file() {
             return Err(ConfigError::new("watchlist.file", format!("{} is not a file", self.watchlist.file)));

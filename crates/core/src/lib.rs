@@ -4,6 +4,7 @@
 //! samples, predictions), the suite-wide configuration schema and loader, and the
 //! [`Clock`] that is the only source of "now" in the suite.
 
+pub mod bsondoc;
 pub mod clock;
 pub mod collections;
 pub mod config;

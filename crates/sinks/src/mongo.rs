@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bson::RawDocumentBuf;
+use cashtag_core::bsondoc::with_id;
 use cashtag_core::{Record, collections};
 use mongodb::error::{ErrorKind, InsertManyError};
 use mongodb::options::{ClientOptions, IndexOptions};
@@ -26,20 +27,13 @@ pub async fn connect(uri: &str, app: &str) -> Result<Client, mongodb::error::Err
 /// The BSON document of a record: the record's fields (dates as BSON dates) with `_id` =
 /// its natural key.
 pub fn document(record: &Record) -> Result<RawDocumentBuf, String> {
-    let mut doc = RawDocumentBuf::new();
-    doc.append("_id", record.key());
-    let body = match record {
-        Record::Post(p) => bson::to_raw_document_buf(p),
-        Record::Trade(t) => bson::to_raw_document_buf(t),
-        Record::Quote(q) => bson::to_raw_document_buf(q),
-        Record::Bar(b) => bson::to_raw_document_buf(b),
+    let key = record.key();
+    match record {
+        Record::Post(p) => with_id(&key, p),
+        Record::Trade(t) => with_id(&key, t),
+        Record::Quote(q) => with_id(&key, q),
+        Record::Bar(b) => with_id(&key, b),
     }
-    .map_err(|e| e.to_string())?;
-    for element in body.iter() {
-        let (k, v) = element.map_err(|e| e.to_string())?;
-        doc.append(k, v.to_raw_bson());
-    }
-    Ok(doc)
 }
 
 /// The indexes readers rely on, by collection.

@@ -1,0 +1,209 @@
+//! The ingest against real Redis and MongoDB: stale-feed detection on a simulated clock,
+//! error bursts and the webhook (also a webhook that hangs).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
+use cashtag_core::{Clock, CountKind, CountSample, EventKind};
+use cashtag_eventlog::{Ingest, IngestConfig, LogStore, StoredEvent, Webhook};
+use cashtag_testkit::{mongo_uri, redis_url, unique};
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio_util::sync::CancellationToken;
+
+fn bus(prefix: &str, service: &str, clock: Clock) -> Bus {
+    Bus::open(&redis_url(), prefix, Identity { service: service.into(), instance: "i1".into() }, clock, 1_000_000).unwrap()
+}
+
+async fn store(db: &str) -> LogStore {
+    let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
+    LogStore::new(&client, db)
+}
+
+fn config(check_every_ms: u64) -> IngestConfig {
+    IngestConfig {
+        consumer: "cashtag-log".into(),
+        stale_after: TimeDelta::minutes(5),
+        burst_errors: 10,
+        burst_window: TimeDelta::seconds(60),
+        check_every: Duration::from_millis(check_every_ms),
+        print: false,
+    }
+}
+
+async fn stored(db: &str, code: &str) -> Vec<StoredEvent> {
+    let s = store(db).await;
+    let since = DateTime::<Utc>::UNIX_EPOCH;
+    s.events_since(since, None, None, 1_000_000).await.unwrap().into_iter().filter(|e| e.event.code == code).collect()
+}
+
+async fn eventually_count(db: &str, code: &str, n: usize, timeout: Duration) -> Vec<StoredEvent> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = stored(db, code).await;
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn minute(base: DateTime<Utc>, m: i64) -> DateTime<Utc> {
+    base + TimeDelta::minutes(m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_feed_warns_once_in_market_hours_and_recovers_once() {
+    let prefix = unique("t-log-stale");
+    let db = unique("logstale");
+    let base: DateTime<Utc> = "2026-11-24T14:20:00Z".parse().unwrap();
+    let clock = Clock::manual(base);
+    let log_bus = bus(&prefix, "log", clock.clone());
+    let stop = CancellationToken::new();
+    let ingest = Ingest::new(log_bus.clone(), store(&db).await, None, None, config(20));
+    let task = tokio::spawn(ingest.run(stop.clone()));
+
+    let stocks = bus(&prefix, "stocks", clock.clone());
+    let counts = stocks.counts_writer(100_000).unwrap();
+    let sample = |m: i64, count: u64| CountSample {
+        minute: minute(base, m),
+        service: "stocks".into(),
+        instance: "i1".into(),
+        source: "sim".into(),
+        ticker: None,
+        kind: CountKind::Trades,
+        count,
+    };
+    let step = |m: i64| {
+        clock.set(minute(base, m));
+    };
+    // 14:20–14:29, market closed: silence is not stale.
+    for m in 0..10 {
+        counts.push(sample(m, 0));
+        step(m + 1);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    // 14:30: the market opens.
+    stocks.publish_control(&ControlState { cmd: ControlCommand::Start, reason: "regular open".into(), at: minute(base, 10) }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for m in 10..21 {
+        counts.push(sample(m, 0));
+        step(m + 1);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    // 14:41: records again.
+    counts.push(sample(21, 7));
+    step(22);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // 16:00: closed, and silent for half an hour.
+    stocks.publish_control(&ControlState { cmd: ControlCommand::Stop, reason: "regular close".into(), at: minute(base, 100) }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for m in 100..130 {
+        counts.push(sample(m, 0));
+        step(m + 1);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert!(counts.flush(Duration::from_secs(5)).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let stale = eventually_count(&db, "feed.stale", 1, Duration::from_secs(5)).await;
+    assert_eq!(stale.len(), 1, "one warning: {stale:?}");
+    assert_eq!(stale[0].event.kind, EventKind::Warning);
+    assert_eq!(stale[0].event.fields["silent_since"], "2026-11-24T14:30:00.000Z", "counted from the open");
+    let recovered = eventually_count(&db, "feed.recovered", 1, Duration::from_secs(5)).await;
+    assert_eq!(recovered.len(), 1, "one recovery: {recovered:?}");
+    stop.cancel();
+    let stats = task.await.unwrap();
+    assert!(stats.counts.load(std::sync::atomic::Ordering::Relaxed) >= 52);
+}
+
+/// A webhook endpoint that records the alerts it receives.
+async fn webhook_server() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_burst_gives_one_alert_and_reaches_the_webhook() {
+    let prefix = unique("t-log-burst");
+    let db = unique("logburst");
+    let (url, received) = webhook_server().await;
+    let log_bus = bus(&prefix, "log", Clock::System);
+    let stop = CancellationToken::new();
+    let hook = Webhook::spawn(url, Duration::from_secs(2));
+    let task = tokio::spawn(Ingest::new(log_bus, store(&db).await, None, Some(hook), config(200)).run(stop.clone()));
+
+    let stocks = bus(&prefix, "stocks", Clock::System);
+    for i in 0..25 {
+        stocks.emit(stocks.event(EventKind::Error, "source.error", format!("provider said no ({i})")));
+    }
+    stocks.emit(stocks.event(EventKind::Error, "x", "one error from another service").with("n", 1));
+    assert!(stocks.events().flush(Duration::from_secs(5)).await);
+    let alerts = eventually_count(&db, "alert.error_burst", 1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alerts_after = stored(&db, "alert.error_burst").await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts_after.len(), 1, "one alert for the whole burst");
+    assert_eq!(alerts[0].event.fields["service"], "stocks");
+    assert!(alerts[0].event.message.contains("11 errors from stocks"), "{}", alerts[0].event.message);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.lock().unwrap().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["code"], "alert.error_burst");
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_webhook_does_not_stall_storage() {
+    // An endpoint that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let _keep = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in listener.incoming() {
+            conns.push(c);
+        }
+    });
+    let prefix = unique("t-log-hang");
+    let db = unique("loghang");
+    let stop = CancellationToken::new();
+    let hook = Webhook::spawn(url, Duration::from_secs(30));
+    let mut cfg = config(200);
+    cfg.burst_window = TimeDelta::milliseconds(1);
+    cfg.burst_errors = 0;
+    let task = tokio::spawn(Ingest::new(bus(&prefix, "log", Clock::System), store(&db).await, None, Some(hook), cfg).run(stop.clone()));
+    let stocks = bus(&prefix, "stocks", Clock::System);
+    // Every error is an alert for the hanging webhook; storage must keep up anyway.
+    let t0 = Instant::now();
+    for i in 0..300 {
+        stocks.emit(stocks.event(EventKind::Error, "source.error", format!("e{i}")));
+        if i % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert!(stocks.events().flush(Duration::from_secs(5)).await);
+    let errors = eventually_count(&db, "source.error", 300, Duration::from_secs(20)).await;
+    assert_eq!(errors.len(), 300, "all stored");
+    assert!(t0.elapsed() < Duration::from_secs(20), "storage was not stalled by the webhook");
+    stop.cancel();
+    task.await.unwrap();
+}
