@@ -90,10 +90,13 @@ impl Clock {
         Clock::Manual(Arc::new(ManualClock { now: watch::Sender::new(start) }))
     }
 
-    /// The current instant.
+    /// The current instant, in whole milliseconds (the precision of every stored timestamp).
     pub fn now(&self) -> DateTime<Utc> {
         match self {
-            Clock::System => Utc::now(),
+            Clock::System => {
+                let t = Utc::now();
+                DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+            }
             Clock::Simulated(spec) => spec.sim_at(Utc::now()),
             Clock::Manual(m) => *m.now.borrow(),
         }

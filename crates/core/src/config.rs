@@ -244,6 +244,8 @@ pub struct Settings {
     pub manager: ManagerSettings,
     pub sinks: SinkSettings,
     pub log: LogSettings,
+    pub sim: SimSettings,
+    pub stocks: StocksSettings,
 }
 
 impl Default for Settings {
@@ -262,6 +264,8 @@ impl Default for Settings {
             manager: Default::default(),
             sinks: Default::default(),
             log: Default::default(),
+            sim: Default::default(),
+            stocks: Default::default(),
         }
     }
 }
@@ -532,6 +536,76 @@ impl Default for LogSettings {
     }
 }
 
+/// The simulated market and posts (shared by stocks and twitter, so they agree).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimSettings {
+    pub seed: u64,
+    /// Prices react this many minutes after posts express the news.
+    pub lead_minutes: i64,
+    /// Strength of the price reaction (0 = posts say nothing about prices).
+    pub strength: f64,
+    /// Noise on each simulated post's sentiment.
+    pub noise: f64,
+    pub trades_per_minute: f64,
+    pub posts_per_minute: f64,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings { seed: 42, lead_minutes: 5, strength: 0.5, noise: 0.5, trades_per_minute: 20.0, posts_per_minute: 0.5 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StocksSettings {
+    /// `sim`, `alpaca`, `iex`, `finnhub` or `replay`.
+    pub source: String,
+    /// Alpaca feed: `iex` (free) or `sip`.
+    pub alpaca_feed: String,
+    pub alpaca_ws_url: String,
+    pub alpaca_rest_url: String,
+    pub alpaca_key_id: Secret,
+    pub alpaca_secret_key: Secret,
+    /// Base URL of an IEX-Cloud-compatible API.
+    pub iex_url: String,
+    pub iex_token: Secret,
+    pub iex_poll_ms: u64,
+    pub finnhub_ws_url: String,
+    pub finnhub_token: Secret,
+    /// Directory of recorded raw payloads to replay (source `replay`).
+    pub replay_dir: String,
+    /// Replay speed factor; 0 = as fast as possible.
+    pub replay_speed: f64,
+    /// Write every raw payload here, rotated daily (also `--record DIR`); empty = off.
+    pub record_dir: String,
+    /// Build one-minute bars from trades.
+    pub bars_from_trades: bool,
+}
+
+impl Default for StocksSettings {
+    fn default() -> Self {
+        StocksSettings {
+            source: "sim".into(),
+            alpaca_feed: "iex".into(),
+            alpaca_ws_url: "wss://stream.data.alpaca.markets".into(),
+            alpaca_rest_url: "https://data.alpaca.markets".into(),
+            alpaca_key_id: Secret::default(),
+            alpaca_secret_key: Secret::default(),
+            iex_url: "https://cloud.iexapis.com".into(),
+            iex_token: Secret::default(),
+            iex_poll_ms: 5_000,
+            finnhub_ws_url: "wss://ws.finnhub.io".into(),
+            finnhub_token: Secret::default(),
+            replay_dir: String::new(),
+            replay_speed: 1.0,
+            record_dir: String::new(),
+            bars_from_trades: true,
+        }
+    }
+}
+
 impl Schema for Settings {
     const OPEN_TABLES: &'static [&'static str] = &["flags"];
 
@@ -590,6 +664,34 @@ impl Schema for Settings {
         let hook = self.log.webhook_url.expose();
         if !hook.is_empty() && !(hook.starts_with("http://") || hook.starts_with("https://")) {
             return Err(ConfigError::new("log.webhook_url", "must be an http:// or https:// URL"));
+        }
+        match self.stocks.source.as_str() {
+            "sim" | "iex" | "finnhub" => {}
+            "alpaca" => {
+                if !matches!(self.stocks.alpaca_feed.as_str(), "iex" | "sip" | "test") {
+                    return Err(ConfigError::new("stocks.alpaca_feed", "must be iex, sip or test"));
+                }
+                if self.stocks.alpaca_key_id.is_empty() || self.stocks.alpaca_secret_key.is_empty() {
+                    return Err(ConfigError::new("stocks.alpaca_key_id", "the alpaca source needs stocks.alpaca_key_id and stocks.alpaca_secret_key"));
+                }
+            }
+            "replay" => {
+                if !Path::new(&self.stocks.replay_dir).is_dir() {
+                    return Err(ConfigError::new("stocks.replay_dir", format!("{:?} is not a directory", self.stocks.replay_dir)));
+                }
+            }
+            other => {
+                return Err(ConfigError::new("stocks.source", format!("unknown source {other:?}; one of sim, alpaca, iex, finnhub, replay")));
+            }
+        }
+        if self.stocks.iex_poll_ms < 100 {
+            return Err(ConfigError::new("stocks.iex_poll_ms", "must be at least 100"));
+        }
+        if !(self.stocks.replay_speed >= 0.0) {
+            return Err(ConfigError::new("stocks.replay_speed", "must be 0 (as fast as possible) or positive"));
+        }
+        if self.sim.trades_per_minute < 0.0 || self.sim.posts_per_minute < 0.0 || self.sim.noise < 0.0 {
+            return Err(ConfigError::new("sim.trades_per_minute", "rates and noise must not be negative"));
         }
         if !self.watchlist.file.is_empty() && !Path::new(&self.watchlist.file).is_file() {
             return Err(ConfigError::new("watchlist.file", format!("{} is not a file", self.watchlist.file)));

@@ -48,3 +48,38 @@ pub fn worker_config(s: &cashtag_core::config::SinkSettings) -> WorkerConfig {
 pub fn open_spool(s: &cashtag_core::config::SinkSettings, sink: &str) -> Result<Spool, spool::SpoolError> {
     Spool::open(Path::new(&s.spool_dir).join(sink), s.spool_max_mb * 1024 * 1024, s.spool_segment_mb * 1024 * 1024)
 }
+
+/// The suite's fan-out from its settings: a MongoDB worker behind `mongo_write` and a
+/// Kinesis worker behind `kinesis_write`, each with its spool, flags live from the bus.
+pub async fn fanout_from_settings(
+    settings: &cashtag_core::Settings,
+    bus: &cashtag_bus::Bus,
+    telemetry: &cashtag_telemetry::Telemetry,
+) -> Result<FanOut, String> {
+    let s = &settings.sinks;
+    let metrics = SinkMetrics::register(telemetry);
+    let config = worker_config(s);
+    let service = bus.identity().service.clone();
+    let client = mongo::connect(settings.mongo.uri.expose(), &service).await.map_err(|e| format!("mongo.uri: {e}"))?;
+    let mongo = spawn_worker(
+        MongoSink::new(&client, &settings.mongo.database),
+        open_spool(s, "mongo").map_err(|e| format!("sinks.spool_dir: {e}"))?,
+        config.clone(),
+        bus.clone(),
+        metrics.clone(),
+    );
+    let kin = kinesis::client(&settings.aws.region, &settings.aws.endpoint).await;
+    let kinesis = spawn_worker(
+        KinesisSink::new(kin, &s.kinesis_posts_stream, &s.kinesis_market_stream),
+        open_spool(s, "kinesis").map_err(|e| format!("sinks.spool_dir: {e}"))?,
+        config,
+        bus.clone(),
+        metrics,
+    );
+    Ok(FanOut::new(
+        bus,
+        bus.watch_flags(),
+        settings.flags.clone(),
+        vec![("mongo_write".into(), mongo), ("kinesis_write".into(), kinesis)],
+    ))
+}

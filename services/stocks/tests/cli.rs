@@ -1,6 +1,12 @@
-//! The binary's command-line surface.
+//! cashtag-stocks as a process: the simulated market flows into MongoDB only while the
+//! manager says the market is open; SIGTERM exits cleanly.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
+use cashtag_core::Clock;
+use cashtag_testkit::{free_port, mongo_uri, redis_url, signal, unique};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cashtag-stocks");
 
@@ -12,8 +18,67 @@ fn help_works() {
 }
 
 #[test]
-fn run_says_not_built_yet_and_fails() {
-    let out = Command::new(BIN).arg("run").output().unwrap();
+fn an_unknown_source_is_a_clear_error() {
+    let out = Command::new(BIN).arg("run").env("CASHTAG_STOCKS_SOURCE", "bloomberg").output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stocks.source") && err.contains("bloomberg"), "{err}");
+}
+
+async fn trades(db: &mongodb::Database) -> u64 {
+    db.collection::<bson::Document>("trades").count_documents(bson::doc! {}).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_quotes_flow_only_while_the_market_is_open() {
+    let prefix = unique("t-stocks-cli");
+    let db_name = unique("stockscli");
+    let spool = std::env::temp_dir().join(unique("spool"));
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .env("CASHTAG_REDIS_URL", redis_url())
+        .env("CASHTAG_REDIS_PREFIX", &prefix)
+        .env("CASHTAG_MONGO_URI", mongo_uri())
+        .env("CASHTAG_MONGO_DATABASE", &db_name)
+        .env("CASHTAG_FLAGS_KINESIS_WRITE", "false")
+        .env("CASHTAG_SINKS_SPOOL_DIR", &spool)
+        .env("CASHTAG_SINKS_BATCH_AGE_MS", "200")
+        .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("CASHTAG_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
+    let db = client.database(&db_name);
+    let manager = Bus::open(&redis_url(), &prefix, Identity { service: "manager".into(), instance: "m".into() }, Clock::System, 1000).unwrap();
+    let publish = |cmd| {
+        let m = manager.clone();
+        async move { m.publish_control(&ControlState { cmd, reason: "test".into(), at: chrono::Utc::now() }).await.unwrap() }
+    };
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(trades(&db).await, 0, "nothing while the market is closed");
+    publish(ControlCommand::Start).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while trades(&db).await < 20 {
+        assert!(Instant::now() < deadline, "no sim trades arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    publish(ControlCommand::Stop).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let at_stop = trades(&db).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(trades(&db).await, at_stop, "nothing written while stopped");
+
+    signal(child.id(), libc::SIGTERM);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no exit within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(spool);
 }

@@ -1,0 +1,79 @@
+//! The simulated market: trades and quotes from [`cashtag_sim`], emitted when the clock
+//! reaches their timestamps (so a fast simulated clock plays a day in minutes).
+
+use std::sync::Arc;
+
+use cashtag_core::{Quote, Record, Ticker, Trade};
+use cashtag_sim::{Sim, minute_index};
+
+use crate::{SourceCtx, SourceError};
+
+pub struct SimMarket {
+    sim: Arc<Sim>,
+}
+
+impl SimMarket {
+    pub fn new(sim: Arc<Sim>) -> Self {
+        SimMarket { sim }
+    }
+
+    pub async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
+        let started = ctx.now();
+        let mut m = minute_index(started);
+        ctx.event(cashtag_core::EventKind::Activity, "source.connected", "sim: simulated market running");
+        loop {
+            let tickers: Vec<Ticker> = ctx.watchlist.borrow().tickers();
+            // All tickers' trades of this minute, in time order.
+            let mut trades: Vec<(Ticker, cashtag_sim::SimTrade)> = Vec::new();
+            for t in &tickers {
+                for tr in self.sim.trades(t.as_str(), m) {
+                    if tr.ts >= started {
+                        trades.push((t.clone(), tr));
+                    }
+                }
+            }
+            trades.sort_by(|a, b| a.1.ts.cmp(&b.1.ts).then(a.0.cmp(&b.0)));
+            for (ticker, tr) in trades {
+                tokio::select! {
+                    _ = ctx.clock().sleep_until(tr.ts) => {}
+                    _ = ctx.cancel.cancelled() => return Ok(()),
+                }
+                let now = ctx.now();
+                let seq = (m as u64) * 10_000 + tr.index as u64;
+                let trade = Record::Trade(Trade {
+                    provider: "sim".into(),
+                    ticker: ticker.clone(),
+                    ts: tr.ts,
+                    received_at: now,
+                    price: tr.price,
+                    size: tr.size,
+                    exchange: Some("SIM".into()),
+                    trade_id: Some(seq.to_string()),
+                    conditions: vec![],
+                    seq,
+                });
+                let quote = Record::Quote(Quote {
+                    provider: "sim".into(),
+                    ticker,
+                    ts: tr.ts,
+                    received_at: now,
+                    bid_price: Some(tr.bid),
+                    bid_size: Some(1.0),
+                    ask_price: Some(tr.ask),
+                    ask_size: Some(1.0),
+                    last_price: Some(tr.price),
+                    volume: None,
+                    seq,
+                });
+                if !ctx.emit(trade).await || !ctx.emit(quote).await {
+                    return Ok(());
+                }
+            }
+            m += 1;
+            tokio::select! {
+                _ = ctx.clock().sleep_until(cashtag_sim::minute_start(m)) => {}
+                _ = ctx.cancel.cancelled() => return Ok(()),
+            }
+        }
+    }
+}

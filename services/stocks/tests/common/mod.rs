@@ -1,0 +1,92 @@
+//! Test harness: an intake with a real bus (Redis) and a MongoDB sink, and a manager
+//! stand-in that publishes control states.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
+use cashtag_core::{Clock, CountKind, Event, Ticker, Watchlist};
+use cashtag_intake::{Intake, IntakeConfig, RunSource};
+use cashtag_sinks::{FanOut, MongoSink, SinkMetrics, Spool, WorkerConfig, spawn_worker};
+use cashtag_testkit::{mongo_uri, redis_url, unique};
+use tokio_util::sync::CancellationToken;
+
+pub fn bus(prefix: &str, service: &str) -> Bus {
+    Bus::open(&redis_url(), prefix, Identity { service: service.into(), instance: "i1".into() }, Clock::System, 1_000_000).unwrap()
+}
+
+pub struct Harness {
+    pub prefix: String,
+    pub db: mongodb::Database,
+    pub manager: Bus,
+    pub stop: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn start<S: RunSource>(source: S, tickers: &[&str], config: IntakeConfig) -> Harness {
+    let prefix = unique("t-stocks");
+    let db_name = unique("stocks");
+    let b = bus(&prefix, "stocks");
+    let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
+    let metrics = SinkMetrics::register(&cashtag_telemetry::Telemetry::new("stocks"));
+    let spool = Spool::open(std::env::temp_dir().join(unique("spool")), 1 << 30, 1 << 24).unwrap();
+    let cfg = WorkerConfig { batch_age: Duration::from_millis(100), ..Default::default() };
+    let worker = spawn_worker(MongoSink::new(&client, &db_name), spool, cfg, b.clone(), metrics);
+    let fan = Arc::new(FanOut::new(&b, b.watch_flags(), BTreeMap::from([("mongo_write".to_string(), true)]), vec![("mongo_write".into(), worker)]));
+    let watchlist = b.watch_watchlist(Watchlist::from_tickers(tickers.iter().map(|t| Ticker::parse(t).unwrap())));
+    let intake = Intake::new(b.clone(), fan, source, watchlist, b.counts_writer(100_000).unwrap(), config);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(intake.run(stop.clone()));
+    Harness { prefix: prefix.clone(), db: client.database(&db_name), manager: bus(&prefix, "manager"), stop, task }
+}
+
+pub fn fast_config() -> IntakeConfig {
+    IntakeConfig { primary_kind: CountKind::Trades, restart_pause: Duration::from_millis(200), auth_pause: Duration::from_secs(1), ..Default::default() }
+}
+
+impl Harness {
+    pub async fn control(&self, on: bool, minutes_ago: i64) {
+        let state = ControlState {
+            cmd: if on { ControlCommand::Start } else { ControlCommand::Stop },
+            reason: "test".into(),
+            at: chrono::Utc::now() - chrono::TimeDelta::minutes(minutes_ago),
+        };
+        self.manager.publish_control(&state).await.unwrap();
+    }
+
+    pub async fn count(&self, coll: &str, filter: bson::Document) -> u64 {
+        self.db.collection::<bson::Document>(coll).count_documents(filter).await.unwrap()
+    }
+
+    /// Waits until `coll` holds at least `n` documents matching `filter`.
+    pub async fn wait_count(&self, coll: &str, filter: bson::Document, n: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.count(coll, filter.clone()).await;
+            if c >= n || Instant::now() > deadline {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn events(&self) -> Vec<Event> {
+        let b = bus(&self.prefix, "reader");
+        let mut c = b.consumer(&b.keys().events_stream(), "t", "t").unwrap().with_block(Duration::from_millis(50));
+        let mut out = Vec::new();
+        loop {
+            let batch = c.read::<Event>().await.unwrap();
+            if batch.is_empty() {
+                return out;
+            }
+            out.extend(batch.into_iter().filter_map(|e| e.value.ok()));
+        }
+    }
+
+    pub async fn finish(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(15), self.task).await.expect("intake stops").unwrap();
+    }
+}
