@@ -246,6 +246,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub sim: SimSettings,
     pub stocks: StocksSettings,
+    pub twitter: TwitterSettings,
 }
 
 impl Default for Settings {
@@ -266,6 +267,7 @@ impl Default for Settings {
             log: Default::default(),
             sim: Default::default(),
             stocks: Default::default(),
+            twitter: Default::default(),
         }
     }
 }
@@ -606,6 +608,50 @@ impl Default for StocksSettings {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwitterSettings {
+    /// Sources run together: any of `sim`, `x`, `stocktwits`, `bluesky`, `replay`.
+    pub sources: Vec<String>,
+    /// Keep only posts in these languages (when the source says); empty = all.
+    pub languages: Vec<String>,
+    /// Keep reposts (retweets); by default they are skipped.
+    pub include_reposts: bool,
+    pub x_api_url: String,
+    pub x_bearer_token: Secret,
+    /// Longest filtered-stream rule (1,024 on the pay-per-use tier, 2,048 enterprise).
+    pub x_rule_max_len: u64,
+    pub x_max_rules: u64,
+    pub stocktwits_url: String,
+    /// StockTwits requests per hour, below its unauthenticated limit of about 200.
+    pub stocktwits_requests_per_hour: u64,
+    pub bluesky_jetstream_url: String,
+    pub replay_dir: String,
+    pub replay_speed: f64,
+    /// Record raw payloads here (also `run --record DIR`); empty = off.
+    pub record_dir: String,
+}
+
+impl Default for TwitterSettings {
+    fn default() -> Self {
+        TwitterSettings {
+            sources: vec!["sim".into()],
+            languages: vec!["en".into()],
+            include_reposts: false,
+            x_api_url: "https://api.x.com".into(),
+            x_bearer_token: Secret::default(),
+            x_rule_max_len: 1_024,
+            x_max_rules: 1_000,
+            stocktwits_url: "https://api.stocktwits.com".into(),
+            stocktwits_requests_per_hour: 180,
+            bluesky_jetstream_url: "wss://jetstream2.us-east.bsky.network".into(),
+            replay_dir: String::new(),
+            replay_speed: 1.0,
+            record_dir: String::new(),
+        }
+    }
+}
+
 impl Schema for Settings {
     const OPEN_TABLES: &'static [&'static str] = &["flags"];
 
@@ -683,6 +729,33 @@ impl Schema for Settings {
             other => {
                 return Err(ConfigError::new("stocks.source", format!("unknown source {other:?}; one of sim, alpaca, iex, finnhub, replay")));
             }
+        }
+        if self.twitter.sources.is_empty() {
+            return Err(ConfigError::new("twitter.sources", "name at least one source"));
+        }
+        for src in &self.twitter.sources {
+            match src.as_str() {
+                "sim" | "stocktwits" | "bluesky" => {}
+                "x" => {
+                    if self.twitter.x_bearer_token.is_empty() {
+                        return Err(ConfigError::new("twitter.x_bearer_token", "the x source needs a bearer token"));
+                    }
+                }
+                "replay" => {
+                    if !Path::new(&self.twitter.replay_dir).is_dir() {
+                        return Err(ConfigError::new("twitter.replay_dir", format!("{:?} is not a directory", self.twitter.replay_dir)));
+                    }
+                }
+                other => {
+                    return Err(ConfigError::new("twitter.sources", format!("unknown source {other:?}; any of sim, x, stocktwits, bluesky, replay")));
+                }
+            }
+        }
+        if !(64..=4096).contains(&self.twitter.x_rule_max_len) {
+            return Err(ConfigError::new("twitter.x_rule_max_len", "must be between 64 and 4096"));
+        }
+        if self.twitter.stocktwits_requests_per_hour == 0 {
+            return Err(ConfigError::new("twitter.stocktwits_requests_per_hour", "must be positive"));
         }
         if self.stocks.iex_poll_ms < 100 {
             return Err(ConfigError::new("stocks.iex_poll_ms", "must be at least 100"));

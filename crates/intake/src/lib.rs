@@ -11,6 +11,9 @@
 
 pub mod bars;
 pub mod counts;
+#[cfg(feature = "harness")]
+pub mod harness;
+pub mod posts;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,16 +33,26 @@ use crate::counts::CountBook;
 
 /// A source the intake can run.
 pub trait RunSource: Send + 'static {
-    fn name(&self) -> String;
+    /// The names records carry as their origin (one per provider run together).
+    fn names(&self) -> Vec<String>;
     fn run(&mut self, ctx: &SourceCtx) -> impl Future<Output = Result<(), SourceError>> + Send;
 }
 
 impl RunSource for cashtag_sources::market::MarketSource {
-    fn name(&self) -> String {
-        cashtag_sources::market::MarketSource::name(self).to_string()
+    fn names(&self) -> Vec<String> {
+        vec![cashtag_sources::market::MarketSource::name(self).to_string()]
     }
     async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
         cashtag_sources::market::MarketSource::run(self, ctx).await
+    }
+}
+
+impl RunSource for cashtag_sources::social::SocialSources {
+    fn names(&self) -> Vec<String> {
+        cashtag_sources::social::SocialSources::names(self)
+    }
+    async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
+        cashtag_sources::social::SocialSources::run(self, ctx).await
     }
 }
 
@@ -50,7 +63,7 @@ pub type Transform = Box<dyn FnMut(Record) -> Option<Record> + Send>;
 pub struct IntakeConfig {
     /// Build one-minute bars from trades.
     pub bars_from_trades: bool,
-    /// The count published every minute even when zero, per source name.
+    /// The kind whose total is published every minute, also when zero, per source.
     pub primary_kind: CountKind,
     pub restart_pause: Duration,
     pub auth_pause: Duration,
@@ -129,7 +142,8 @@ impl<S: RunSource> Intake<S> {
     /// Runs until `shutdown`; the source runs only while the control state is on.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut control = self.bus.watch_control();
-        let source_name = self.source.as_ref().expect("source").name();
+        let names = self.source.as_ref().expect("source").names();
+        let source_name = names.join("+");
         let instance = self.bus.identity().instance.clone();
         let mut book = CountBook::new(&self.bus.identity().service, &instance);
         let mut bars = BarBuilder::default();
@@ -190,7 +204,7 @@ impl<S: RunSource> Intake<S> {
                     _ = shutdown.cancelled(), if !stop.is_cancelled() => stop.cancel(),
                 }
                 let now = self.bus.clock().now();
-                self.close_minutes(now, &mut counted_through, &mut book, &mut bars, &source_name, false).await;
+                self.close_minutes(now, &mut counted_through, &mut book, &mut bars, &names, false).await;
             }
             // The source has stopped (its sender is dropped): the last bars and counts.
             if let Some(t) = task.take() {
@@ -203,7 +217,7 @@ impl<S: RunSource> Intake<S> {
                 }
             }
             let now = self.bus.clock().now();
-            self.close_minutes(now, &mut counted_through, &mut book, &mut bars, &source_name, true).await;
+            self.close_minutes(now, &mut counted_through, &mut book, &mut bars, &names, true).await;
             self.status.on.store(false, Ordering::SeqCst);
             self.bus.emit(
                 self.bus
@@ -247,7 +261,7 @@ impl<S: RunSource> Intake<S> {
         counted_through: &mut DateTime<Utc>,
         book: &mut CountBook,
         bars: &mut BarBuilder,
-        source: &str,
+        sources: &[String],
         all: bool,
     ) {
         for bar in bars.take_due(now, all) {
@@ -260,7 +274,7 @@ impl<S: RunSource> Intake<S> {
         if last - *counted_through > TimeDelta::hours(1) {
             *counted_through = last - TimeDelta::hours(1);
         }
-        let always = [(source.to_string(), self.config.primary_kind)];
+        let always: Vec<(String, CountKind)> = sources.iter().map(|s| (s.clone(), self.config.primary_kind)).collect();
         while *counted_through < last {
             *counted_through += TimeDelta::minutes(1);
             book.close_minute(*counted_through, &always, &self.counts_writer);

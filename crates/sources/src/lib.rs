@@ -9,9 +9,11 @@
 //! ([`market::from_settings`]), never a branch in a service.
 
 pub mod backoff;
+pub mod cashtag;
 pub mod market;
 pub mod recorder;
 pub mod replay;
+pub mod social;
 pub mod ws;
 
 use cashtag_bus::Bus;

@@ -18,8 +18,9 @@ pub struct Replay {
     speed: f64,
 }
 
-/// The records in one recorded payload, by provider and channel.
-pub fn parse_recorded(p: &RecordedPayload) -> Result<(Vec<Record>, Vec<String>), String> {
+/// The records in one recorded payload, by provider and channel. Posts are matched against
+/// the watchlist of the replay, as they were live.
+pub fn parse_recorded(p: &RecordedPayload, watched: &std::collections::HashSet<cashtag_core::Ticker>) -> Result<(Vec<Record>, Vec<String>), String> {
     match (p.provider.as_str(), p.channel.as_str()) {
         ("alpaca", "ws") => {
             let (msgs, errors) = crate::market::alpaca::parse_frame(&p.payload, p.at)?;
@@ -39,6 +40,14 @@ pub fn parse_recorded(p: &RecordedPayload) -> Result<(Vec<Record>, Vec<String>),
             (crate::market::finnhub::FinnhubMsg::Trades(r), errors) => Ok((r, errors)),
             _ => Ok((vec![], vec![])),
         },
+        ("x", "stream") => match crate::social::x::parse_line(&p.payload, p.at, watched)? {
+            crate::social::x::XLine::Post(Some(post)) => Ok((vec![Record::Post(post)], vec![])),
+            _ => Ok((vec![], vec![])),
+        },
+        ("stocktwits", "symbol") => {
+            crate::social::stocktwits::parse_symbol_stream(&p.payload, p.at, watched).map(|(posts, _)| (posts.into_iter().map(Record::Post).collect(), vec![]))
+        }
+        ("bluesky", "ws") => crate::social::bluesky::parse_message(&p.payload, p.at, watched).map(|(post, _)| (post.into_iter().map(Record::Post).collect(), vec![])),
         (provider, channel) => Err(format!("no parser for {provider}/{channel}")),
     }
 }
@@ -89,7 +98,7 @@ impl Replay {
                     }
                 }
                 prev = Some(p.at);
-                match parse_recorded(&p) {
+                match parse_recorded(&p, &crate::social::watched(ctx)) {
                     Ok((records, errors)) => {
                         for e in errors {
                             ctx.malformed(&p.provider, &e, &p.payload);

@@ -1,8 +1,6 @@
 //! The market sources against fake provider servers that speak the documented protocols,
 //! with the intake writing to a real MongoDB and the control state on a real Redis.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,7 +8,7 @@ use bson::doc;
 use cashtag_core::Secret;
 use cashtag_sources::market::alpaca::{Alpaca, AlpacaConfig};
 use cashtag_sources::market::MarketSource;
-use common::*;
+use cashtag_intake::harness::*;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;

@@ -1,7 +1,13 @@
-//! The binary's command-line surface: help, `score`, and `run` (not built yet).
+//! cashtag-twitter as a process: help, `score`, and scored sim posts flowing into MongoDB
+//! only while the market is open.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
+use cashtag_core::Clock;
+use cashtag_testkit::{free_port, mongo_uri, redis_url, signal, unique};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cashtag-twitter");
 
@@ -10,25 +16,11 @@ fn help_works() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Usage: cashtag-twitter") && text.contains("score"));
-}
-
-#[test]
-fn run_says_not_built_yet_and_fails() {
-    let out = Command::new(BIN).arg("run").output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    assert!(text.contains("Usage: cashtag-twitter") && text.contains("score") && text.contains("run"));
 }
 
 fn score(input: &str, args: &[&str]) -> (bool, Vec<serde_json::Value>, String) {
-    let mut child = Command::new(BIN)
-        .arg("score")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new(BIN).arg("score").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let rows = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -43,13 +35,10 @@ fn score_reads_lines_and_json_lines() {
     );
     assert!(ok);
     assert_eq!(rows.len(), 3);
-    assert_eq!(rows[0]["text"], "VADER is smart, handsome, and funny.");
     assert_eq!(rows[0]["vader"]["compound"], 0.8316);
     assert_eq!(rows[0]["vader"]["pos"], 0.746);
     assert_eq!(rows[1]["finance"]["label"], "bullish");
-    assert!(rows[1]["finance"]["score"].as_f64().unwrap() > 0.5);
-    // LOVE is a ticker on this line: only "dumping" counts.
-    assert_eq!(rows[2]["finance"]["label"], "bearish");
+    assert_eq!(rows[2]["finance"]["label"], "bearish", "LOVE is a ticker on this line: only \"dumping\" counts");
 }
 
 #[test]
@@ -59,4 +48,65 @@ fn bad_json_lines_are_reported_and_skipped() {
     assert_eq!(rows.len(), 1);
     assert!(err.contains("line 1") && err.contains("\"text\""), "{err}");
     assert!(err.contains("line 2") && err.contains("not valid JSON"), "{err}");
+}
+
+async fn posts(db: &mongodb::Database) -> u64 {
+    db.collection::<bson::Document>("posts").count_documents(bson::doc! {}).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scored_sim_posts_flow_only_while_the_market_is_open() {
+    let prefix = unique("t-twitter-cli");
+    let db_name = unique("twittercli");
+    let spool = std::env::temp_dir().join(unique("spool"));
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .env("CASHTAG_REDIS_URL", redis_url())
+        .env("CASHTAG_REDIS_PREFIX", &prefix)
+        .env("CASHTAG_MONGO_URI", mongo_uri())
+        .env("CASHTAG_MONGO_DATABASE", &db_name)
+        .env("CASHTAG_FLAGS_KINESIS_WRITE", "false")
+        .env("CASHTAG_SINKS_SPOOL_DIR", &spool)
+        .env("CASHTAG_SINKS_BATCH_AGE_MS", "200")
+        .env("CASHTAG_SIM_POSTS_PER_MINUTE", "10")
+        .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("CASHTAG_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
+    let db = client.database(&db_name);
+    let manager = Bus::open(&redis_url(), &prefix, Identity { service: "manager".into(), instance: "m".into() }, Clock::System, 1000).unwrap();
+    let publish = |cmd| {
+        let m = manager.clone();
+        async move { m.publish_control(&ControlState { cmd, reason: "test".into(), at: chrono::Utc::now() }).await.unwrap() }
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(posts(&db).await, 0, "nothing while the market is closed");
+    publish(ControlCommand::Start).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while posts(&db).await < 5 {
+        assert!(Instant::now() < deadline, "no sim posts arrived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let one = db.collection::<bson::Document>("posts").find_one(bson::doc! {}).await.unwrap().unwrap();
+    let sentiment = one.get_document("sentiment").expect("scored");
+    assert!(sentiment.get_document("vader").is_ok() && sentiment.get_document("finance").is_ok());
+    assert_eq!(sentiment.get_str("model_version").unwrap(), cashtag_sentiment::MODEL_VERSION);
+    publish(ControlCommand::Stop).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let at_stop = posts(&db).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(posts(&db).await, at_stop, "nothing written while stopped");
+    signal(child.id(), libc::SIGTERM);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no exit within 10 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(spool);
 }

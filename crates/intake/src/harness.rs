@@ -1,6 +1,6 @@
-//! Test harness: an intake with a real bus (Redis) and a MongoDB sink, and a manager
-//! stand-in that publishes control states.
-#![allow(dead_code)]
+//! Test harness (feature `harness`): an intake with a real bus (Redis) and a MongoDB
+//! sink, and a manager stand-in that publishes control states. Used by the stocks and
+//! twitter service tests.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
 use cashtag_core::{Clock, CountKind, Event, Ticker, Watchlist};
-use cashtag_intake::{Intake, IntakeConfig, RunSource};
+use crate::{Intake, IntakeConfig, RunSource, Transform};
 use cashtag_sinks::{FanOut, MongoSink, SinkMetrics, Spool, WorkerConfig, spawn_worker};
 use cashtag_testkit::{mongo_uri, redis_url, unique};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,11 @@ pub struct Harness {
 }
 
 pub async fn start<S: RunSource>(source: S, tickers: &[&str], config: IntakeConfig) -> Harness {
+    start_with(source, tickers, config, None).await
+}
+
+/// Like [`start`], with a transform on every record.
+pub async fn start_with<S: RunSource>(source: S, tickers: &[&str], config: IntakeConfig, transform: Option<Transform>) -> Harness {
     let prefix = unique("t-stocks");
     let db_name = unique("stocks");
     let b = bus(&prefix, "stocks");
@@ -36,7 +41,10 @@ pub async fn start<S: RunSource>(source: S, tickers: &[&str], config: IntakeConf
     let worker = spawn_worker(MongoSink::new(&client, &db_name), spool, cfg, b.clone(), metrics);
     let fan = Arc::new(FanOut::new(&b, b.watch_flags(), BTreeMap::from([("mongo_write".to_string(), true)]), vec![("mongo_write".into(), worker)]));
     let watchlist = b.watch_watchlist(Watchlist::from_tickers(tickers.iter().map(|t| Ticker::parse(t).unwrap())));
-    let intake = Intake::new(b.clone(), fan, source, watchlist, b.counts_writer(100_000).unwrap(), config);
+    let mut intake = Intake::new(b.clone(), fan, source, watchlist, b.counts_writer(100_000).unwrap(), config);
+    if let Some(t) = transform {
+        intake = intake.with_transform(t);
+    }
     let stop = CancellationToken::new();
     let task = tokio::spawn(intake.run(stop.clone()));
     Harness { prefix: prefix.clone(), db: client.database(&db_name), manager: bus(&prefix, "manager"), stop, task }

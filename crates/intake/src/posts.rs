@@ -1,0 +1,107 @@
+//! What the twitter service does to every post before it is stored: duplicates (same source and id, e.g.
+//! after a reconnect) and reposts are dropped, the language filter applies, and the post
+//! is scored — VADER, the finance score, and the author's own label when the source has it.
+
+use std::collections::{HashSet, VecDeque};
+
+use cashtag_core::Record;
+use cashtag_sentiment::Scorer;
+
+/// Remembers the last `capacity` keys.
+pub struct RecentKeys {
+    set: HashSet<String>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl RecentKeys {
+    pub fn new(capacity: usize) -> Self {
+        RecentKeys { set: HashSet::new(), order: VecDeque::new(), capacity }
+    }
+
+    /// True if the key is new (and remembers it).
+    pub fn insert(&mut self, key: String) -> bool {
+        if self.set.contains(&key) {
+            return false;
+        }
+        if self.order.len() == self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        self.set.insert(key.clone());
+        self.order.push_back(key);
+        true
+    }
+}
+
+pub struct PostFilter {
+    scorer: Scorer,
+    seen: RecentKeys,
+    languages: Vec<String>,
+    include_reposts: bool,
+}
+
+impl PostFilter {
+    pub fn new(languages: Vec<String>, include_reposts: bool) -> Self {
+        PostFilter { scorer: Scorer::new(), seen: RecentKeys::new(200_000), languages, include_reposts }
+    }
+
+    /// The post to store, scored; None to drop it.
+    pub fn apply(&mut self, record: Record) -> Option<Record> {
+        let Record::Post(mut p) = record else { return Some(record) };
+        if p.is_repost && !self.include_reposts {
+            return None;
+        }
+        if let (false, Some(lang)) = (self.languages.is_empty(), &p.lang) {
+            if !self.languages.iter().any(|l| l == lang) {
+                return None;
+            }
+        }
+        if !self.seen.insert(format!("{}:{}", p.source, p.id)) {
+            return None;
+        }
+        let tickers: Vec<&str> = p.tickers.iter().map(|t| t.as_str()).collect();
+        p.sentiment = Some(self.scorer.score_post(&p.text, &tickers, p.author_label));
+        Some(Record::Post(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cashtag_core::{Author, Post, SentimentLabel, Ticker};
+
+    fn post(id: &str, lang: Option<&str>, repost: bool) -> Record {
+        Record::Post(Post {
+            source: "x".into(),
+            id: id.into(),
+            created_at: chrono::Utc::now(),
+            received_at: chrono::Utc::now(),
+            text: "$AAPL to the moon 🚀".into(),
+            lang: lang.map(str::to_string),
+            author: Author::default(),
+            engagement: None,
+            tickers: vec![Ticker::parse("AAPL").unwrap()],
+            is_repost: repost,
+            author_label: Some(SentimentLabel::Bullish),
+            sentiment: None,
+        })
+    }
+
+    #[test]
+    fn filters_and_scores() {
+        let mut f = PostFilter::new(vec!["en".into()], false);
+        let Some(Record::Post(p)) = f.apply(post("1", Some("en"), false)) else { panic!() };
+        let s = p.sentiment.unwrap();
+        assert_eq!(s.finance.label, SentimentLabel::Bullish);
+        assert_eq!(s.author_label, Some(SentimentLabel::Bullish));
+        assert!(f.apply(post("1", Some("en"), false)).is_none(), "duplicate");
+        assert!(f.apply(post("2", Some("de"), false)).is_none(), "language");
+        assert!(f.apply(post("3", None, false)).is_some(), "unknown language is kept");
+        assert!(f.apply(post("4", Some("en"), true)).is_none(), "repost");
+        let mut keys = RecentKeys::new(2);
+        assert!(keys.insert("a".into()) && keys.insert("b".into()) && keys.insert("c".into()));
+        assert!(keys.insert("a".into()), "forgotten beyond capacity");
+    }
+}
