@@ -186,6 +186,14 @@ impl Bus {
         StreamWriter::spawn(self.client.clone(), self.keys.counts_stream(), maxlen, 100_000)
     }
 
+    /// The oldest `count` events on the events stream (valid ones only), without
+    /// consuming them.
+    pub async fn peek_events(&self, count: usize) -> Result<Vec<Event>, BusError> {
+        let mut c = self.conn();
+        let entries = streams::peek::<Event>(&mut c, &self.keys.events_stream(), count).await?;
+        Ok(entries.into_iter().filter_map(|e| e.value.ok()).collect())
+    }
+
     /// A consumer in a consumer group of a stream, on its own connection (reads block).
     pub fn consumer(&self, stream: &str, group: &str, consumer: &str) -> Result<StreamConsumer, BusError> {
         StreamConsumer::new(self.client.clone(), stream, group, consumer)

@@ -437,3 +437,10 @@ fn parse_autoclaim_reply(reply: Value) -> Result<(String, Vec<(String, Option<St
     };
     Ok((next, claimed, deleted))
 }
+
+/// Reads up to `count` entries of a stream from its start, without a consumer group
+/// (nothing is acknowledged or claimed): for status pages, tools and tests.
+pub(crate) async fn peek<T: DeserializeOwned>(conn: &mut ConnectionManager, stream: &str, count: usize) -> Result<Vec<StreamEntry<T>>, BusError> {
+    let reply: Value = redis::cmd("XRANGE").arg(stream).arg("-").arg("+").arg("COUNT").arg(count).query_async(conn).await.context("XRANGE")?;
+    Ok(parse_entries(&reply)?.into_iter().map(decode).collect())
+}

@@ -106,15 +106,7 @@ impl Harness {
 /// Every event on the prefix's events stream so far.
 async fn events(prefix: &str) -> Vec<Event> {
     let b = bus(prefix, "reader", Clock::System);
-    let mut c = b.consumer(&b.keys().events_stream(), "t", "t").unwrap().with_block(Duration::from_millis(50));
-    let mut out = Vec::new();
-    loop {
-        let batch = c.read::<Event>().await.unwrap();
-        if batch.is_empty() {
-            return out;
-        }
-        out.extend(batch.into_iter().map(|e| e.value.unwrap()));
-    }
+    b.peek_events(100_000).await.unwrap()
 }
 
 async fn drain(rx: &mut mpsc::UnboundedReceiver<ControlState>) -> Vec<(bool, DateTime<Utc>, String)> {

@@ -81,16 +81,7 @@ impl Harness {
     }
 
     pub async fn events(&self) -> Vec<Event> {
-        let b = bus(&self.prefix, "reader");
-        let mut c = b.consumer(&b.keys().events_stream(), "t", "t").unwrap().with_block(Duration::from_millis(50));
-        let mut out = Vec::new();
-        loop {
-            let batch = c.read::<Event>().await.unwrap();
-            if batch.is_empty() {
-                return out;
-            }
-            out.extend(batch.into_iter().filter_map(|e| e.value.ok()));
-        }
+        bus(&self.prefix, "reader").peek_events(100_000).await.unwrap()
     }
 
     pub async fn finish(self) {

@@ -14,6 +14,7 @@ pub mod counts;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod posts;
+pub mod service;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -309,3 +309,17 @@ pub fn example_bin(package: &str, name: &str) -> PathBuf {
     }
     path
 }
+
+/// Sends SIGTERM to a child and waits for it to exit; panics if it takes longer than
+/// `timeout` (every service must stop within 10 s of SIGTERM).
+pub fn terminate(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    signal(child.id(), libc::SIGTERM);
+    let t = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait for child") {
+            return s;
+        }
+        assert!(t.elapsed() < timeout, "no exit within {timeout:?} of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

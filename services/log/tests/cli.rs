@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use cashtag_bus::{Bus, Identity};
 use cashtag_core::{Clock, CountKind, CountSample, Event, EventKind, Ticker};
 use cashtag_eventlog::{LogStore, StoredCount};
-use cashtag_testkit::{free_port, mongo_uri, redis_url, signal, unique};
+use cashtag_testkit::{free_port, mongo_uri, redis_url, unique};
 use chrono::{DurationRound, TimeDelta, Utc};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cashtag-log");
@@ -88,16 +88,7 @@ async fn ten_thousand_events_are_stored_exactly_once_across_a_sigkill() {
     assert_eq!(seen.len(), 10_000, "every event, none twice");
 
     // SIGTERM: a clean exit within 10 s.
-    signal(second.id(), libc::SIGTERM);
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = second.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "did not stop within 10 s");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success());
+    assert!(cashtag_testkit::terminate(&mut second, Duration::from_secs(10)).success());
     // The daily file has every event too (at least once).
     let day = Utc::now().format("%Y-%m-%d");
     let text = std::fs::read_to_string(files.join(format!("events-{day}.jsonl"))).unwrap();

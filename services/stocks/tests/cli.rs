@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
 use cashtag_core::Clock;
-use cashtag_testkit::{free_port, mongo_uri, redis_url, signal, unique};
+use cashtag_testkit::{free_port, mongo_uri, redis_url, unique};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cashtag-stocks");
 
@@ -70,15 +70,6 @@ async fn sim_quotes_flow_only_while_the_market_is_open() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(trades(&db).await, at_stop, "nothing written while stopped");
 
-    signal(child.id(), libc::SIGTERM);
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "no exit within 10 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success());
+    assert!(cashtag_testkit::terminate(&mut child, Duration::from_secs(10)).success());
     let _ = std::fs::remove_dir_all(spool);
 }

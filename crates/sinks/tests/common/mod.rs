@@ -150,14 +150,5 @@ pub async fn mongo_count(db: &mongodb::Database) -> u64 {
 
 /// Every event on the prefix's events stream so far.
 pub async fn events(prefix: &str) -> Vec<Event> {
-    let b = bus(prefix, "reader");
-    let mut c = b.consumer(&b.keys().events_stream(), "t", "t").unwrap().with_block(Duration::from_millis(50));
-    let mut out = Vec::new();
-    loop {
-        let batch = c.read::<Event>().await.unwrap();
-        if batch.is_empty() {
-            return out;
-        }
-        out.extend(batch.into_iter().filter_map(|e| e.value.ok()));
-    }
+    bus(prefix, "reader").peek_events(100_000).await.unwrap()
 }
