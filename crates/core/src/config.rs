@@ -247,6 +247,7 @@ pub struct Settings {
     pub sim: SimSettings,
     pub stocks: StocksSettings,
     pub twitter: TwitterSettings,
+    pub backup: BackupSettings,
 }
 
 impl Default for Settings {
@@ -268,6 +269,7 @@ impl Default for Settings {
             sim: Default::default(),
             stocks: Default::default(),
             twitter: Default::default(),
+            backup: Default::default(),
         }
     }
 }
@@ -652,6 +654,47 @@ impl Default for TwitterSettings {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSettings {
+    pub bucket: String,
+    /// Keys are `<prefix>/<env>/YYYY/MM/DD/cashtag-<timestamp>.tar.gz`.
+    pub prefix: String,
+    pub env: String,
+    /// Databases to dump.
+    pub databases: Vec<String>,
+    /// Multipart upload part size (S3 needs at least 5 MiB).
+    pub part_size_mb: u64,
+    /// When `schedule` runs a backup: cron with seconds (`sec min hour day month weekday`).
+    pub cron: String,
+    /// Time zone of the cron expression.
+    pub timezone: String,
+    /// Retention: the newest backup of each of the last N days with backups ...
+    pub keep_daily: u64,
+    /// ... and of each of the last M weeks.
+    pub keep_weekly: u64,
+    /// Where collections are staged before going into the archive; empty = the system's
+    /// temporary directory.
+    pub work_dir: String,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings {
+            bucket: "cashtag-backups".into(),
+            prefix: "backups".into(),
+            env: "prod".into(),
+            databases: vec!["cashtag".into()],
+            part_size_mb: 8,
+            cron: "0 30 16 * * Mon-Fri".into(),
+            timezone: "America/New_York".into(),
+            keep_daily: 7,
+            keep_weekly: 4,
+            work_dir: String::new(),
+        }
+    }
+}
+
 impl Schema for Settings {
     const OPEN_TABLES: &'static [&'static str] = &["flags"];
 
@@ -756,6 +799,15 @@ impl Schema for Settings {
         }
         if self.twitter.stocktwits_requests_per_hour == 0 {
             return Err(ConfigError::new("twitter.stocktwits_requests_per_hour", "must be positive"));
+        }
+        if self.backup.part_size_mb < 5 || self.backup.part_size_mb > 5_000 {
+            return Err(ConfigError::new("backup.part_size_mb", "must be between 5 and 5000 (S3 multipart limits)"));
+        }
+        if self.backup.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::new("backup.timezone", format!("{:?} is not an IANA time zone", self.backup.timezone)));
+        }
+        if self.backup.bucket.is_empty() || self.backup.databases.is_empty() {
+            return Err(ConfigError::new("backup.bucket", "a bucket and at least one database are needed"));
         }
         if self.stocks.iex_poll_ms < 100 {
             return Err(ConfigError::new("stocks.iex_poll_ms", "must be at least 100"));

@@ -38,7 +38,8 @@ pub fn init_tracing(service: &str) {
 
 /// Sets up human-readable logging on stderr, for command-line tools.
 pub fn init_cli_tracing() {
-    let filter = std::env::var("CASHTAG_LOG").unwrap_or_else(|_| "warn".into());
+    // The AWS SDK warns about every credential provider it tries; the caller reports the outcome.
+    let filter = std::env::var("CASHTAG_LOG").unwrap_or_else(|_| "warn,aws_config=error,aws_smithy_runtime=error".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)

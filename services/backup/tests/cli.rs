@@ -1,19 +1,84 @@
-//! The binary's command-line surface.
+//! The command line: help, exit codes an operator can act on, and the scheduler running a
+//! missed backup at start.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cashtag_testkit::{aws_endpoint, free_port, mongo_uri, redis_url, terminate, unique};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cashtag-backup");
 
-#[test]
-fn help_works() {
-    let out = Command::new(BIN).arg("--help").output().unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: cashtag-backup"));
+fn base() -> Command {
+    let mut c = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CASHTAG_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("CASHTAG_MONGO_URI", mongo_uri()).env("CASHTAG_AWS_ENDPOINT", aws_endpoint());
+    c
 }
 
 #[test]
-fn run_says_not_built_yet_and_fails() {
-    let out = Command::new(BIN).arg("run").output().unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+fn help_lists_the_commands() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for c in ["run", "schedule", "list", "verify", "restore", "prune"] {
+        assert!(text.contains(c), "{text}");
+    }
+}
+
+#[test]
+fn a_missing_bucket_and_missing_credentials_say_which() {
+    let out = base().args(["list"]).env("CASHTAG_BACKUP_BUCKET", "no-such-bucket-here").output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"no-such-bucket-here\" does not exist"));
+
+    let out = base()
+        .args(["list"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("CASHTAG_AWS_ENDPOINT", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AWS_ACCESS_KEY_ID"));
+
+    let out = base().args(["run"]).env("CASHTAG_BACKUP_PART_SIZE_MB", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("backup.part_size_mb"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_runs_a_missed_backup_at_start() {
+    let bucket = unique("t-schedule");
+    cashtag_backup::s3::client("us-east-1", &aws_endpoint()).await.create_bucket().bucket(&bucket).send().await.unwrap();
+    let prefix = unique("t-backup");
+    let db = unique("sched");
+    let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
+    client.database(&db).collection::<bson::Document>("c").insert_one(bson::doc! {"x": 1}).await.unwrap();
+    let mut child = base()
+        .arg("schedule")
+        .env("CASHTAG_REDIS_URL", redis_url())
+        .env("CASHTAG_REDIS_PREFIX", &prefix)
+        .env("CASHTAG_BACKUP_BUCKET", &bucket)
+        .env("CASHTAG_BACKUP_DATABASES", &db)
+        .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bus = cashtag_bus::Bus::open(&redis_url(), &prefix, cashtag_bus::Identity { service: "t".into(), instance: "t".into() }, cashtag_core::Clock::System, 1000).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let codes = loop {
+        let codes: Vec<String> = bus.peek_events(1000).await.unwrap().into_iter().map(|e| e.code).collect();
+        if codes.iter().any(|c| c == "backup.done" || c == "backup.failed") || Instant::now() > deadline {
+            break codes;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(codes.contains(&"backup.missed".to_string()), "{codes:?}");
+    assert!(codes.contains(&"backup.done".to_string()), "{codes:?}");
+    assert!(terminate(&mut child, Duration::from_secs(10)).success());
 }

@@ -1,0 +1,79 @@
+//! Progress: a bar per collection on a terminal, plain log lines otherwise.
+
+use std::io::IsTerminal;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+pub struct Progress {
+    bars: Option<MultiProgress>,
+}
+
+/// One collection's progress.
+pub struct Bar {
+    name: String,
+    total: u64,
+    count: u64,
+    bar: Option<ProgressBar>,
+    next_log: u64,
+}
+
+impl Progress {
+    /// Bars when stderr is a terminal (and `quiet` is off), log lines otherwise.
+    pub fn new(quiet: bool) -> Self {
+        Progress { bars: (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new) }
+    }
+
+    pub fn collection(&self, name: &str, total: u64) -> Bar {
+        let bar = self.bars.as_ref().map(|m| {
+            let b = m.add(ProgressBar::new(total));
+            b.set_style(
+                ProgressStyle::with_template("{prefix:<32} {bar:30} {pos:>9}/{len:9} docs {per_sec:>12} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            b.set_prefix(name.to_string());
+            b
+        });
+        Bar { name: name.to_string(), total, count: 0, bar, next_log: (total / 10).max(10_000) }
+    }
+}
+
+impl Bar {
+    /// Sets the count.
+    pub fn inc(&self, count: u64) {
+        if let Some(b) = &self.bar {
+            if count % 256 == 0 {
+                b.set_position(count);
+            }
+        }
+    }
+
+    /// Adds to the count.
+    pub fn add(&mut self, n: u64) {
+        self.count += n;
+        match &self.bar {
+            Some(b) => b.set_position(self.count),
+            None => {
+                if self.count >= self.next_log {
+                    tracing::info!(collection = %self.name, done = self.count, total = self.total, "progress");
+                    self.next_log += (self.total / 10).max(10_000);
+                }
+            }
+        }
+    }
+
+    pub fn finish(&self, count: u64) {
+        match &self.bar {
+            Some(b) => {
+                b.set_length(count.max(self.total));
+                b.finish_with_message("done");
+                b.set_position(count);
+            }
+            None => tracing::info!(collection = %self.name, documents = count, "collection done"),
+        }
+    }
+
+    pub fn done(self) {
+        let c = self.count;
+        self.finish(c);
+    }
+}
