@@ -16,7 +16,6 @@
 
 pub mod archive;
 pub mod manifest;
-pub mod progress;
 pub mod prune;
 pub mod s3;
 pub mod schedule;
@@ -37,7 +36,7 @@ use tokio::sync::mpsc;
 
 use crate::archive::{HashingReader, HashingWriter, PartWriter, read_document, split_entry};
 use crate::manifest::{CollectionEntry, Manifest, manifest_key, verified_key};
-use crate::progress::Progress;
+use cashtag_telemetry::progress::{self, Progress};
 
 /// What went wrong, with the exit code an operator's script can act on.
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +173,7 @@ fn metadata_json(coll: &str, indexes: &[Document]) -> Vec<u8> {
 /// Dumps one collection into a staging file: (documents, bytes).
 async fn dump_collection(db: &mongodb::Database, coll: &str, path: &Path, progress: &Progress) -> Result<(u64, u64), BackupError> {
     let total = db.collection::<Document>(coll).estimated_document_count().await.unwrap_or(0);
-    let bar = progress.collection(&format!("{}/{coll}", db.name()), total);
+    let bar = progress.task(&format!("{}/{coll}", db.name()), total, "docs");
     let file = std::fs::File::create(path).map_err(io_err("staging file"))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut cursor = db
@@ -435,7 +434,7 @@ pub async fn restore(mongo: &Client, s3: &aws_sdk_s3::Client, target: &Target, k
                 .map_err(mongo_err(&format!("restoring {tdb}.{coll}")))?;
             restored += n;
             let total = manifest.collections.iter().find(|c| c.database == db && c.collection == coll).map_or(0, |c| c.documents);
-            let bar = bars.entry(format!("{tdb}/{coll}")).or_insert_with(|| progress.collection(&format!("{tdb}/{coll}"), total));
+            let bar = bars.entry(format!("{tdb}/{coll}")).or_insert_with(|| progress.task(&format!("{tdb}/{coll}"), total, "docs"));
             bar.add(n);
         }
         for (_, b) in bars {

@@ -248,6 +248,7 @@ pub struct Settings {
     pub stocks: StocksSettings,
     pub twitter: TwitterSettings,
     pub backup: BackupSettings,
+    pub analysis: AnalysisSettings,
 }
 
 impl Default for Settings {
@@ -270,6 +271,7 @@ impl Default for Settings {
             stocks: Default::default(),
             twitter: Default::default(),
             backup: Default::default(),
+            analysis: Default::default(),
         }
     }
 }
@@ -695,6 +697,24 @@ impl Default for BackupSettings {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisSettings {
+    /// `aggregate --follow` recomputes this many closed minutes each time, so posts and
+    /// trades that arrive late land in their minute.
+    pub trailing_minutes: u64,
+    /// ... this many seconds after each minute closes.
+    pub delay_secs: u64,
+    /// Where `study` writes its report directories.
+    pub reports_dir: String,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> Self {
+        AnalysisSettings { trailing_minutes: 15, delay_secs: 10, reports_dir: "reports".into() }
+    }
+}
+
 impl Schema for Settings {
     const OPEN_TABLES: &'static [&'static str] = &["flags"];
 
@@ -805,6 +825,9 @@ impl Schema for Settings {
         }
         if self.backup.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(ConfigError::new("backup.timezone", format!("{:?} is not an IANA time zone", self.backup.timezone)));
+        }
+        if self.analysis.trailing_minutes == 0 || self.analysis.trailing_minutes > 24 * 60 {
+            return Err(ConfigError::new("analysis.trailing_minutes", "must be between 1 and 1440"));
         }
         if self.backup.bucket.is_empty() || self.backup.databases.is_empty() {
             return Err(ConfigError::new("backup.bucket", "a bucket and at least one database are needed"));

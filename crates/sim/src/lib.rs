@@ -13,6 +13,7 @@
 //! same signal, prices, trades and posts, in any order.
 
 pub mod posts;
+pub mod records;
 pub mod rng;
 
 use std::collections::HashMap;
@@ -40,6 +41,9 @@ pub struct SimParams {
     /// Expected news events per ticker per trading day.
     pub news_per_day: f64,
     pub news_half_life_minutes: f64,
+    /// Weight of the slow mood (rarer news lasting about an hour) in the signal.
+    #[serde(default = "default_mood")]
+    pub mood: f64,
     /// Annualized volatility of prices.
     pub volatility: f64,
 }
@@ -55,9 +59,14 @@ impl Default for SimParams {
             posts_per_minute: 0.5,
             news_per_day: 6.0,
             news_half_life_minutes: 10.0,
+            mood: default_mood(),
             volatility: 0.30,
         }
     }
+}
+
+fn default_mood() -> f64 {
+    0.4
 }
 
 /// One simulated trade.
@@ -123,9 +132,11 @@ impl Sim {
             s += self.news(ticker, m - k, 1, fast) * 0.5f64.powf(k as f64 / hl);
         }
         // A slow mood: rarer, smaller, lasting about an hour.
-        let slow_hl = 60.0;
-        for k in 0..=(slow_hl as i64 * 3) {
-            s += 0.4 * self.news(ticker, m - k, 2, 1.0 / 390.0) * 0.5f64.powf(k as f64 / slow_hl);
+        if self.params.mood != 0.0 {
+            let slow_hl = 60.0;
+            for k in 0..=(slow_hl as i64 * 3) {
+                s += self.params.mood * self.news(ticker, m - k, 2, 1.0 / 390.0) * 0.5f64.powf(k as f64 / slow_hl);
+            }
         }
         s
     }

@@ -4,7 +4,10 @@
 //! - [`Telemetry`]: a Prometheus registry and a health state, served with `/healthz` and
 //!   `/metrics` (text format) — plus any routes the service adds — by [`Telemetry::serve`];
 //! - [`shutdown_token`]: a token cancelled on SIGTERM or SIGINT, so a service stops
-//!   intake, flushes and exits 0.
+//!   intake, flushes and exits 0;
+//! - [`progress`]: progress bars for long work, log lines when not on a terminal.
+
+pub mod progress;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

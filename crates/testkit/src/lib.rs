@@ -16,9 +16,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The repository root.
+/// The repository root: the nearest directory above the running package (cargo sets
+/// `CARGO_MANIFEST_DIR` when it runs a test) whose `Cargo.toml` declares the workspace.
+///
+/// Resolved at run time, not compile time: a shared `CARGO_TARGET_DIR` may hold this
+/// crate compiled in another clone, whose path must not leak into this one's tests.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    start
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|text| text.contains("[workspace]"))
+        })
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| panic!("no workspace Cargo.toml above {}", start.display()))
 }
 
 /// The stack's env file: `$CASHTAG_STACK_ENV`, else `<root>/.stack/env`.

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cashtag_backup::progress::Progress;
+use cashtag_telemetry::progress::Progress;
 use cashtag_backup::schedule::Plan;
 use cashtag_backup::{BackupError, RestoreOptions, Target};
 use cashtag_bus::Bus;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cashtag_core::{Quote, Record, Ticker, Trade};
+use cashtag_core::{Record, Ticker};
 use cashtag_sim::{Sim, minute_index};
 
 use crate::{SourceCtx, SourceError};
@@ -39,32 +39,8 @@ impl SimMarket {
                     _ = ctx.cancel.cancelled() => return Ok(()),
                 }
                 let now = ctx.now();
-                let seq = (m as u64) * 10_000 + tr.index as u64;
-                let trade = Record::Trade(Trade {
-                    provider: "sim".into(),
-                    ticker: ticker.clone(),
-                    ts: tr.ts,
-                    received_at: now,
-                    price: tr.price,
-                    size: tr.size,
-                    exchange: Some("SIM".into()),
-                    trade_id: Some(seq.to_string()),
-                    conditions: vec![],
-                    seq,
-                });
-                let quote = Record::Quote(Quote {
-                    provider: "sim".into(),
-                    ticker,
-                    ts: tr.ts,
-                    received_at: now,
-                    bid_price: Some(tr.bid),
-                    bid_size: Some(1.0),
-                    ask_price: Some(tr.ask),
-                    ask_size: Some(1.0),
-                    last_price: Some(tr.price),
-                    volume: None,
-                    seq,
-                });
+                let trade = Record::Trade(tr.to_trade(&ticker, now));
+                let quote = Record::Quote(tr.to_quote(&ticker, now));
                 if !ctx.emit(trade).await || !ctx.emit(quote).await {
                     return Ok(());
                 }

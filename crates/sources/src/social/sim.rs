@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use cashtag_core::{Author, Engagement, EventKind, Record, Ticker};
+use cashtag_core::{EventKind, Record};
 use cashtag_sim::{Sim, minute_index, minute_start};
 
-use crate::social::post;
 use crate::{SourceCtx, SourceError};
 
 pub struct SimPosts {
@@ -33,20 +32,7 @@ impl SimPosts {
                     _ = ctx.clock().sleep_until(p.created_at) => {}
                     _ = ctx.cancel.cancelled() => return Ok(()),
                 }
-                let tickers: Vec<Ticker> = p.tickers.iter().filter_map(|t| Ticker::parse(t).ok()).collect();
-                let record = Record::Post(post(
-                    "sim",
-                    p.id,
-                    p.created_at,
-                    ctx.now(),
-                    p.text,
-                    Some("en".into()),
-                    Author { id: p.author_id, name: p.author_name, followers: Some(p.followers) },
-                    Some(Engagement { likes: Some(p.likes), reposts: Some(p.reposts), replies: None, quotes: None }),
-                    tickers,
-                    false,
-                    None,
-                ));
+                let record = Record::Post(p.to_post(ctx.now()));
                 if !ctx.emit(record).await {
                     return Ok(());
                 }

@@ -1,4 +1,5 @@
-//! Progress: a bar per collection on a terminal, plain log lines otherwise.
+//! Progress of long work (backups, restores, back-fills, exports): a bar per task on a
+//! terminal, plain log lines every tenth of the way otherwise.
 
 use std::io::IsTerminal;
 
@@ -8,9 +9,10 @@ pub struct Progress {
     bars: Option<MultiProgress>,
 }
 
-/// One collection's progress.
+/// One task's progress.
 pub struct Bar {
     name: String,
+    unit: &'static str,
     total: u64,
     count: u64,
     bar: Option<ProgressBar>,
@@ -23,17 +25,18 @@ impl Progress {
         Progress { bars: (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new) }
     }
 
-    pub fn collection(&self, name: &str, total: u64) -> Bar {
+    /// A task of `total` units (`"docs"`, `"days"` …).
+    pub fn task(&self, name: &str, total: u64, unit: &'static str) -> Bar {
         let bar = self.bars.as_ref().map(|m| {
             let b = m.add(ProgressBar::new(total));
             b.set_style(
-                ProgressStyle::with_template("{prefix:<32} {bar:30} {pos:>9}/{len:9} docs {per_sec:>12} {elapsed}")
+                ProgressStyle::with_template(&format!("{{prefix:<32}} {{bar:30}} {{pos:>9}}/{{len:9}} {unit} {{per_sec:>12}} {{elapsed}}"))
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             b.set_prefix(name.to_string());
             b
         });
-        Bar { name: name.to_string(), total, count: 0, bar, next_log: (total / 10).max(10_000) }
+        Bar { name: name.to_string(), unit, total, count: 0, bar, next_log: (total / 10).max(10_000) }
     }
 }
 
@@ -54,7 +57,7 @@ impl Bar {
             Some(b) => b.set_position(self.count),
             None => {
                 if self.count >= self.next_log {
-                    tracing::info!(collection = %self.name, done = self.count, total = self.total, "progress");
+                    tracing::info!(task = %self.name, done = self.count, total = self.total, unit = self.unit, "progress");
                     self.next_log += (self.total / 10).max(10_000);
                 }
             }
@@ -68,7 +71,7 @@ impl Bar {
                 b.finish_with_message("done");
                 b.set_position(count);
             }
-            None => tracing::info!(collection = %self.name, documents = count, "collection done"),
+            None => tracing::info!(task = %self.name, done = count, unit = self.unit, "done"),
         }
     }
 

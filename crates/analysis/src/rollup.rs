@@ -1,0 +1,154 @@
+//! Minute roll-ups: per ticker and minute, the posts' sentiment (`sentiment_1m`) and the
+//! trades' price (`price_1m`), recomputed from the raw collections.
+//!
+//! A minute is always recomputed whole from raw data and its document replaced, so a
+//! re-run — or a run after a crash — yields identical documents, and a late post is
+//! picked up by recomputing a trailing window. `_id` is `TICKER:YYYY-MM-DDTHH:MMZ`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bson::{Document, doc};
+use cashtag_core::collections;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::TryStreamExt;
+use mongodb::Database;
+
+use crate::AnalysisError;
+
+fn minute_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp().div_euclid(60) * 60, 0).expect("valid")
+}
+
+fn id(ticker: &str, minute: DateTime<Utc>) -> String {
+    format!("{ticker}:{}", minute.format("%Y-%m-%dT%H:%MZ"))
+}
+
+/// One post's contribution to a ticker-minute.
+struct PostItem {
+    id: String,
+    author: String,
+    vader: f64,
+    finance: f64,
+    label: String,
+}
+
+/// One trade: ((milliseconds, sequence number), price, size).
+type TradeItem = ((i64, i64), f64, f64);
+
+fn bdate(t: DateTime<Utc>) -> bson::DateTime {
+    bson::DateTime::from_chrono(t)
+}
+
+/// Recomputes the roll-ups of every minute in `[from, to)`; returns (sentiment docs,
+/// price docs) written.
+pub async fn rollup_range(db: &Database, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(usize, usize), AnalysisError> {
+    let from = minute_of(from);
+    let to = minute_of(to);
+    if to <= from {
+        return Ok((0, 0));
+    }
+    // Everything of a ticker-minute is gathered, then summed in a fixed order (posts by
+    // id, trades by time and sequence number), so the sums do not depend on the order
+    // the server returns documents in: a recomputed minute is identical to the bit.
+    let mut sent: BTreeMap<(String, DateTime<Utc>), Vec<PostItem>> = BTreeMap::new();
+    let mut cursor = db
+        .collection::<Document>(collections::POSTS)
+        .find(doc! {"created_at": {"$gte": bdate(from), "$lt": bdate(to)}})
+        .projection(doc! {"tickers": 1, "created_at": 1, "author.id": 1, "sentiment": 1})
+        .await?;
+    while let Some(p) = cursor.try_next().await? {
+        let Ok(at) = p.get_datetime("created_at") else { continue };
+        let minute = minute_of(at.to_chrono());
+        let s = p.get_document("sentiment").ok();
+        let finance = s.and_then(|s| s.get_document("finance").ok());
+        let item = |id: String| PostItem {
+            id,
+            author: p.get_document("author").ok().and_then(|a| a.get_str("id").ok()).unwrap_or_default().to_string(),
+            vader: s.and_then(|s| s.get_document("vader").ok()).and_then(|v| v.get_f64("compound").ok()).unwrap_or(0.0),
+            finance: finance.and_then(|f| f.get_f64("score").ok()).unwrap_or(0.0),
+            label: finance.and_then(|f| f.get_str("label").ok()).unwrap_or("neutral").to_string(),
+        };
+        let id = p.get_str("_id").map(str::to_string).unwrap_or_else(|_| p.get("_id").map(|v| v.to_string()).unwrap_or_default());
+        for t in p.get_array("tickers").map(|a| a.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>()).unwrap_or_default() {
+            sent.entry((t.to_string(), minute)).or_default().push(item(id.clone()));
+        }
+    }
+    let mut price: BTreeMap<(String, DateTime<Utc>), Vec<TradeItem>> = BTreeMap::new();
+    let mut cursor = db
+        .collection::<Document>(collections::TRADES)
+        .find(doc! {"ts": {"$gte": bdate(from), "$lt": bdate(to)}})
+        .projection(doc! {"ticker": 1, "ts": 1, "price": 1, "size": 1, "seq": 1})
+        .await?;
+    while let Some(t) = cursor.try_next().await? {
+        let (Ok(ticker), Ok(ts), Ok(p)) = (t.get_str("ticker"), t.get_datetime("ts"), t.get_f64("price")) else { continue };
+        let size = t.get_f64("size").unwrap_or(0.0);
+        let key = (ts.timestamp_millis(), t.get_i64("seq").or_else(|_| t.get_i32("seq").map(i64::from)).unwrap_or(0));
+        price.entry((ticker.to_string(), minute_of(ts.to_chrono()))).or_default().push((key, p, size));
+    }
+    let sdocs: Vec<Document> = sent
+        .into_iter()
+        .map(|((t, m), mut items)| {
+            items.sort_by(|a, b| a.id.cmp(&b.id));
+            let n = items.len() as f64;
+            let vader_sum: f64 = items.iter().map(|i| i.vader).sum();
+            let finance_sum: f64 = items.iter().map(|i| i.finance).sum();
+            let count = |l: &str| items.iter().filter(|i| i.label == l).count() as i64;
+            let authors: BTreeSet<&str> = items.iter().map(|i| i.author.as_str()).collect();
+            doc! {
+                "_id": id(&t, m), "ticker": &t, "minute": bdate(m),
+                "posts": items.len() as i64, "authors": authors.len() as i64,
+                "vader_sum": vader_sum, "vader_mean": vader_sum / n,
+                "finance_sum": finance_sum, "finance_mean": finance_sum / n,
+                "bullish": count("bullish"), "bearish": count("bearish"), "neutral": items.len() as i64 - count("bullish") - count("bearish"),
+            }
+        })
+        .collect();
+    let pdocs: Vec<Document> = price
+        .into_iter()
+        .map(|((t, m), mut trades)| {
+            trades.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.total_cmp(&b.2)));
+            let prices = trades.iter().map(|x| x.1);
+            doc! {
+                "_id": id(&t, m), "ticker": &t, "minute": bdate(m),
+                "open": trades[0].1, "high": prices.clone().fold(f64::MIN, f64::max), "low": prices.fold(f64::MAX, f64::min),
+                "close": trades[trades.len() - 1].1,
+                "volume": trades.iter().map(|x| x.2).sum::<f64>(), "trades": trades.len() as i64,
+            }
+        })
+        .collect();
+    let range = doc! {"minute": {"$gte": bdate(from), "$lt": bdate(to)}};
+    let (ns, np) = (sdocs.len(), pdocs.len());
+    for (coll, docs) in [(collections::SENTIMENT_1M, sdocs), (collections::PRICE_1M, pdocs)] {
+        let c = db.collection::<Document>(coll);
+        c.delete_many(range.clone()).await?;
+        for chunk in docs.chunks(1_000) {
+            c.insert_many(chunk.to_vec()).ordered(false).await?;
+        }
+    }
+    Ok((ns, np))
+}
+
+/// Indexes of the roll-up collections, and the time index on trades the roll-up's range
+/// queries need (the sinks index trades by ticker first).
+pub async fn ensure_indexes(db: &Database) -> Result<(), AnalysisError> {
+    db.collection::<Document>(collections::TRADES).create_index(mongodb::IndexModel::builder().keys(doc! {"ts": 1}).build()).await?;
+    for coll in [collections::SENTIMENT_1M, collections::PRICE_1M] {
+        db.collection::<Document>(coll)
+            .create_index(mongodb::IndexModel::builder().keys(doc! {"ticker": 1, "minute": 1}).build())
+            .await?;
+        db.collection::<Document>(coll).create_index(mongodb::IndexModel::builder().keys(doc! {"minute": 1}).build()).await?;
+    }
+    Ok(())
+}
+
+/// The day-sized steps of a backfill.
+pub fn day_steps(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    let mut a = from;
+    while a < to {
+        let b = (a + TimeDelta::days(1)).min(to);
+        out.push((a, b));
+        a = b;
+    }
+    out
+}

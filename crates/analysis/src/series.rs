@@ -1,0 +1,199 @@
+//! Interval series for the study: per ticker, per interval of the regular session, the
+//! sentiment (a chosen measure), the post volume, and the price's log-return — never
+//! across the overnight gap unless asked.
+
+use std::collections::BTreeMap;
+
+use bson::{Document, doc};
+use cashtag_calendar::Session;
+use cashtag_core::collections;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::TryStreamExt;
+use mongodb::Database;
+use serde::Serialize;
+
+use crate::AnalysisError;
+
+/// One ticker-minute of the roll-ups.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MinuteRow {
+    pub posts: f64,
+    pub finance_sum: f64,
+    pub vader_sum: f64,
+    pub bullish: f64,
+    pub bearish: f64,
+    pub close: Option<f64>,
+}
+
+/// What "sentiment" means in the study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// Mean finance score of the interval's posts (0 without posts).
+    FinanceMean,
+    /// Mean VADER compound (0 without posts).
+    VaderMean,
+    /// (bullish − bearish) / posts (0 without posts).
+    NetBullish,
+    /// Number of posts.
+    Posts,
+}
+
+impl Measure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Measure::FinanceMean => "finance_mean",
+            Measure::VaderMean => "vader_mean",
+            Measure::NetBullish => "net_bullish",
+            Measure::Posts => "posts",
+        }
+    }
+}
+
+impl std::str::FromStr for Measure {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "finance_mean" | "finance" => Ok(Measure::FinanceMean),
+            "vader_mean" | "vader" => Ok(Measure::VaderMean),
+            "net_bullish" => Ok(Measure::NetBullish),
+            "posts" => Ok(Measure::Posts),
+            _ => Err(format!("unknown measure {s:?}: finance_mean, vader_mean, net_bullish or posts")),
+        }
+    }
+}
+
+/// Parses `5m`, `20m`, `1h`, `1d` (a day = one whole session).
+pub fn parse_interval(s: &str) -> Result<TimeDelta, String> {
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| format!("interval {s:?} is not like 5m, 20m, 1h or 1d"))?;
+    let d = match unit {
+        "m" => TimeDelta::minutes(n),
+        "h" => TimeDelta::hours(n),
+        "d" if n == 1 => TimeDelta::days(1),
+        _ => return Err(format!("interval {s:?} is not like 5m, 20m, 1h or 1d")),
+    };
+    if d <= TimeDelta::zero() {
+        return Err(format!("interval {s:?} must be positive"));
+    }
+    Ok(d)
+}
+
+/// A ticker's interval series; all vectors have one entry per interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickerSeries {
+    pub ticker: String,
+    pub starts: Vec<DateTime<Utc>>,
+    /// Index of the session each interval belongs to.
+    pub session: Vec<usize>,
+    pub sentiment: Vec<f64>,
+    pub posts: Vec<f64>,
+    /// Closing price of the interval (carried forward within a session; NaN before the
+    /// session's first trade).
+    pub close: Vec<f64>,
+    /// ln(close_t / close_{t−1}); NaN at a session's first interval (unless overnight
+    /// returns are allowed) and where a price is missing.
+    pub ret: Vec<f64>,
+}
+
+/// Builds the series of one ticker from its minute rows.
+pub fn build(ticker: &str, rows: &BTreeMap<DateTime<Utc>, MinuteRow>, sessions: &[Session], interval: TimeDelta, measure: Measure, overnight: bool) -> TickerSeries {
+    let mut s = TickerSeries {
+        ticker: ticker.to_string(),
+        starts: vec![],
+        session: vec![],
+        sentiment: vec![],
+        posts: vec![],
+        close: vec![],
+        ret: vec![],
+    };
+    let mut prev_close = f64::NAN;
+    for (si, sess) in sessions.iter().enumerate() {
+        let step = if interval >= TimeDelta::days(1) { sess.close - sess.open } else { interval };
+        let mut start = sess.open;
+        let mut last_close = f64::NAN;
+        let mut first = true;
+        while start < sess.close {
+            let end = (start + step).min(sess.close);
+            let mut acc = MinuteRow::default();
+            for (_, r) in rows.range(start..end) {
+                acc.posts += r.posts;
+                acc.finance_sum += r.finance_sum;
+                acc.vader_sum += r.vader_sum;
+                acc.bullish += r.bullish;
+                acc.bearish += r.bearish;
+                if let Some(c) = r.close {
+                    last_close = c;
+                }
+            }
+            let value = match measure {
+                Measure::Posts => acc.posts,
+                _ if acc.posts == 0.0 => 0.0,
+                Measure::FinanceMean => acc.finance_sum / acc.posts,
+                Measure::VaderMean => acc.vader_sum / acc.posts,
+                Measure::NetBullish => (acc.bullish - acc.bearish) / acc.posts,
+            };
+            let base = if first && !overnight { f64::NAN } else { prev_close };
+            s.starts.push(start);
+            s.session.push(si);
+            s.sentiment.push(value);
+            s.posts.push(acc.posts);
+            s.close.push(last_close);
+            s.ret.push((last_close / base).ln());
+            prev_close = last_close;
+            first = false;
+            start = end;
+        }
+    }
+    s
+}
+
+/// Loads the minute roll-ups of `tickers` in `[from, to)`.
+pub async fn load(db: &Database, tickers: &[String], from: DateTime<Utc>, to: DateTime<Utc>) -> Result<BTreeMap<String, BTreeMap<DateTime<Utc>, MinuteRow>>, AnalysisError> {
+    let mut out: BTreeMap<String, BTreeMap<DateTime<Utc>, MinuteRow>> = tickers.iter().map(|t| (t.clone(), BTreeMap::new())).collect();
+    let range = doc! {"ticker": {"$in": tickers}, "minute": {"$gte": bson::DateTime::from_chrono(from), "$lt": bson::DateTime::from_chrono(to)}};
+    let mut c = db.collection::<Document>(collections::SENTIMENT_1M).find(range.clone()).await?;
+    while let Some(d) = c.try_next().await? {
+        let (Ok(t), Ok(m)) = (d.get_str("ticker"), d.get_datetime("minute")) else { continue };
+        let row = out.entry(t.to_string()).or_default().entry(m.to_chrono()).or_default();
+        let num = |k: &str| d.get_f64(k).or_else(|_| d.get_i64(k).map(|v| v as f64)).or_else(|_| d.get_i32(k).map(|v| v as f64)).unwrap_or(0.0);
+        row.posts = num("posts");
+        row.finance_sum = num("finance_sum");
+        row.vader_sum = num("vader_sum");
+        row.bullish = num("bullish");
+        row.bearish = num("bearish");
+    }
+    let mut c = db.collection::<Document>(collections::PRICE_1M).find(range).await?;
+    while let Some(d) = c.try_next().await? {
+        let (Ok(t), Ok(m), Ok(close)) = (d.get_str("ticker"), d.get_datetime("minute"), d.get_f64("close")) else { continue };
+        out.entry(t.to_string()).or_default().entry(m.to_chrono()).or_default().close = Some(close);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_stay_inside_sessions() {
+        let cal = cashtag_calendar::Calendar::nyse();
+        let sessions = cal.sessions("2026-11-24".parse().unwrap(), "2026-11-25".parse().unwrap());
+        let mut rows = BTreeMap::new();
+        let open = sessions[0].open;
+        for m in 0..390 {
+            rows.insert(open + TimeDelta::minutes(m), MinuteRow { posts: 1.0, finance_sum: 0.5, close: Some(100.0 + m as f64), ..Default::default() });
+        }
+        let s = build("AAPL", &rows, &sessions, TimeDelta::minutes(5), Measure::FinanceMean, false);
+        assert_eq!(s.starts.len(), 2 * 78);
+        assert!(s.ret[0].is_nan() && s.ret[78].is_nan(), "no return across the open or overnight");
+        assert!((s.ret[1] - (109.0f64 / 104.0).ln()).abs() < 1e-12);
+        assert_eq!(s.sentiment[0], 0.5);
+        assert_eq!(s.sentiment[80], 0.0, "no posts on the second day");
+        let d = build("AAPL", &rows, &sessions, TimeDelta::days(1), Measure::Posts, true);
+        assert_eq!(d.posts, vec![390.0, 0.0]);
+        assert!(d.ret[1].is_nan(), "the second day has no trades, so no price");
+        assert_eq!(parse_interval("20m").unwrap(), TimeDelta::minutes(20));
+        assert!(parse_interval("2d").is_err());
+    }
+}

@@ -1,0 +1,297 @@
+//! The study: does sentiment lead price moves?
+//!
+//! Per ticker: Pearson and Spearman correlation of the sentiment level (and of its change,
+//! and of post volume) with the next interval's return; the cross-correlation of
+//! sentiment with returns at lags −K..K (positive lag = sentiment first); Granger
+//! causality F-tests in both directions for lags 1..L; an event study of cumulative
+//! abnormal returns around post-volume spikes. Across tickers: Benjamini–Hochberg
+//! corrections (of the primary test, and of every ticker × lag correlation) and a pooled
+//! within-ticker result.
+//!
+//! The primary test of a ticker is the Granger test with L lags ("sentiment's past
+//! improves the forecast of returns"); one p-value per ticker, corrected across tickers.
+
+use cashtag_stats::{Correlation, EventStudy, GrangerLag, benjamini_hochberg, event_study, granger, pearson, spearman, volume_spikes};
+use serde::Serialize;
+
+use crate::series::TickerSeries;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyConfig {
+    /// Cross-correlation lags −K..K.
+    pub max_lag: usize,
+    /// Granger lags 1..L.
+    pub granger_lags: usize,
+    pub alpha: f64,
+    /// A spike: posts above the trailing mean by this many standard deviations ...
+    pub spike_z: f64,
+    /// ... over this many intervals.
+    pub spike_lookback: usize,
+    /// CAR window: ± this many intervals.
+    pub event_window: usize,
+    /// Market proxy ticker for abnormal returns; when absent from the data, the
+    /// cross-section mean of the other tickers.
+    pub market: Option<String>,
+}
+
+impl Default for StudyConfig {
+    fn default() -> Self {
+        StudyConfig { max_lag: 6, granger_lags: 4, alpha: 0.05, spike_z: 3.0, spike_lookback: 20, event_window: 6, market: Some("SPY".into()) }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LagCorrelation {
+    pub lag: i64,
+    pub r: f64,
+    pub p: f64,
+    pub n: usize,
+    /// Benjamini–Hochberg across every ticker × lag.
+    pub q: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TickerResult {
+    pub ticker: String,
+    pub intervals: usize,
+    pub posts: f64,
+    /// Sentiment level vs the next interval's return.
+    pub level: Option<Correlation>,
+    pub level_spearman: Option<Correlation>,
+    /// Change of sentiment vs the next interval's return.
+    pub change: Option<Correlation>,
+    /// Post volume vs the next interval's absolute return.
+    pub volume: Option<Correlation>,
+    pub cross_correlation: Vec<LagCorrelation>,
+    pub granger_sentiment_to_returns: Vec<GrangerLag>,
+    pub granger_returns_to_sentiment: Vec<GrangerLag>,
+    /// p of the primary test (Granger, L lags) and its BH q-value across tickers.
+    pub primary_p: Option<f64>,
+    pub primary_q: Option<f64>,
+    /// The positive lag with the strongest correlation, and whether it survives BH.
+    pub best_lag: Option<LagCorrelation>,
+    pub significant: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyResult {
+    pub config: StudyConfig,
+    pub tickers: Vec<TickerResult>,
+    /// Within-ticker (demeaned) sentiment vs next return, all tickers pooled.
+    pub pooled_level: Option<Correlation>,
+    pub pooled_cross_correlation: Vec<(i64, Correlation)>,
+    pub event_study: EventStudy,
+    pub market_proxy: String,
+    pub significant: Vec<String>,
+    pub rejection_rate: f64,
+}
+
+/// Pairs (a_t, b_{t+k}) with both present.
+fn lagged_pairs(a: &[f64], b: &[f64], k: i64) -> (Vec<f64>, Vec<f64>) {
+    let n = a.len() as i64;
+    let mut xs = Vec::with_capacity(a.len());
+    let mut ys = Vec::with_capacity(a.len());
+    for t in 0..n {
+        let u = t + k;
+        if u < 0 || u >= n {
+            continue;
+        }
+        let (x, y) = (a[t as usize], b[u as usize]);
+        if x.is_finite() && y.is_finite() {
+            xs.push(x);
+            ys.push(y);
+        }
+    }
+    (xs, ys)
+}
+
+fn corr(xs: &[f64], ys: &[f64]) -> Option<Correlation> {
+    (xs.len() >= 3).then(|| pearson(xs, ys)).filter(|c| c.r.is_finite())
+}
+
+fn demean(v: &[f64]) -> Vec<f64> {
+    let (sum, count) = v.iter().filter(|x| x.is_finite()).fold((0.0, 0usize), |(s, c), x| (s + x, c + 1));
+    let m = sum / count.max(1) as f64;
+    v.iter().map(|x| x - m).collect()
+}
+
+/// What one ticker contributes: its result, its abnormal returns and spikes (for the
+/// event study), and its demeaned series (for the pooled results).
+struct TickerWork {
+    result: TickerResult,
+    abnormal: Vec<f64>,
+    spikes: Vec<usize>,
+    sentiment_dm: Vec<f64>,
+    ret_dm: Vec<f64>,
+    next_dm: Vec<f64>,
+}
+
+fn analyze(s: &TickerSeries, market_ret: &dyn Fn(usize, &TickerSeries) -> f64, config: &StudyConfig) -> TickerWork {
+    let n = s.ret.len();
+    let next: Vec<f64> = (0..n).map(|t| s.ret.get(t + 1).copied().unwrap_or(f64::NAN)).collect();
+    let (lx, ly) = lagged_pairs(&s.sentiment, &next, 0);
+    let level = corr(&lx, &ly);
+    let level_spearman = (lx.len() >= 3).then(|| spearman(&lx, &ly)).filter(|c| c.r.is_finite());
+    let dsent: Vec<f64> = (0..n).map(|t| if t == 0 { f64::NAN } else { s.sentiment[t] - s.sentiment[t - 1] }).collect();
+    let (cx, cy) = lagged_pairs(&dsent, &next, 0);
+    let change = corr(&cx, &cy);
+    let absnext: Vec<f64> = next.iter().map(|v| v.abs()).collect();
+    let (vx, vy) = lagged_pairs(&s.posts, &absnext, 0);
+    let volume = corr(&vx, &vy);
+    let cross_correlation = (-(config.max_lag as i64)..=config.max_lag as i64)
+        .filter_map(|k| {
+            let (a, b) = lagged_pairs(&s.sentiment, &s.ret, k);
+            corr(&a, &b).map(|c| LagCorrelation { lag: k, r: c.r, p: c.p, n: c.n, q: f64::NAN })
+        })
+        .collect();
+    // Granger needs complete series: missing returns (session starts) count as 0.
+    let r0: Vec<f64> = s.ret.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).collect();
+    let x0: Vec<f64> = s.sentiment.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).collect();
+    let g_sr = granger(&r0, &x0, config.granger_lags);
+    let g_rs = granger(&x0, &r0, config.granger_lags);
+    let primary_p = g_sr.iter().find(|g| g.lag == config.granger_lags).or(g_sr.last()).map(|g| g.p).filter(|p| p.is_finite());
+    let abnormal: Vec<f64> = (0..n)
+        .map(|t| {
+            let a = s.ret[t] - market_ret(t, s);
+            if a.is_finite() { a } else { 0.0 }
+        })
+        .collect();
+    TickerWork {
+        result: TickerResult {
+            ticker: s.ticker.clone(),
+            intervals: n,
+            posts: s.posts.iter().sum(),
+            level,
+            level_spearman,
+            change,
+            volume,
+            cross_correlation,
+            granger_sentiment_to_returns: g_sr,
+            granger_returns_to_sentiment: g_rs,
+            primary_p,
+            primary_q: None,
+            best_lag: None,
+            significant: false,
+        },
+        abnormal,
+        spikes: volume_spikes(&s.posts, config.spike_lookback, config.spike_z),
+        sentiment_dm: demean(&s.sentiment),
+        ret_dm: demean(&s.ret),
+        next_dm: demean(&next),
+    }
+}
+
+/// The study on every core.
+pub fn run(series: &[TickerSeries], config: &StudyConfig) -> StudyResult {
+    run_with_threads(series, config, std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The study, the tickers spread over `threads` threads (the result does not depend on it).
+pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: usize) -> StudyResult {
+    let market = config.market.as_ref().and_then(|m| series.iter().find(|s| &s.ticker == m));
+    let studied: Vec<&TickerSeries> = series.iter().filter(|s| market.is_none_or(|m| m.ticker != s.ticker)).collect();
+    // Per interval: the sum and count of the studied tickers' returns.
+    let longest = studied.iter().map(|s| s.ret.len()).max().unwrap_or(0);
+    let mut cross_section = vec![(0.0f64, 0usize); longest];
+    for s in &studied {
+        for (t, v) in s.ret.iter().enumerate().filter(|(_, v)| v.is_finite()) {
+            cross_section[t].0 += v;
+            cross_section[t].1 += 1;
+        }
+    }
+    // Abnormal returns: against the market proxy, or the mean of the other tickers.
+    let market_ret = |t: usize, s: &TickerSeries| -> f64 {
+        match market {
+            Some(m) => m.ret.get(t).copied().unwrap_or(0.0),
+            None => {
+                let (sum, count) = cross_section[t];
+                let own = s.ret.get(t).copied().filter(|v| v.is_finite());
+                let (sum, count) = own.map_or((sum, count), |v| (sum - v, count - 1));
+                if count == 0 { 0.0 } else { sum / count as f64 }
+            }
+        }
+    };
+    let threads = threads.clamp(1, studied.len().max(1));
+    let chunk = studied.len().div_ceil(threads).max(1);
+    let work: Vec<TickerWork> = std::thread::scope(|scope| {
+        let handles: Vec<_> = studied
+            .chunks(chunk)
+            .map(|part| {
+                let market_ret = &market_ret;
+                scope.spawn(move || part.iter().map(|s| analyze(s, market_ret, config)).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a study thread panicked")).collect()
+    });
+    let mut results: Vec<TickerResult> = Vec::with_capacity(work.len());
+    let mut rest = Vec::with_capacity(work.len());
+    for w in work {
+        results.push(w.result);
+        rest.push((w.abnormal, w.spikes, w.sentiment_dm, w.ret_dm, w.next_dm));
+    }
+    // Benjamini–Hochberg: the primary test across tickers, and every ticker × lag.
+    let prim: Vec<(usize, f64)> = results.iter().enumerate().filter_map(|(i, r)| r.primary_p.map(|p| (i, p))).collect();
+    let q = benjamini_hochberg(&prim.iter().map(|x| x.1).collect::<Vec<_>>());
+    for ((i, _), q) in prim.iter().zip(q) {
+        results[*i].primary_q = Some(q);
+        results[*i].significant = q < config.alpha;
+    }
+    let lag_index: Vec<(usize, usize)> = results.iter().enumerate().flat_map(|(i, r)| (0..r.cross_correlation.len()).map(move |j| (i, j))).collect();
+    let lag_q = benjamini_hochberg(&lag_index.iter().map(|(i, j)| results[*i].cross_correlation[*j].p).collect::<Vec<_>>());
+    for ((i, j), q) in lag_index.into_iter().zip(lag_q) {
+        results[i].cross_correlation[j].q = q;
+    }
+    for r in results.iter_mut() {
+        r.best_lag = r
+            .cross_correlation
+            .iter()
+            .filter(|c| c.lag > 0)
+            .max_by(|a, b| a.r.abs().partial_cmp(&b.r.abs()).unwrap_or(std::cmp::Ordering::Equal))
+            .cloned();
+    }
+    // Pooled within-ticker results.
+    let mut px = Vec::new();
+    let mut py = Vec::new();
+    for (_, _, sent, _, next) in &rest {
+        let (a, b) = lagged_pairs(sent, next, 0);
+        px.extend(a);
+        py.extend(b);
+    }
+    let pooled_level = corr(&px, &py);
+    let pooled_cross_correlation = (-(config.max_lag as i64)..=config.max_lag as i64)
+        .filter_map(|k| {
+            let mut a = Vec::new();
+            let mut b = Vec::new();
+            for (_, _, sent, ret, _) in &rest {
+                let (x, y) = lagged_pairs(sent, ret, k);
+                a.extend(x);
+                b.extend(y);
+            }
+            corr(&a, &b).map(|c| (k, c))
+        })
+        .collect();
+    // Event study across all tickers' spikes; an event too close to either end of its
+    // ticker's series to have a whole window is left out.
+    let w = config.event_window;
+    let mut paths_abnormal: Vec<f64> = Vec::new();
+    let mut events: Vec<usize> = Vec::new();
+    for (ab, ev, ..) in &rest {
+        let offset = paths_abnormal.len();
+        events.extend(ev.iter().filter(|&&e| e >= w && e + w < ab.len()).map(|e| e + offset));
+        paths_abnormal.extend(ab.iter().copied());
+    }
+    let es = event_study(&paths_abnormal, &events, w);
+    let significant: Vec<String> = results.iter().filter(|r| r.significant).map(|r| r.ticker.clone()).collect();
+    let tested = results.iter().filter(|r| r.primary_p.is_some()).count();
+    let rejection_rate = results.iter().filter(|r| r.primary_p.is_some_and(|p| p < config.alpha)).count() as f64 / tested.max(1) as f64;
+    StudyResult {
+        config: config.clone(),
+        tickers: results,
+        pooled_level,
+        pooled_cross_correlation,
+        event_study: es,
+        market_proxy: market.map_or("cross-section mean".into(), |m| m.ticker.clone()),
+        significant,
+        rejection_rate,
+    }
+}
