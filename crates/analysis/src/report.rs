@@ -22,7 +22,12 @@ fn f(v: Option<f64>) -> String {
 pub fn verdict(r: &StudyResult) -> String {
     let n = r.tickers.len();
     let sig = r.significant.len();
-    let pooled = r.pooled_level.map_or("not computable".into(), |c| format!("r = {:.4} (p = {})", c.r, f(Some(c.p))));
+    let mut pooled =
+        r.pooled_level.map_or("not computable".into(), |c| format!("r = {:.4} with the next interval (p = {})", c.r, f(Some(c.p))));
+    // The lag where the pooled correlation is strongest: where a lead shows.
+    if let Some((lag, c)) = r.pooled_cross_correlation.iter().max_by(|a, b| a.1.r.abs().total_cmp(&b.1.r.abs())) {
+        let _ = write!(pooled, ", strongest at lag {lag}: r = {:.4} (p = {})", c.r, f(Some(c.p)));
+    }
     if sig == 0 {
         format!(
             "No: for none of the {n} tickers does sentiment improve the forecast of returns after correcting for multiple testing \

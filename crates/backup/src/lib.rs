@@ -173,7 +173,7 @@ fn metadata_json(coll: &str, indexes: &[Document]) -> Vec<u8> {
 /// Dumps one collection into a staging file: (documents, bytes).
 async fn dump_collection(db: &mongodb::Database, coll: &str, path: &Path, progress: &Progress) -> Result<(u64, u64), BackupError> {
     let total = db.collection::<Document>(coll).estimated_document_count().await.unwrap_or(0);
-    let bar = progress.task(&format!("{}/{coll}", db.name()), total, "docs");
+    let mut bar = progress.task(&format!("{}/{coll}", db.name()), total, "docs");
     let file = std::fs::File::create(path).map_err(io_err("staging file"))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut cursor = db
@@ -187,7 +187,7 @@ async fn dump_collection(db: &mongodb::Database, coll: &str, path: &Path, progre
         out.write_all(d.as_bytes()).map_err(io_err("staging file"))?;
         docs += 1;
         bytes += d.as_bytes().len() as u64;
-        bar.inc(docs);
+        bar.set_count(docs);
     }
     out.flush().map_err(io_err("staging file"))?;
     bar.finish(docs);

@@ -100,7 +100,11 @@ impl Controller {
                             self.bus
                                 .event(EventKind::Activity, code, message)
                                 .with("reason", reason)
-                                .with("session_date", decision.session.date.to_string())
+                                // On: the session now running; off: the next one.
+                                .with(
+                                    if decision.on { "session_date" } else { "next_session_date" },
+                                    decision.session.date.to_string(),
+                                )
                                 .with("next_change", cashtag_core::time::rfc3339(&decision.next_change)),
                         );
                         published = Some(state);

@@ -38,6 +38,7 @@ pub struct Ingest {
     count_files: Option<DailyFiles>,
     webhook: Option<Webhook>,
     config: IngestConfig,
+    stats: Arc<IngestStats>,
 }
 
 /// Counters shared with the status page and tests.
@@ -62,12 +63,18 @@ impl Ingest {
             Some((e, c)) => (Some(e), Some(c)),
             None => (None, None),
         };
-        Ingest { bus, store: Arc::new(store), event_files, count_files, webhook, config }
+        Ingest { bus, store: Arc::new(store), event_files, count_files, webhook, config, stats: Arc::default() }
     }
 
-    /// Runs until `shutdown`; entries being stored when it comes are finished first.
+    /// The counters, live while `run` runs.
+    pub fn stats(&self) -> Arc<IngestStats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `shutdown`; entries being stored when it comes get a few seconds to finish,
+    /// else they stay pending in the stream (never acknowledged unstored).
     pub async fn run(self, shutdown: CancellationToken) -> Arc<IngestStats> {
-        let stats = Arc::new(IngestStats::default());
+        let stats = self.stats.clone();
         let stale = Arc::new(Mutex::new(StaleDetector::new(self.config.stale_after)));
         let keys = self.bus.keys().clone();
         let group = keys.log_group();
@@ -129,19 +136,25 @@ fn emit_feed_change(bus: &Bus, c: FeedChange) {
             bus.event(
                 EventKind::Warning,
                 "feed.stale",
-                format!("{source}: no records for {minutes} minutes during market hours"),
+                format!(
+                    "{source}: no records newer than {} for {minutes} minutes during market hours",
+                    silent_since.format("%H:%M UTC")
+                ),
             )
             .with("source", source)
             .with("silent_since", cashtag_core::time::rfc3339(&silent_since))
             .with("minutes", minutes),
         ),
         FeedChange::Recovered { source, silent_minutes } => bus.emit(
-            bus.event(EventKind::Activity, "feed.recovered", format!("{source}: records again after {silent_minutes} silent minutes"))
+            bus.event(EventKind::Activity, "feed.recovered", format!("{source}: current records again after {silent_minutes} minutes"))
                 .with("source", source)
                 .with("silent_minutes", silent_minutes),
         ),
     }
 }
+
+/// How long a store already under way may finish after shutdown comes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Stores a batch, retrying until it is stored or shutdown comes (then it stays pending
 /// in the stream for the next run).
@@ -153,7 +166,21 @@ where
     let mut delay = Duration::from_millis(200);
     let mut reported = false;
     loop {
-        match store().await {
+        // A store that hangs (an overloaded server) must not hold up shutdown for ever:
+        // after a grace period the entries are left pending, stored at the next start.
+        let attempt = store();
+        tokio::pin!(attempt);
+        let result = tokio::select! {
+            r = &mut attempt => r,
+            _ = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => {
+                tracing::warn!("shutting down while storing {what}; the entries stay pending and are stored at the next start");
+                return false;
+            }
+        };
+        match result {
             Ok(_) => return true,
             Err(e) => {
                 if !reported {
@@ -310,7 +337,12 @@ impl CountsLoop {
                     }
                 }
                 if c.sample.ticker.is_none() {
-                    let change = self.stale.lock().unwrap().sample(&c.sample.source, c.sample.minute, c.sample.count);
+                    let change = self.stale.lock().unwrap().sample(
+                        &c.sample.source,
+                        c.sample.minute,
+                        c.sample.count,
+                        self.bus.clock().now(),
+                    );
                     if let Some(change) = change {
                         emit_feed_change(&self.bus, change);
                     }

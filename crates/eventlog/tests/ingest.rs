@@ -61,6 +61,7 @@ async fn a_silent_feed_warns_once_in_market_hours_and_recovers_once() {
     let log_bus = bus(&prefix, "log", clock.clone());
     let stop = CancellationToken::new();
     let ingest = Ingest::new(log_bus.clone(), store(&db).await, None, None, config(20));
+    let stats = ingest.stats();
     let task = tokio::spawn(ingest.run(stop.clone()));
 
     let stocks = bus(&prefix, "stocks", clock.clone());
@@ -74,12 +75,25 @@ async fn a_silent_feed_warns_once_in_market_hours_and_recovers_once() {
         kind: CountKind::Trades,
         count,
     };
+    // Each sample is stored (and seen by the detector) before the clock moves on, so the
+    // test does not depend on how fast the servers are.
+    let mut pushed = 0u64;
+    let mut push = async |c: CountSample| {
+        counts.push(c);
+        pushed += 1;
+        assert!(counts.flush(Duration::from_secs(10)).await, "counts reach the stream");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stats.counts.load(std::sync::atomic::Ordering::Relaxed) < pushed {
+            assert!(Instant::now() < deadline, "the log service stores sample {pushed}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
     let step = |m: i64| {
         clock.set(minute(base, m));
     };
     // 14:20–14:29, market closed: silence is not stale.
     for m in 0..10 {
-        counts.push(sample(m, 0));
+        push(sample(m, 0)).await;
         step(m + 1);
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
@@ -87,23 +101,22 @@ async fn a_silent_feed_warns_once_in_market_hours_and_recovers_once() {
     stocks.publish_control(&ControlState { cmd: ControlCommand::Start, reason: "regular open".into(), at: minute(base, 10) }).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     for m in 10..21 {
-        counts.push(sample(m, 0));
+        push(sample(m, 0)).await;
         step(m + 1);
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     // 14:41: records again.
-    counts.push(sample(21, 7));
+    push(sample(21, 7)).await;
     step(22);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // 16:00: closed, and silent for half an hour.
     stocks.publish_control(&ControlState { cmd: ControlCommand::Stop, reason: "regular close".into(), at: minute(base, 100) }).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     for m in 100..130 {
-        counts.push(sample(m, 0));
+        push(sample(m, 0)).await;
         step(m + 1);
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    assert!(counts.flush(Duration::from_secs(5)).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let stale = eventually_count(&db, "feed.stale", 1, Duration::from_secs(5)).await;

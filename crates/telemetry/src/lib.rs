@@ -42,9 +42,12 @@ pub fn init_tracing(service: &str) {
 /// Sets up human-readable logging on stderr, for command-line tools.
 pub fn init_cli_tracing() {
     // The AWS SDK warns about every credential provider it tries; the caller reports the outcome.
-    let filter = std::env::var("CASHTAG_LOG").unwrap_or_else(|_| "warn,aws_config=error,aws_smithy_runtime=error".into());
+    // Progress lines (off a terminal, in place of bars) are what a CLI user waits for.
+    let filter = std::env::var("CASHTAG_LOG")
+        .unwrap_or_else(|_| "warn,cashtag_telemetry::progress=info,aws_config=error,aws_smithy_runtime=error".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -41,12 +41,10 @@ impl Progress {
 }
 
 impl Bar {
-    /// Sets the count.
-    pub fn inc(&self, count: u64) {
-        if let Some(b) = &self.bar {
-            if count % 256 == 0 {
-                b.set_position(count);
-            }
+    /// Sets the count (it only grows).
+    pub fn set_count(&mut self, count: u64) {
+        if count > self.count {
+            self.add(count - self.count);
         }
     }
 
