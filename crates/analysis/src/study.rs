@@ -115,10 +115,15 @@ fn demean(v: &[f64]) -> Vec<f64> {
     v.iter().map(|x| x - m).collect()
 }
 
-/// What one ticker contributes: its result, its abnormal returns and spikes (for the
-/// event study), and its demeaned series (for the pooled results).
+/// What one ticker contributes: its result, and the inputs of the cross-ticker results.
 struct TickerWork {
     result: TickerResult,
+    pooled: PooledInputs,
+}
+
+/// One ticker's abnormal returns and spikes (for the event study) and its demeaned
+/// series (for the pooled correlations).
+struct PooledInputs {
     abnormal: Vec<f64>,
     spikes: Vec<usize>,
     sentiment_dm: Vec<f64>,
@@ -173,11 +178,13 @@ fn analyze(s: &TickerSeries, market_ret: &dyn Fn(usize, &TickerSeries) -> f64, c
             best_lag: None,
             significant: false,
         },
-        abnormal,
-        spikes: volume_spikes(&s.posts, config.spike_lookback, config.spike_z),
-        sentiment_dm: demean(&s.sentiment),
-        ret_dm: demean(&s.ret),
-        next_dm: demean(&next),
+        pooled: PooledInputs {
+            abnormal,
+            spikes: volume_spikes(&s.posts, config.spike_lookback, config.spike_z),
+            sentiment_dm: demean(&s.sentiment),
+            ret_dm: demean(&s.ret),
+            next_dm: demean(&next),
+        },
     }
 }
 
@@ -223,12 +230,7 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("a study thread panicked")).collect()
     });
-    let mut results: Vec<TickerResult> = Vec::with_capacity(work.len());
-    let mut rest = Vec::with_capacity(work.len());
-    for w in work {
-        results.push(w.result);
-        rest.push((w.abnormal, w.spikes, w.sentiment_dm, w.ret_dm, w.next_dm));
-    }
+    let (mut results, rest): (Vec<TickerResult>, Vec<PooledInputs>) = work.into_iter().map(|w| (w.result, w.pooled)).unzip();
     // Benjamini–Hochberg: the primary test across tickers, and every ticker × lag.
     let prim: Vec<(usize, f64)> = results.iter().enumerate().filter_map(|(i, r)| r.primary_p.map(|p| (i, p))).collect();
     let q = benjamini_hochberg(&prim.iter().map(|x| x.1).collect::<Vec<_>>());
@@ -252,8 +254,8 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
     // Pooled within-ticker results.
     let mut px = Vec::new();
     let mut py = Vec::new();
-    for (_, _, sent, _, next) in &rest {
-        let (a, b) = lagged_pairs(sent, next, 0);
+    for p in &rest {
+        let (a, b) = lagged_pairs(&p.sentiment_dm, &p.next_dm, 0);
         px.extend(a);
         py.extend(b);
     }
@@ -262,8 +264,8 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
         .filter_map(|k| {
             let mut a = Vec::new();
             let mut b = Vec::new();
-            for (_, _, sent, ret, _) in &rest {
-                let (x, y) = lagged_pairs(sent, ret, k);
+            for p in &rest {
+                let (x, y) = lagged_pairs(&p.sentiment_dm, &p.ret_dm, k);
                 a.extend(x);
                 b.extend(y);
             }
@@ -275,10 +277,10 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
     let w = config.event_window;
     let mut paths_abnormal: Vec<f64> = Vec::new();
     let mut events: Vec<usize> = Vec::new();
-    for (ab, ev, ..) in &rest {
+    for p in &rest {
         let offset = paths_abnormal.len();
-        events.extend(ev.iter().filter(|&&e| e >= w && e + w < ab.len()).map(|e| e + offset));
-        paths_abnormal.extend(ab.iter().copied());
+        events.extend(p.spikes.iter().filter(|&&e| e >= w && e + w < p.abnormal.len()).map(|e| e + offset));
+        paths_abnormal.extend(p.abnormal.iter().copied());
     }
     let es = event_study(&paths_abnormal, &events, w);
     let significant: Vec<String> = results.iter().filter(|r| r.significant).map(|r| r.ticker.clone()).collect();
