@@ -30,13 +30,26 @@ fn series(name: &str, index: usize) -> TickerSeries {
     let planted = index % 3 == 0;
     let t0: DateTime<Utc> = "2025-01-02T14:30:00Z".parse().unwrap();
     let mut signal = vec![0.0; n];
-    let mut s = TickerSeries { ticker: name.into(), starts: vec![], session: vec![], sentiment: vec![], posts: vec![], close: vec![], ret: vec![] };
+    let mut s = TickerSeries {
+        ticker: name.into(),
+        starts: vec![],
+        session: vec![],
+        sentiment: vec![],
+        posts: vec![],
+        close: vec![],
+        ret: vec![],
+    };
     let mut price = 100.0f64;
     for t in 0..n {
         let k = key.with(t as u64);
         signal[t] = if t % MINUTES == 0 { 0.0 } else { 0.9 * signal[t - 1] } + 0.45 * k.with(1).normal();
         let posts = k.with(2).poisson(0.6 * (1.0 + signal[t].abs()));
-        let sentiment = if posts == 0 { 0.0 } else { (0..posts).map(|i| (signal[t].tanh() + 0.6 * k.with(10 + i as u64).normal()).clamp(-1.0, 1.0)).sum::<f64>() / posts as f64 };
+        let sentiment = if posts == 0 {
+            0.0
+        } else {
+            (0..posts).map(|i| (signal[t].tanh() + 0.6 * k.with(10 + i as u64).normal()).clamp(-1.0, 1.0)).sum::<f64>()
+                / posts as f64
+        };
         let push = if planted && t >= 5 && t % MINUTES >= 5 { 0.25 * signal[t - 5] } else { 0.0 };
         let ret = 0.0008 * (push + k.with(3).normal());
         price *= ret.exp();
@@ -61,7 +74,11 @@ fn main() {
     let mut all: Vec<TickerSeries> = (0..TICKERS).map(|i| series(&format!("T{i:02}"), i)).collect();
     all.push(series("SPY", 1));
     let rows: usize = all.iter().map(|s| s.ret.len()).sum();
-    println!("data: {} tickers + SPY × {SESSIONS} sessions × {MINUTES} minutes = {rows} rows (generated in {:.1} s)", TICKERS, t.elapsed().as_secs_f64());
+    println!(
+        "data: {} tickers + SPY × {SESSIONS} sessions × {MINUTES} minutes = {rows} rows (generated in {:.1} s)",
+        TICKERS,
+        t.elapsed().as_secs_f64()
+    );
     let config = StudyConfig { max_lag: 6, granger_lags: 4, ..Default::default() };
 
     // Warm up once, then the best of three — on one thread, and on every core.
@@ -79,10 +96,18 @@ fn main() {
         (best, result.unwrap())
     };
     let (single, result) = time(1);
-    println!("cashtag study::run, 1 thread     {single:>8.2} s  ({} significant of {TICKERS}; {} events)", result.significant.len(), result.event_study.events);
+    println!(
+        "cashtag study::run, 1 thread     {single:>8.2} s  ({} significant of {TICKERS}; {} events)",
+        result.significant.len(),
+        result.event_study.events
+    );
     let (best, parallel) = time(cores);
     println!("cashtag study::run, {cores} threads    {best:>8.2} s");
-    assert_eq!(serde_json::to_string(&parallel).unwrap(), serde_json::to_string(&result).unwrap(), "threads change nothing");
+    assert_eq!(
+        serde_json::to_string(&parallel).unwrap(),
+        serde_json::to_string(&result).unwrap(),
+        "threads change nothing"
+    );
 
     let file = std::env::temp_dir().join(format!("cashtag-bench-study-{}.csv", std::process::id()));
     {
@@ -96,7 +121,13 @@ fn main() {
         }
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/study_reference.py");
-    let args = [config.max_lag.to_string(), config.granger_lags.to_string(), config.spike_z.to_string(), config.spike_lookback.to_string(), config.event_window.to_string()];
+    let args = [
+        config.max_lag.to_string(),
+        config.granger_lags.to_string(),
+        config.spike_z.to_string(),
+        config.spike_lookback.to_string(),
+        config.event_window.to_string(),
+    ];
     let out = Command::new(python()).arg(script).arg(&file).args(&args).output();
     let _ = std::fs::remove_file(&file);
     let out = match out {
@@ -112,7 +143,10 @@ fn main() {
     };
     let py: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reference output");
     let py_stats = py["stats_s"].as_f64().unwrap();
-    println!("pandas + scipy + statsmodels     {py_stats:>8.2} s  (loading the CSV: {:.2} s more)", py["load_s"].as_f64().unwrap());
+    println!(
+        "pandas + scipy + statsmodels     {py_stats:>8.2} s  (loading the CSV: {:.2} s more)",
+        py["load_s"].as_f64().unwrap()
+    );
     println!("ratio  Python / cashtag = {:.1}x on one thread, {:.1}x on {cores}", py_stats / single, py_stats / best);
 
     // Same data, same statistics: the numbers agree.

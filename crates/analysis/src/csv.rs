@@ -91,7 +91,10 @@ fn is_missing(v: &str) -> bool {
 pub fn columns(records: &[Vec<String>], x: &str, y: &str) -> Result<(Vec<f64>, Vec<f64>, usize), String> {
     let header = records.first().ok_or("the file is empty")?;
     let find = |name: &str| {
-        header.iter().position(|h| h.trim() == name).ok_or_else(|| format!("no column {name:?}; the columns are {}", header.join(", ")))
+        header
+            .iter()
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| format!("no column {name:?}; the columns are {}", header.join(", ")))
     };
     let (xi, yi) = (find(x)?, find(y)?);
     let mut xs = Vec::new();
@@ -139,7 +142,14 @@ pub struct PairStats {
     pub granger_y_to_x: Vec<GrangerLag>,
 }
 
-pub fn pair_stats(x_name: &str, y_name: &str, x: &[f64], y: &[f64], dropped: usize, max_lag: usize) -> Result<PairStats, String> {
+pub fn pair_stats(
+    x_name: &str,
+    y_name: &str,
+    x: &[f64],
+    y: &[f64],
+    dropped: usize,
+    max_lag: usize,
+) -> Result<PairStats, String> {
     if x.len() < 3 {
         return Err(format!("{} complete rows; at least 3 are needed", x.len()));
     }
@@ -158,9 +168,11 @@ pub fn pair_stats(x_name: &str, y_name: &str, x: &[f64], y: &[f64], dropped: usi
 
 /// Reads the file and computes the statistics.
 pub fn stats_for_file(path: &Path, x: &str, y: &str, max_lag: usize) -> Result<PairStats, AnalysisError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AnalysisError::Io { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| AnalysisError::Io { path: path.display().to_string(), source })?;
     let records = parse(&text).map_err(|e| AnalysisError::Input(format!("{}: {e}", path.display())))?;
-    let (xs, ys, dropped) = columns(&records, x, y).map_err(|e| AnalysisError::Input(format!("{}: {e}", path.display())))?;
+    let (xs, ys, dropped) =
+        columns(&records, x, y).map_err(|e| AnalysisError::Input(format!("{}: {e}", path.display())))?;
     pair_stats(x, y, &xs, &ys, dropped, max_lag).map_err(|e| AnalysisError::Input(format!("{}: {e}", path.display())))
 }
 
@@ -171,7 +183,10 @@ pub fn render(s: &PairStats) -> String {
     let _ = writeln!(o, "x = {}, y = {}: {} complete rows ({} dropped for missing values)", s.x, s.y, s.n, s.dropped);
     let _ = writeln!(o, "Pearson  r = {:>9.6}  p = {:.6e}", s.pearson.r, s.pearson.p);
     let _ = writeln!(o, "Spearman ρ = {:>9.6}  p = {:.6e}", s.spearman.r, s.spearman.p);
-    let _ = writeln!(o, "\ncross-correlation corr(x_t, y_t+lag), positive lag = x first\n  lag          r            p      n");
+    let _ = writeln!(
+        o,
+        "\ncross-correlation corr(x_t, y_t+lag), positive lag = x first\n  lag          r            p      n"
+    );
     for (k, c) in &s.cross_correlation {
         let _ = writeln!(o, "  {k:>3} {:>10.6} {:>12.4e} {:>6}", c.r, c.p, c.n);
     }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bson::{Bson, Document, doc};
-use chrono::{DateTime, Utc};
 use cashtag_core::collections;
+use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::Database;
 use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as Physical};
@@ -148,10 +148,13 @@ pub fn infer(sample: &[Vec<(String, Bson)>]) -> Vec<(String, ColumnType)> {
             }
         }
     }
-    order.into_iter().map(|k| {
-        let t = types[&k].unwrap_or(ColumnType::Text);
-        (k, t)
-    }).collect()
+    order
+        .into_iter()
+        .map(|k| {
+            let t = types[&k].unwrap_or(ColumnType::Text);
+            (k, t)
+        })
+        .collect()
 }
 
 /// A value in a column's type; `Err` when it does not fit (written as empty).
@@ -197,7 +200,9 @@ fn cell_text(c: &Cell) -> String {
         Cell::Int(i) => i.to_string(),
         Cell::Float(f) => f.to_string(),
         Cell::Bool(b) => b.to_string(),
-        Cell::Time(ms) => DateTime::from_timestamp_millis(*ms).map(|d| cashtag_core::time::rfc3339(&d)).unwrap_or_default(),
+        Cell::Time(ms) => {
+            DateTime::from_timestamp_millis(*ms).map(|d| cashtag_core::time::rfc3339(&d)).unwrap_or_default()
+        }
         Cell::Text(s) => s.clone(),
     }
 }
@@ -267,7 +272,11 @@ pub fn parquet_schema(columns: &[(String, ColumnType)]) -> Result<Type, Analysis
                 ColumnType::Time => (Physical::INT64, Some(LogicalType::timestamp(true, TimeUnit::MILLIS))),
                 ColumnType::Text => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
             };
-            Type::primitive_type_builder(name, physical).with_repetition(Repetition::OPTIONAL).with_logical_type(logical).build().map(Arc::new)
+            Type::primitive_type_builder(name, physical)
+                .with_repetition(Repetition::OPTIONAL)
+                .with_logical_type(logical)
+                .build()
+                .map(Arc::new)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Type::group_type_builder("schema").with_fields(fields).build()?)
@@ -275,7 +284,8 @@ pub fn parquet_schema(columns: &[(String, ColumnType)]) -> Result<Type, Analysis
 
 impl ParquetSink {
     fn create(path: &Path, columns: &[(String, ColumnType)]) -> Result<Self, AnalysisError> {
-        let file = File::create(path).map_err(|source| AnalysisError::Io { path: path.display().to_string(), source })?;
+        let file =
+            File::create(path).map_err(|source| AnalysisError::Io { path: path.display().to_string(), source })?;
         let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
         let writer = SerializedFileWriter::new(file, Arc::new(parquet_schema(columns)?), Arc::new(props))?;
         Ok(ParquetSink { writer, types: columns.iter().map(|c| c.1).collect() })
@@ -294,19 +304,25 @@ impl RowSink for ParquetSink {
             let cells = rows.iter().map(|r| &r[ci]);
             match self.types[ci] {
                 ColumnType::Int | ColumnType::Time => {
-                    let v: Vec<i64> = cells.filter_map(|c| if let Cell::Int(x) | Cell::Time(x) = c { Some(*x) } else { None }).collect();
+                    let v: Vec<i64> = cells
+                        .filter_map(|c| if let Cell::Int(x) | Cell::Time(x) = c { Some(*x) } else { None })
+                        .collect();
                     col.typed::<Int64Type>().write_batch(&v, Some(&defs), None)?;
                 }
                 ColumnType::Float => {
-                    let v: Vec<f64> = cells.filter_map(|c| if let Cell::Float(x) = c { Some(*x) } else { None }).collect();
+                    let v: Vec<f64> =
+                        cells.filter_map(|c| if let Cell::Float(x) = c { Some(*x) } else { None }).collect();
                     col.typed::<DoubleType>().write_batch(&v, Some(&defs), None)?;
                 }
                 ColumnType::Bool => {
-                    let v: Vec<bool> = cells.filter_map(|c| if let Cell::Bool(x) = c { Some(*x) } else { None }).collect();
+                    let v: Vec<bool> =
+                        cells.filter_map(|c| if let Cell::Bool(x) = c { Some(*x) } else { None }).collect();
                     col.typed::<BoolType>().write_batch(&v, Some(&defs), None)?;
                 }
                 ColumnType::Text => {
-                    let v: Vec<ByteArray> = cells.filter_map(|c| if let Cell::Text(x) = c { Some(ByteArray::from(x.as_str())) } else { None }).collect();
+                    let v: Vec<ByteArray> = cells
+                        .filter_map(|c| if let Cell::Text(x) = c { Some(ByteArray::from(x.as_str())) } else { None })
+                        .collect();
                     col.typed::<ByteArrayType>().write_batch(&v, Some(&defs), None)?;
                 }
             }
@@ -329,7 +345,10 @@ pub fn filter(spec: &ExportSpec) -> Result<Document, AnalysisError> {
         return Ok(doc! {});
     }
     let field = spec.time_field.as_deref().or(default_time_field(&spec.collection)).ok_or_else(|| {
-        AnalysisError::Input(format!("collection {:?} has no known time field; pass --time-field to use --from/--to", spec.collection))
+        AnalysisError::Input(format!(
+            "collection {:?} has no known time field; pass --time-field to use --from/--to",
+            spec.collection
+        ))
     })?;
     let mut range = Document::new();
     if let Some(f) = spec.from {
@@ -342,7 +361,11 @@ pub fn filter(spec: &ExportSpec) -> Result<Document, AnalysisError> {
 }
 
 /// Exports the documents of a collection; `progress` is called with the rows written so far.
-pub async fn export(db: &Database, spec: &ExportSpec, mut progress: impl FnMut(u64)) -> Result<ExportSummary, AnalysisError> {
+pub async fn export(
+    db: &Database,
+    spec: &ExportSpec,
+    mut progress: impl FnMut(u64),
+) -> Result<ExportSummary, AnalysisError> {
     let mut cursor = db.collection::<Document>(&spec.collection).find(filter(spec)?).await?;
     let mut sample: Vec<Vec<(String, Bson)>> = Vec::new();
     while sample.len() < SCHEMA_SAMPLE {
@@ -357,7 +380,13 @@ pub async fn export(db: &Database, spec: &ExportSpec, mut progress: impl FnMut(u
         Format::Csv => Box::new(CsvSink::create(&spec.out, &columns)?),
         Format::Parquet => Box::new(ParquetSink::create(&spec.out, &columns)?),
     };
-    let mut summary = ExportSummary { path: spec.out.display().to_string(), rows: 0, columns: columns.clone(), left_out_fields: vec![], type_mismatches: 0 };
+    let mut summary = ExportSummary {
+        path: spec.out.display().to_string(),
+        rows: 0,
+        columns: columns.clone(),
+        left_out_fields: vec![],
+        type_mismatches: 0,
+    };
     let mut batch: Vec<Vec<Cell>> = Vec::with_capacity(ROW_GROUP);
     let to_row = |flat: Vec<(String, Bson)>, summary: &mut ExportSummary| -> Vec<Cell> {
         let mut values: Vec<Option<Bson>> = vec![None; columns.len()];
@@ -421,7 +450,10 @@ mod tests {
             ("tickers", ColumnType::Text),
         ];
         assert_eq!(cols, want.iter().map(|(n, t)| (n.to_string(), *t)).collect::<Vec<_>>());
-        assert_eq!(cell(Some(&Bson::from(vec!["AAPL", "MSFT"])), ColumnType::Text), Ok(Cell::Text("[\"AAPL\",\"MSFT\"]".into())));
+        assert_eq!(
+            cell(Some(&Bson::from(vec!["AAPL", "MSFT"])), ColumnType::Text),
+            Ok(Cell::Text("[\"AAPL\",\"MSFT\"]".into()))
+        );
         assert_eq!(cell(Some(&Bson::from("x")), ColumnType::Int), Err(()));
         assert_eq!(cell(None, ColumnType::Int), Ok(Cell::Empty));
         assert_eq!(cell_text(&Cell::Time(60_000)), "1970-01-01T00:01:00.000Z");

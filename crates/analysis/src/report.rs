@@ -22,8 +22,9 @@ fn f(v: Option<f64>) -> String {
 pub fn verdict(r: &StudyResult) -> String {
     let n = r.tickers.len();
     let sig = r.significant.len();
-    let mut pooled =
-        r.pooled_level.map_or("not computable".into(), |c| format!("r = {:.4} with the next interval (p = {})", c.r, f(Some(c.p))));
+    let mut pooled = r
+        .pooled_level
+        .map_or("not computable".into(), |c| format!("r = {:.4} with the next interval (p = {})", c.r, f(Some(c.p))));
     // The lag where the pooled correlation is strongest: where a lead shows.
     if let Some((lag, c)) = r.pooled_cross_correlation.iter().max_by(|a, b| a.1.r.abs().total_cmp(&b.1.r.abs())) {
         let _ = write!(pooled, ", strongest at lag {lag}: r = {:.4} (p = {})", c.r, f(Some(c.p)));
@@ -52,7 +53,11 @@ pub fn markdown(r: &StudyResult, title: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {title}\n\n**{}**\n", verdict(r));
     let _ = writeln!(s, "Market proxy for abnormal returns: {}. Positive lag = sentiment first.\n", r.market_proxy);
-    let _ = writeln!(s, "| ticker | intervals | posts | r(level, next) | p | Spearman | r(change, next) | Granger p (L={}) | BH q | best lag | r at best | q at best | significant |", r.config.granger_lags);
+    let _ = writeln!(
+        s,
+        "| ticker | intervals | posts | r(level, next) | p | Spearman | r(change, next) | Granger p (L={}) | BH q | best lag | r at best | q at best | significant |",
+        r.config.granger_lags
+    );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for t in &r.tickers {
         let _ = writeln!(
@@ -78,7 +83,11 @@ pub fn markdown(r: &StudyResult, title: &str) -> String {
         let _ = writeln!(s, "| {k} | {:.4} | {} | {} |", c.r, f(Some(c.p)), c.n);
     }
     let es = &r.event_study;
-    let _ = writeln!(s, "\n## Event study\n\n{} post-volume spikes (posts > mean + {}·sd of the previous {} intervals). Cumulative abnormal return:\n", es.events, r.config.spike_z, r.config.spike_lookback);
+    let _ = writeln!(
+        s,
+        "\n## Event study\n\n{} post-volume spikes (posts > mean + {}·sd of the previous {} intervals). Cumulative abnormal return:\n",
+        es.events, r.config.spike_z, r.config.spike_lookback
+    );
     let _ = writeln!(s, "| offset | CAR | ±95% |\n|---|---|---|");
     for ((o, c), h) in es.offsets.iter().zip(&es.car).zip(&es.ci) {
         let _ = writeln!(s, "| {o} | {} | {} |", f(Some(*c)), f(Some(*h)));
@@ -108,9 +117,19 @@ pub fn html(r: &StudyResult, series: &[TickerSeries], title: &str) -> String {
         // A year of minutes is far more points than a chart has pixels.
         let sent = downsample(&s.sentiment, 1_500);
         let price = downsample(&s.close, 1_500);
-        let labels: Vec<(f64, String)> = s.starts.iter().enumerate().step_by((s.starts.len() / 6).max(1)).map(|(i, t)| (i as f64, t.format("%m-%d %H:%M").to_string())).collect();
+        let labels: Vec<(f64, String)> = s
+            .starts
+            .iter()
+            .enumerate()
+            .step_by((s.starts.len() / 6).max(1))
+            .map(|(i, t)| (i as f64, t.format("%m-%d %H:%M").to_string()))
+            .collect();
         body.push_str(&lines(
-            &format!("{}: sentiment (left) and price (right){}", s.ticker, if s.sentiment.len() > 1_500 { ", averaged" } else { "" }),
+            &format!(
+                "{}: sentiment (left) and price (right){}",
+                s.ticker,
+                if s.sentiment.len() > 1_500 { ", averaged" } else { "" }
+            ),
             &[
                 Line { label: "sentiment".into(), points: sent, band: None, right_axis: false },
                 Line { label: "price".into(), points: price, band: None, right_axis: true },
@@ -127,19 +146,37 @@ pub fn html(r: &StudyResult, series: &[TickerSeries], title: &str) -> String {
         right_axis: false,
     }];
     for t in r.tickers.iter().take(5) {
-        ls.push(Line { label: t.ticker.clone(), points: t.cross_correlation.iter().map(|c| (c.lag as f64, c.r)).collect(), band: None, right_axis: false });
+        ls.push(Line {
+            label: t.ticker.clone(),
+            points: t.cross_correlation.iter().map(|c| (c.lag as f64, c.r)).collect(),
+            band: None,
+            right_axis: false,
+        });
     }
-    let lag_labels: Vec<(f64, String)> = r.pooled_cross_correlation.iter().map(|(k, _)| (*k as f64, k.to_string())).collect();
-    body.push_str(&lines("correlation of sentiment with returns by lag (positive = sentiment first)", &ls, &lag_labels, true));
+    let lag_labels: Vec<(f64, String)> =
+        r.pooled_cross_correlation.iter().map(|(k, _)| (*k as f64, k.to_string())).collect();
+    body.push_str(&lines(
+        "correlation of sentiment with returns by lag (positive = sentiment first)",
+        &ls,
+        &lag_labels,
+        true,
+    ));
     // Heatmap tickers × lags.
     let lags: Vec<i64> = r.pooled_cross_correlation.iter().map(|(k, _)| *k).collect();
     let rows: Vec<String> = r.tickers.iter().map(|t| t.ticker.clone()).collect();
     let values: Vec<Vec<f64>> = r
         .tickers
         .iter()
-        .map(|t| lags.iter().map(|k| t.cross_correlation.iter().find(|c| c.lag == *k).map_or(f64::NAN, |c| c.r)).collect())
+        .map(|t| {
+            lags.iter().map(|k| t.cross_correlation.iter().find(|c| c.lag == *k).map_or(f64::NAN, |c| c.r)).collect()
+        })
         .collect();
-    body.push_str(&heatmap("tickers × lags: correlation", &rows, &lags.iter().map(|k| k.to_string()).collect::<Vec<_>>(), &values));
+    body.push_str(&heatmap(
+        "tickers × lags: correlation",
+        &rows,
+        &lags.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+        &values,
+    ));
     // CAR with band.
     let es = &r.event_study;
     body.push_str(&lines(

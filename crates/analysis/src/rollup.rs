@@ -41,7 +41,11 @@ fn bdate(t: DateTime<Utc>) -> bson::DateTime {
 
 /// Recomputes the roll-ups of every minute in `[from, to)`; returns (sentiment docs,
 /// price docs) written.
-pub async fn rollup_range(db: &Database, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<(usize, usize), AnalysisError> {
+pub async fn rollup_range(
+    db: &Database,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(usize, usize), AnalysisError> {
     let from = minute_of(from);
     let to = minute_of(to);
     if to <= from {
@@ -68,8 +72,13 @@ pub async fn rollup_range(db: &Database, from: DateTime<Utc>, to: DateTime<Utc>)
             finance: finance.and_then(|f| f.get_f64("score").ok()).unwrap_or(0.0),
             label: finance.and_then(|f| f.get_str("label").ok()).unwrap_or("neutral").to_string(),
         };
-        let id = p.get_str("_id").map(str::to_string).unwrap_or_else(|_| p.get("_id").map(|v| v.to_string()).unwrap_or_default());
-        for t in p.get_array("tickers").map(|a| a.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>()).unwrap_or_default() {
+        let id = p
+            .get_str("_id")
+            .map(str::to_string)
+            .unwrap_or_else(|_| p.get("_id").map(|v| v.to_string()).unwrap_or_default());
+        for t in
+            p.get_array("tickers").map(|a| a.iter().filter_map(|t| t.as_str()).collect::<Vec<_>>()).unwrap_or_default()
+        {
             sent.entry((t.to_string(), minute)).or_default().push(item(id.clone()));
         }
     }
@@ -80,7 +89,9 @@ pub async fn rollup_range(db: &Database, from: DateTime<Utc>, to: DateTime<Utc>)
         .projection(doc! {"ticker": 1, "ts": 1, "price": 1, "size": 1, "seq": 1})
         .await?;
     while let Some(t) = cursor.try_next().await? {
-        let (Ok(ticker), Ok(ts), Ok(p)) = (t.get_str("ticker"), t.get_datetime("ts"), t.get_f64("price")) else { continue };
+        let (Ok(ticker), Ok(ts), Ok(p)) = (t.get_str("ticker"), t.get_datetime("ts"), t.get_f64("price")) else {
+            continue;
+        };
         let size = t.get_f64("size").unwrap_or(0.0);
         let key = (ts.timestamp_millis(), t.get_i64("seq").or_else(|_| t.get_i32("seq").map(i64::from)).unwrap_or(0));
         price.entry((ticker.to_string(), minute_of(ts.to_chrono()))).or_default().push((key, p, size));
@@ -131,12 +142,16 @@ pub async fn rollup_range(db: &Database, from: DateTime<Utc>, to: DateTime<Utc>)
 /// Indexes of the roll-up collections, and the time index on trades the roll-up's range
 /// queries need (the sinks index trades by ticker first).
 pub async fn ensure_indexes(db: &Database) -> Result<(), AnalysisError> {
-    db.collection::<Document>(collections::TRADES).create_index(mongodb::IndexModel::builder().keys(doc! {"ts": 1}).build()).await?;
+    db.collection::<Document>(collections::TRADES)
+        .create_index(mongodb::IndexModel::builder().keys(doc! {"ts": 1}).build())
+        .await?;
     for coll in [collections::SENTIMENT_1M, collections::PRICE_1M] {
         db.collection::<Document>(coll)
             .create_index(mongodb::IndexModel::builder().keys(doc! {"ticker": 1, "minute": 1}).build())
             .await?;
-        db.collection::<Document>(coll).create_index(mongodb::IndexModel::builder().keys(doc! {"minute": 1}).build()).await?;
+        db.collection::<Document>(coll)
+            .create_index(mongodb::IndexModel::builder().keys(doc! {"minute": 1}).build())
+            .await?;
     }
     Ok(())
 }

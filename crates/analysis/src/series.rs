@@ -97,7 +97,14 @@ pub struct TickerSeries {
 }
 
 /// Builds the series of one ticker from its minute rows.
-pub fn build(ticker: &str, rows: &BTreeMap<DateTime<Utc>, MinuteRow>, sessions: &[Session], interval: TimeDelta, measure: Measure, overnight: bool) -> TickerSeries {
+pub fn build(
+    ticker: &str,
+    rows: &BTreeMap<DateTime<Utc>, MinuteRow>,
+    sessions: &[Session],
+    interval: TimeDelta,
+    measure: Measure,
+    overnight: bool,
+) -> TickerSeries {
     let mut s = TickerSeries {
         ticker: ticker.to_string(),
         starts: vec![],
@@ -149,14 +156,25 @@ pub fn build(ticker: &str, rows: &BTreeMap<DateTime<Utc>, MinuteRow>, sessions: 
 }
 
 /// Loads the minute roll-ups of `tickers` in `[from, to)`.
-pub async fn load(db: &Database, tickers: &[String], from: DateTime<Utc>, to: DateTime<Utc>) -> Result<BTreeMap<String, BTreeMap<DateTime<Utc>, MinuteRow>>, AnalysisError> {
-    let mut out: BTreeMap<String, BTreeMap<DateTime<Utc>, MinuteRow>> = tickers.iter().map(|t| (t.clone(), BTreeMap::new())).collect();
+pub async fn load(
+    db: &Database,
+    tickers: &[String],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<BTreeMap<String, BTreeMap<DateTime<Utc>, MinuteRow>>, AnalysisError> {
+    let mut out: BTreeMap<String, BTreeMap<DateTime<Utc>, MinuteRow>> =
+        tickers.iter().map(|t| (t.clone(), BTreeMap::new())).collect();
     let range = doc! {"ticker": {"$in": tickers}, "minute": {"$gte": bson::DateTime::from_chrono(from), "$lt": bson::DateTime::from_chrono(to)}};
     let mut c = db.collection::<Document>(collections::SENTIMENT_1M).find(range.clone()).await?;
     while let Some(d) = c.try_next().await? {
         let (Ok(t), Ok(m)) = (d.get_str("ticker"), d.get_datetime("minute")) else { continue };
         let row = out.entry(t.to_string()).or_default().entry(m.to_chrono()).or_default();
-        let num = |k: &str| d.get_f64(k).or_else(|_| d.get_i64(k).map(|v| v as f64)).or_else(|_| d.get_i32(k).map(|v| v as f64)).unwrap_or(0.0);
+        let num = |k: &str| {
+            d.get_f64(k)
+                .or_else(|_| d.get_i64(k).map(|v| v as f64))
+                .or_else(|_| d.get_i32(k).map(|v| v as f64))
+                .unwrap_or(0.0)
+        };
         row.posts = num("posts");
         row.finance_sum = num("finance_sum");
         row.vader_sum = num("vader_sum");
@@ -165,7 +183,9 @@ pub async fn load(db: &Database, tickers: &[String], from: DateTime<Utc>, to: Da
     }
     let mut c = db.collection::<Document>(collections::PRICE_1M).find(range).await?;
     while let Some(d) = c.try_next().await? {
-        let (Ok(t), Ok(m), Ok(close)) = (d.get_str("ticker"), d.get_datetime("minute"), d.get_f64("close")) else { continue };
+        let (Ok(t), Ok(m), Ok(close)) = (d.get_str("ticker"), d.get_datetime("minute"), d.get_f64("close")) else {
+            continue;
+        };
         out.entry(t.to_string()).or_default().entry(m.to_chrono()).or_default().close = Some(close);
     }
     Ok(out)
@@ -182,7 +202,10 @@ mod tests {
         let mut rows = BTreeMap::new();
         let open = sessions[0].open;
         for m in 0..390 {
-            rows.insert(open + TimeDelta::minutes(m), MinuteRow { posts: 1.0, finance_sum: 0.5, close: Some(100.0 + m as f64), ..Default::default() });
+            rows.insert(
+                open + TimeDelta::minutes(m),
+                MinuteRow { posts: 1.0, finance_sum: 0.5, close: Some(100.0 + m as f64), ..Default::default() },
+            );
         }
         let s = build("AAPL", &rows, &sessions, TimeDelta::minutes(5), Measure::FinanceMean, false);
         assert_eq!(s.starts.len(), 2 * 78);

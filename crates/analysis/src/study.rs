@@ -11,7 +11,9 @@
 //! The primary test of a ticker is the Granger test with L lags ("sentiment's past
 //! improves the forecast of returns"); one p-value per ticker, corrected across tickers.
 
-use cashtag_stats::{Correlation, EventStudy, GrangerLag, benjamini_hochberg, event_study, granger, pearson, spearman, volume_spikes};
+use cashtag_stats::{
+    Correlation, EventStudy, GrangerLag, benjamini_hochberg, event_study, granger, pearson, spearman, volume_spikes,
+};
 use serde::Serialize;
 
 use crate::series::TickerSeries;
@@ -36,7 +38,15 @@ pub struct StudyConfig {
 
 impl Default for StudyConfig {
     fn default() -> Self {
-        StudyConfig { max_lag: 6, granger_lags: 4, alpha: 0.05, spike_z: 3.0, spike_lookback: 20, event_window: 6, market: Some("SPY".into()) }
+        StudyConfig {
+            max_lag: 6,
+            granger_lags: 4,
+            alpha: 0.05,
+            spike_z: 3.0,
+            spike_lookback: 20,
+            event_window: 6,
+            market: Some("SPY".into()),
+        }
     }
 }
 
@@ -154,7 +164,8 @@ fn analyze(s: &TickerSeries, market_ret: &dyn Fn(usize, &TickerSeries) -> f64, c
     let x0: Vec<f64> = s.sentiment.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).collect();
     let g_sr = granger(&r0, &x0, config.granger_lags);
     let g_rs = granger(&x0, &r0, config.granger_lags);
-    let primary_p = g_sr.iter().find(|g| g.lag == config.granger_lags).or(g_sr.last()).map(|g| g.p).filter(|p| p.is_finite());
+    let primary_p =
+        g_sr.iter().find(|g| g.lag == config.granger_lags).or(g_sr.last()).map(|g| g.p).filter(|p| p.is_finite());
     let abnormal: Vec<f64> = (0..n)
         .map(|t| {
             let a = s.ret[t] - market_ret(t, s);
@@ -230,7 +241,8 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("a study thread panicked")).collect()
     });
-    let (mut results, rest): (Vec<TickerResult>, Vec<PooledInputs>) = work.into_iter().map(|w| (w.result, w.pooled)).unzip();
+    let (mut results, rest): (Vec<TickerResult>, Vec<PooledInputs>) =
+        work.into_iter().map(|w| (w.result, w.pooled)).unzip();
     // Benjamini–Hochberg: the primary test across tickers, and every ticker × lag.
     let prim: Vec<(usize, f64)> = results.iter().enumerate().filter_map(|(i, r)| r.primary_p.map(|p| (i, p))).collect();
     let q = benjamini_hochberg(&prim.iter().map(|x| x.1).collect::<Vec<_>>());
@@ -238,8 +250,10 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
         results[*i].primary_q = Some(q);
         results[*i].significant = q < config.alpha;
     }
-    let lag_index: Vec<(usize, usize)> = results.iter().enumerate().flat_map(|(i, r)| (0..r.cross_correlation.len()).map(move |j| (i, j))).collect();
-    let lag_q = benjamini_hochberg(&lag_index.iter().map(|(i, j)| results[*i].cross_correlation[*j].p).collect::<Vec<_>>());
+    let lag_index: Vec<(usize, usize)> =
+        results.iter().enumerate().flat_map(|(i, r)| (0..r.cross_correlation.len()).map(move |j| (i, j))).collect();
+    let lag_q =
+        benjamini_hochberg(&lag_index.iter().map(|(i, j)| results[*i].cross_correlation[*j].p).collect::<Vec<_>>());
     for ((i, j), q) in lag_index.into_iter().zip(lag_q) {
         results[i].cross_correlation[j].q = q;
     }
@@ -285,7 +299,8 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
     let es = event_study(&paths_abnormal, &events, w);
     let significant: Vec<String> = results.iter().filter(|r| r.significant).map(|r| r.ticker.clone()).collect();
     let tested = results.iter().filter(|r| r.primary_p.is_some()).count();
-    let rejection_rate = results.iter().filter(|r| r.primary_p.is_some_and(|p| p < config.alpha)).count() as f64 / tested.max(1) as f64;
+    let rejection_rate =
+        results.iter().filter(|r| r.primary_p.is_some_and(|p| p < config.alpha)).count() as f64 / tested.max(1) as f64;
     StudyResult {
         config: config.clone(),
         tickers: results,

@@ -44,7 +44,14 @@ fn study(params: SimParams, tickers: usize, days: (&str, &str), config: &StudyCo
     let series: Vec<_> = (0..tickers)
         .map(|i| {
             let t = format!("T{i:02}");
-            build(&t, &minute_rows(&sim, &scorer, &t, &sessions), &sessions, chrono::TimeDelta::minutes(1), Measure::FinanceMean, false)
+            build(
+                &t,
+                &minute_rows(&sim, &scorer, &t, &sessions),
+                &sessions,
+                chrono::TimeDelta::minutes(1),
+                Measure::FinanceMean,
+                false,
+            )
         })
         .collect();
     run(&series, config)
@@ -57,7 +64,15 @@ fn config() -> StudyConfig {
 fn print(r: &StudyResult) {
     for t in &r.tickers {
         let b = t.best_lag.as_ref().unwrap();
-        println!("{}: Granger p {:.2e} q {:.2e}, best lag {} r {:.3} q {:.2e}", t.ticker, t.primary_p.unwrap(), t.primary_q.unwrap(), b.lag, b.r, b.q);
+        println!(
+            "{}: Granger p {:.2e} q {:.2e}, best lag {} r {:.3} q {:.2e}",
+            t.ticker,
+            t.primary_p.unwrap(),
+            t.primary_q.unwrap(),
+            b.lag,
+            b.r,
+            b.q
+        );
     }
     for (k, c) in &r.pooled_cross_correlation {
         println!("pooled lag {k}: r {:.4} p {:.2e}", c.r, c.p);
@@ -67,14 +82,25 @@ fn print(r: &StudyResult) {
 #[test]
 fn finds_the_planted_lead() {
     // News that fades within minutes: the lead is identifiable.
-    let params = SimParams { seed: 7, lead_minutes: 5, strength: 1.5, posts_per_minute: 2.0, news_half_life_minutes: 1.0, mood: 0.0, news_per_day: 12.0, ..Default::default() };
+    let params = SimParams {
+        seed: 7,
+        lead_minutes: 5,
+        strength: 1.5,
+        posts_per_minute: 2.0,
+        news_half_life_minutes: 1.0,
+        mood: 0.0,
+        news_per_day: 12.0,
+        ..Default::default()
+    };
     let r = study(params, 8, ("2026-11-02", "2026-11-06"), &config());
     print(&r);
     let significant = r.tickers.iter().filter(|t| t.significant).count();
     assert!(significant >= 7, "{significant} of 8 tickers significant after BH");
-    let at_lag_5 = r.tickers.iter().filter(|t| t.best_lag.as_ref().is_some_and(|b| b.lag == 5 && b.r > 0.0 && b.q < 0.05)).count();
+    let at_lag_5 =
+        r.tickers.iter().filter(|t| t.best_lag.as_ref().is_some_and(|b| b.lag == 5 && b.r > 0.0 && b.q < 0.05)).count();
     assert!(at_lag_5 >= 6, "{at_lag_5} of 8 tickers peak at lag 5 with a positive, corrected-significant correlation");
-    let (best_lag, best) = r.pooled_cross_correlation.iter().max_by(|a, b| a.1.r.abs().total_cmp(&b.1.r.abs())).unwrap();
+    let (best_lag, best) =
+        r.pooled_cross_correlation.iter().max_by(|a, b| a.1.r.abs().total_cmp(&b.1.r.abs())).unwrap();
     assert_eq!(*best_lag, 5, "the pooled correlation peaks at the planted lag");
     assert!(best.r > 0.0 && best.p < 1e-6, "pooled r {} p {}", best.r, best.p);
     // Returns do not lead sentiment: lags −10..−1 stay small next to lag 5.
@@ -89,19 +115,28 @@ fn finds_the_planted_lead() {
 
 #[test]
 fn persistent_news_is_found_with_its_sign() {
-    let r = study(SimParams { seed: 7, lead_minutes: 5, strength: 0.5, ..Default::default() }, 8, ("2026-11-02", "2026-11-06"), &config());
+    let r = study(
+        SimParams { seed: 7, lead_minutes: 5, strength: 0.5, ..Default::default() },
+        8,
+        ("2026-11-02", "2026-11-06"),
+        &config(),
+    );
     print(&r);
     let significant = r.tickers.iter().filter(|t| t.significant).count();
     assert!(significant >= 7, "{significant} of 8 tickers significant after BH");
     let level = r.pooled_level.unwrap();
     assert!(level.r > 0.0 && level.p < 1e-6, "pooled sentiment vs next return: {level:?}");
-    assert!(r.tickers.iter().filter(|t| t.best_lag.as_ref().is_some_and(|b| b.r > 0.0)).count() == 8, "every ticker's strongest lead is positive");
+    assert!(
+        r.tickers.iter().filter(|t| t.best_lag.as_ref().is_some_and(|b| b.r > 0.0)).count() == 8,
+        "every ticker's strongest lead is positive"
+    );
 }
 
 #[test]
 fn null_rejection_rate_stays_near_alpha() {
     let config = config();
-    let r = study(SimParams { seed: 11, strength: 0.0, ..Default::default() }, 60, ("2026-11-02", "2026-11-03"), &config);
+    let r =
+        study(SimParams { seed: 11, strength: 0.0, ..Default::default() }, 60, ("2026-11-02", "2026-11-03"), &config);
     let n = r.tickers.iter().filter(|t| t.primary_p.is_some()).count();
     assert_eq!(n, 60);
     // Under the null, nominal rejections ~ Binomial(60, 0.05): mean 3, sd 1.7.

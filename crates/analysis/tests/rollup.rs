@@ -3,12 +3,12 @@
 //! byte-identical collections, and a late post updates its minute.
 
 use bson::{RawDocumentBuf, doc};
-use cashtag_sinks::Sink;
-use cashtag_sinks::mongo::MongoSink;
 use cashtag_analysis::rollup::{ensure_indexes, rollup_range};
 use cashtag_core::{Record, Ticker, collections};
 use cashtag_sentiment::Scorer;
 use cashtag_sim::{Sim, SimParams, minute_index};
+use cashtag_sinks::Sink;
+use cashtag_sinks::mongo::MongoSink;
 use cashtag_testkit::{mongo_uri, unique};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
@@ -63,7 +63,9 @@ async fn rollups_are_correct_idempotent_and_order_independent_and_pick_up_late_p
             .iter()
             .flat_map(|r| match r {
                 Record::Trade(t) if !post => vec![(t.ticker.to_string(), minute_index(t.ts))],
-                Record::Post(p) if post => p.tickers.iter().map(|t| (t.to_string(), minute_index(p.created_at))).collect(),
+                Record::Post(p) if post => {
+                    p.tickers.iter().map(|t| (t.to_string(), minute_index(p.created_at))).collect()
+                }
                 _ => vec![],
             })
             .collect();
@@ -80,7 +82,12 @@ async fn rollups_are_correct_idempotent_and_order_independent_and_pick_up_late_p
         .filter_map(|r| if let Record::Trade(t) = r { Some(t) } else { None })
         .filter(|t| t.ticker.as_str() == "MSFT" && t.ts >= m && t.ts < m + TimeDelta::minutes(1))
         .collect();
-    let bar = db.collection::<bson::Document>(collections::PRICE_1M).find_one(doc! {"_id": "MSFT:2026-11-24T14:37Z"}).await.unwrap().unwrap();
+    let bar = db
+        .collection::<bson::Document>(collections::PRICE_1M)
+        .find_one(doc! {"_id": "MSFT:2026-11-24T14:37Z"})
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(bar.get_i64("trades").unwrap(), trades.len() as i64);
     assert_eq!(bar.get_f64("open").unwrap(), trades.first().unwrap().price);
     assert_eq!(bar.get_f64("close").unwrap(), trades.last().unwrap().price);
@@ -89,16 +96,27 @@ async fn rollups_are_correct_idempotent_and_order_independent_and_pick_up_late_p
     let posts: Vec<_> = recs
         .iter()
         .filter_map(|r| if let Record::Post(p) = r { Some(p) } else { None })
-        .filter(|p| p.tickers.iter().any(|t| t.as_str() == "AAPL") && p.created_at >= m && p.created_at < m + TimeDelta::minutes(1))
+        .filter(|p| {
+            p.tickers.iter().any(|t| t.as_str() == "AAPL")
+                && p.created_at >= m
+                && p.created_at < m + TimeDelta::minutes(1)
+        })
         .collect();
-    let sent = db.collection::<bson::Document>(collections::SENTIMENT_1M).find_one(doc! {"_id": "AAPL:2026-11-24T14:37Z"}).await.unwrap();
+    let sent = db
+        .collection::<bson::Document>(collections::SENTIMENT_1M)
+        .find_one(doc! {"_id": "AAPL:2026-11-24T14:37Z"})
+        .await
+        .unwrap();
     match sent {
         None => assert!(posts.is_empty()),
         Some(d) => {
             assert_eq!(d.get_i64("posts").unwrap(), posts.len() as i64);
             let fsum: f64 = posts.iter().map(|p| p.sentiment.as_ref().unwrap().finance.score).sum();
             assert!((d.get_f64("finance_sum").unwrap() - fsum).abs() < 1e-12);
-            let bullish = posts.iter().filter(|p| p.sentiment.as_ref().unwrap().finance.label == cashtag_core::SentimentLabel::Bullish).count();
+            let bullish = posts
+                .iter()
+                .filter(|p| p.sentiment.as_ref().unwrap().finance.label == cashtag_core::SentimentLabel::Bullish)
+                .count();
             assert_eq!(d.get_i64("bullish").unwrap(), bullish as i64);
         }
     }
@@ -119,13 +137,22 @@ async fn rollups_are_correct_idempotent_and_order_independent_and_pick_up_late_p
     reversed.reverse();
     insert(&other, &reversed).await;
     rollup_range(&other, from, to).await.unwrap();
-    assert!((dump(&other, collections::SENTIMENT_1M).await, dump(&other, collections::PRICE_1M).await) == first, "insertion order changed the roll-ups");
+    assert!(
+        (dump(&other, collections::SENTIMENT_1M).await, dump(&other, collections::PRICE_1M).await) == first,
+        "insertion order changed the roll-ups"
+    );
 
     // A late post for a closed minute: the trailing window picks it up.
     let late_minute = to - TimeDelta::minutes(5);
-    let before = db.collection::<bson::Document>(collections::SENTIMENT_1M).find_one(doc! {"_id": format!("AAPL:{}", late_minute.format("%Y-%m-%dT%H:%MZ"))}).await.unwrap();
+    let before = db
+        .collection::<bson::Document>(collections::SENTIMENT_1M)
+        .find_one(doc! {"_id": format!("AAPL:{}", late_minute.format("%Y-%m-%dT%H:%MZ"))})
+        .await
+        .unwrap();
     let before_posts = before.as_ref().map_or(0, |d| d.get_i64("posts").unwrap());
-    let Some(Record::Post(mut late)) = recs.iter().find(|r| matches!(r, Record::Post(_))).cloned() else { unreachable!() };
+    let Some(Record::Post(mut late)) = recs.iter().find(|r| matches!(r, Record::Post(_))).cloned() else {
+        unreachable!()
+    };
     late.id = "late-1".into();
     late.created_at = late_minute + TimeDelta::seconds(30);
     late.text = "$AAPL to the moon 🚀🚀".into();

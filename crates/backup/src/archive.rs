@@ -125,7 +125,8 @@ pub fn read_document<R: Read>(r: &mut R) -> io::Result<Option<bson::RawDocumentB
     let mut bytes = vec![0u8; n as usize];
     bytes[..4].copy_from_slice(&len);
     r.read_exact(&mut bytes[4..])?;
-    let doc = bson::RawDocumentBuf::from_bytes(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let doc = bson::RawDocumentBuf::from_bytes(bytes)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     // Walk every element: a document that does not parse through is corrupt.
     for el in doc.iter() {
         el.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;

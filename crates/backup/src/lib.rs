@@ -156,7 +156,8 @@ fn build_archive(items: std::sync::mpsc::Receiver<ArchiveItem>, parts: PartWrite
 
 /// The index definitions of a collection, as `listIndexes` returns them.
 async fn indexes(db: &mongodb::Database, coll: &str) -> Result<Vec<Document>, BackupError> {
-    let reply = db.run_command(doc! {"listIndexes": coll}).await.map_err(mongo_err(&format!("listing indexes of {coll}")))?;
+    let reply =
+        db.run_command(doc! {"listIndexes": coll}).await.map_err(mongo_err(&format!("listing indexes of {coll}")))?;
     let batch = reply
         .get_document("cursor")
         .and_then(|c| c.get_array("firstBatch"))
@@ -166,12 +167,19 @@ async fn indexes(db: &mongodb::Database, coll: &str) -> Result<Vec<Document>, Ba
 
 /// mongodump's `metadata.json`: the indexes in relaxed extended JSON.
 fn metadata_json(coll: &str, indexes: &[Document]) -> Vec<u8> {
-    let idx: Vec<serde_json::Value> = indexes.iter().map(|d| bson::Bson::Document(d.clone()).into_relaxed_extjson()).collect();
-    serde_json::to_vec(&serde_json::json!({"indexes": idx, "collectionName": coll, "type": "collection"})).expect("serializes")
+    let idx: Vec<serde_json::Value> =
+        indexes.iter().map(|d| bson::Bson::Document(d.clone()).into_relaxed_extjson()).collect();
+    serde_json::to_vec(&serde_json::json!({"indexes": idx, "collectionName": coll, "type": "collection"}))
+        .expect("serializes")
 }
 
 /// Dumps one collection into a staging file: (documents, bytes).
-async fn dump_collection(db: &mongodb::Database, coll: &str, path: &Path, progress: &Progress) -> Result<(u64, u64), BackupError> {
+async fn dump_collection(
+    db: &mongodb::Database,
+    coll: &str,
+    path: &Path,
+    progress: &Progress,
+) -> Result<(u64, u64), BackupError> {
     let total = db.collection::<Document>(coll).estimated_document_count().await.unwrap_or(0);
     let mut bar = progress.task(&format!("{}/{coll}", db.name()), total, "docs");
     let file = std::fs::File::create(path).map_err(io_err("staging file"))?;
@@ -222,7 +230,8 @@ pub async fn backup(
     let dump: Result<(), BackupError> = async {
         for db_name in databases {
             let db = mongo.database(db_name);
-            let mut names: Vec<String> = db.list_collection_names().await.map_err(mongo_err(&format!("listing collections of {db_name}")))?;
+            let mut names: Vec<String> =
+                db.list_collection_names().await.map_err(mongo_err(&format!("listing collections of {db_name}")))?;
             names.retain(|n| !n.starts_with("system."));
             names.sort();
             for coll in names {
@@ -231,8 +240,17 @@ pub async fn backup(
                 let idx = indexes(&db, &coll).await?;
                 let send = |item| item_tx.send(item).map_err(|_| BackupError::Io("the archive writer stopped".into()));
                 send(ArchiveItem::File { name: format!("{db_name}/{coll}.bson"), path: path.clone(), size: bytes })?;
-                send(ArchiveItem::Bytes { name: format!("{db_name}/{coll}.metadata.json"), data: metadata_json(&coll, &idx) })?;
-                entries.push(CollectionEntry { database: db_name.clone(), collection: coll, documents: docs, bytes, indexes: idx.len() });
+                send(ArchiveItem::Bytes {
+                    name: format!("{db_name}/{coll}.metadata.json"),
+                    data: metadata_json(&coll, &idx),
+                })?;
+                entries.push(CollectionEntry {
+                    database: db_name.clone(),
+                    collection: coll,
+                    documents: docs,
+                    bytes,
+                    indexes: idx.len(),
+                });
             }
         }
         Ok(())
@@ -254,7 +272,8 @@ pub async fn backup(
         sha256,
         duration_secs: started.elapsed().as_secs_f64(),
     };
-    crate::s3::put_json(s3, &target.bucket, &manifest_key(&key), &serde_json::to_value(&manifest).expect("serializes")).await?;
+    crate::s3::put_json(s3, &target.bucket, &manifest_key(&key), &serde_json::to_value(&manifest).expect("serializes"))
+        .await?;
     Ok(manifest)
 }
 
@@ -287,7 +306,9 @@ fn read_archive<R: Read>(
         let Some((db, coll, kind)) = split_entry(&path) else { continue };
         if kind == "bson" {
             let mut n = 0u64;
-            while let Some(doc) = read_document(&mut entry).map_err(|e| BackupError::Corrupt(format!("{path}, document {}: {e}", n + 1)))? {
+            while let Some(doc) = read_document(&mut entry)
+                .map_err(|e| BackupError::Corrupt(format!("{path}, document {}: {e}", n + 1)))?
+            {
                 n += 1;
                 on_doc(&db, &coll, Some(doc))?;
             }
@@ -296,7 +317,8 @@ fn read_archive<R: Read>(
         } else {
             let mut text = String::new();
             entry.read_to_string(&mut text).map_err(corrupt)?;
-            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| BackupError::Corrupt(format!("{path}: {e}")))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| BackupError::Corrupt(format!("{path}: {e}")))?;
             let specs = v["indexes"]
                 .as_array()
                 .map(|a| {
@@ -323,7 +345,9 @@ async fn read_remote(
 ) -> Result<Contents, BackupError> {
     let body = crate::s3::open(s3, bucket, key).await?;
     let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
-    tokio::task::spawn_blocking(move || read_archive(reader, on_doc)).await.map_err(|e| BackupError::Io(format!("archive reader: {e}")))?
+    tokio::task::spawn_blocking(move || read_archive(reader, on_doc))
+        .await
+        .map_err(|e| BackupError::Io(format!("archive reader: {e}")))?
 }
 
 /// Checks an archive against its manifest; marks it verified.
@@ -368,11 +392,21 @@ pub struct RestoreOptions {
 }
 
 /// Restores documents and indexes from a verified archive. Returns documents restored.
-pub async fn restore(mongo: &Client, s3: &aws_sdk_s3::Client, target: &Target, key: &str, opts: &RestoreOptions, progress: &Progress) -> Result<u64, BackupError> {
+pub async fn restore(
+    mongo: &Client,
+    s3: &aws_sdk_s3::Client,
+    target: &Target,
+    key: &str,
+    opts: &RestoreOptions,
+    progress: &Progress,
+) -> Result<u64, BackupError> {
     let (manifest, _) = verify(s3, target, key).await?;
     let dbs: std::collections::BTreeSet<&str> = manifest.collections.iter().map(|c| c.database.as_str()).collect();
     if opts.to_db.is_some() && dbs.len() > 1 {
-        return Err(BackupError::Config(format!("--to-db needs an archive of one database; this one has {}", dbs.len())));
+        return Err(BackupError::Config(format!(
+            "--to-db needs an archive of one database; this one has {}",
+            dbs.len()
+        )));
     }
     let wanted = |c: &str| opts.collections.is_empty() || opts.collections.iter().any(|w| w == c);
     let target_db = |db: &str| opts.to_db.clone().unwrap_or_else(|| db.to_string());
@@ -399,7 +433,8 @@ pub async fn restore(mongo: &Client, s3: &aws_sdk_s3::Client, target: &Target, k
     }
     // Stream documents into the target in batches.
     let (tx, mut rx) = mpsc::channel::<(String, String, Vec<RawDocumentBuf>)>(2);
-    let keep: std::collections::BTreeSet<(String, String)> = chosen.iter().map(|c| (c.database.clone(), c.collection.clone())).collect();
+    let keep: std::collections::BTreeSet<(String, String)> =
+        chosen.iter().map(|c| (c.database.clone(), c.collection.clone())).collect();
     // A batch of up to 1,000 documents or 8 MiB, sent when full and at each collection's end.
     let mut batch: Vec<RawDocumentBuf> = Vec::new();
     let mut batch_bytes = 0usize;
@@ -433,8 +468,14 @@ pub async fn restore(mongo: &Client, s3: &aws_sdk_s3::Client, target: &Target, k
                 .await
                 .map_err(mongo_err(&format!("restoring {tdb}.{coll}")))?;
             restored += n;
-            let total = manifest.collections.iter().find(|c| c.database == db && c.collection == coll).map_or(0, |c| c.documents);
-            let bar = bars.entry(format!("{tdb}/{coll}")).or_insert_with(|| progress.task(&format!("{tdb}/{coll}"), total, "docs"));
+            let total = manifest
+                .collections
+                .iter()
+                .find(|c| c.database == db && c.collection == coll)
+                .map_or(0, |c| c.documents);
+            let bar = bars
+                .entry(format!("{tdb}/{coll}"))
+                .or_insert_with(|| progress.task(&format!("{tdb}/{coll}"), total, "docs"));
             bar.add(n);
         }
         for (_, b) in bars {
@@ -492,7 +533,9 @@ pub async fn list(s3: &aws_sdk_s3::Client, target: &Target) -> Result<Vec<Listed
     let mut out = Vec::new();
     for (key, bytes) in &objects {
         let Some(at) = key_time(key) else { continue };
-        let manifest: Option<Manifest> = crate::s3::get_json(s3, &target.bucket, &manifest_key(key)).await?.and_then(|v| serde_json::from_value(v).ok());
+        let manifest: Option<Manifest> = crate::s3::get_json(s3, &target.bucket, &manifest_key(key))
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok());
         out.push(Listed {
             key: key.clone(),
             at,
@@ -507,10 +550,17 @@ pub async fn list(s3: &aws_sdk_s3::Client, target: &Target) -> Result<Vec<Listed
 }
 
 /// Applies the retention policy; deletes only with `yes`. Returns (kept, deleted) keys.
-pub async fn prune(s3: &aws_sdk_s3::Client, target: &Target, keep_daily: usize, keep_weekly: usize, yes: bool) -> Result<(Vec<String>, Vec<String>), BackupError> {
+pub async fn prune(
+    s3: &aws_sdk_s3::Client,
+    target: &Target,
+    keep_daily: usize,
+    keep_weekly: usize,
+    yes: bool,
+) -> Result<(Vec<String>, Vec<String>), BackupError> {
     crate::s3::check_bucket(s3, &target.bucket).await?;
     let objects = crate::s3::list(s3, &target.bucket, &target.root()).await?;
-    let backups: Vec<(String, DateTime<Utc>)> = objects.iter().filter_map(|(k, _)| key_time(k).map(|t| (k.clone(), t))).collect();
+    let backups: Vec<(String, DateTime<Utc>)> =
+        objects.iter().filter_map(|(k, _)| key_time(k).map(|t| (k.clone(), t))).collect();
     let keep = crate::prune::select_keep(&backups, keep_daily, keep_weekly);
     let mut kept = Vec::new();
     let mut deleted = Vec::new();

@@ -13,7 +13,8 @@ use crate::BackupError;
 /// An S3 client for the region and (emulator) endpoint; path-style addressing, which
 /// emulators need and AWS accepts.
 pub async fn client(region: &str, endpoint: &str) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.to_string()));
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.to_string()));
     if !endpoint.is_empty() {
         loader = loader.endpoint_url(endpoint);
     }
@@ -23,19 +24,28 @@ pub async fn client(region: &str, endpoint: &str) -> Client {
 }
 
 /// Turns an SDK error into one that says what to fix.
-pub fn explain<E: ProvideErrorMetadata + std::error::Error + 'static>(bucket: &str, what: &str, e: aws_sdk_s3::error::SdkError<E>) -> BackupError {
+pub fn explain<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    bucket: &str,
+    what: &str,
+    e: aws_sdk_s3::error::SdkError<E>,
+) -> BackupError {
     let code = e.as_service_error().and_then(|s| s.code()).unwrap_or_default().to_string();
     let text = DisplayErrorContext(&e).to_string();
     if code == "NoSuchBucket" || text.contains("NoSuchBucket") {
         return BackupError::NoBucket(bucket.to_string());
     }
-    if text.contains("loading credentials") || text.contains("no credentials") || text.contains("failed to load credentials") {
+    if text.contains("loading credentials")
+        || text.contains("no credentials")
+        || text.contains("failed to load credentials")
+    {
         return BackupError::Credentials(format!(
             "{what} in bucket {bucket}: none could be loaded from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), a profile, or the instance role"
         ));
     }
     if code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "AccessDenied" {
-        return BackupError::Credentials(format!("{what} in bucket {bucket}: {code}; check the access key, or the instance role's policy"));
+        return BackupError::Credentials(format!(
+            "{what} in bucket {bucket}: {code}; check the access key, or the instance role's policy"
+        ));
     }
     BackupError::S3(format!("{what} in bucket {bucket}: {text}"))
 }
@@ -58,7 +68,12 @@ pub async fn check_bucket(s3: &Client, bucket: &str) -> Result<(), BackupError> 
 }
 
 /// Uploads the parts that arrive on `parts` as one object; aborts the upload on failure.
-pub async fn upload_parts(s3: Client, bucket: String, key: String, mut parts: mpsc::Receiver<Vec<u8>>) -> Result<u64, BackupError> {
+pub async fn upload_parts(
+    s3: Client,
+    bucket: String,
+    key: String,
+    mut parts: mpsc::Receiver<Vec<u8>>,
+) -> Result<u64, BackupError> {
     let created = s3
         .create_multipart_upload()
         .bucket(&bucket)
@@ -129,8 +144,11 @@ pub async fn put_json(s3: &Client, bucket: &str, key: &str, value: &serde_json::
 pub async fn get_json(s3: &Client, bucket: &str, key: &str) -> Result<Option<serde_json::Value>, BackupError> {
     match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(o) => {
-            let bytes = o.body.collect().await.map_err(|e| BackupError::S3(format!("reading {key}: {e}")))?.into_bytes();
-            serde_json::from_slice(&bytes).map(Some).map_err(|e| BackupError::Corrupt(format!("{key} is not JSON: {e}")))
+            let bytes =
+                o.body.collect().await.map_err(|e| BackupError::S3(format!("reading {key}: {e}")))?.into_bytes();
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| BackupError::Corrupt(format!("{key} is not JSON: {e}")))
         }
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
         Err(e) => Err(explain(bucket, &format!("reading {key}"), e)),
@@ -141,7 +159,9 @@ pub async fn get_json(s3: &Client, bucket: &str, key: &str) -> Result<Option<ser
 pub async fn open(s3: &Client, bucket: &str, key: &str) -> Result<ByteStream, BackupError> {
     match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(o) => Ok(o.body),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Err(BackupError::NotFound(key.to_string())),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+            Err(BackupError::NotFound(key.to_string()))
+        }
         Err(e) => Err(explain(bucket, &format!("downloading {key}"), e)),
     }
 }
@@ -171,6 +191,11 @@ pub async fn list(s3: &Client, bucket: &str, prefix: &str) -> Result<Vec<(String
 }
 
 pub async fn delete(s3: &Client, bucket: &str, key: &str) -> Result<(), BackupError> {
-    s3.delete_object().bucket(bucket).key(key).send().await.map_err(|e| explain(bucket, &format!("deleting {key}"), e))?;
+    s3.delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| explain(bucket, &format!("deleting {key}"), e))?;
     Ok(())
 }

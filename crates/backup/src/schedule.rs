@@ -13,7 +13,8 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(expr: &str, tz: &str) -> Result<Self, String> {
-        let schedule = cron::Schedule::from_str(expr).map_err(|e| format!("backup.cron {expr:?}: {e} (expected `sec min hour day month weekday`)"))?;
+        let schedule = cron::Schedule::from_str(expr)
+            .map_err(|e| format!("backup.cron {expr:?}: {e} (expected `sec min hour day month weekday`)"))?;
         let tz: Tz = tz.parse().map_err(|_| format!("backup.timezone {tz:?} is not an IANA time zone"))?;
         Ok(Plan { schedule, tz })
     }
@@ -49,7 +50,11 @@ mod tests {
         let fri: DateTime<Utc> = "2026-11-27T12:00:00Z".parse().unwrap();
         assert_eq!(p.next_after(fri).unwrap(), "2026-11-27T21:30:00Z".parse::<DateTime<Utc>>().unwrap());
         let sat: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
-        assert_eq!(p.next_after(sat).unwrap(), "2026-11-30T21:30:00Z".parse::<DateTime<Utc>>().unwrap(), "skips the weekend");
+        assert_eq!(
+            p.next_after(sat).unwrap(),
+            "2026-11-30T21:30:00Z".parse::<DateTime<Utc>>().unwrap(),
+            "skips the weekend"
+        );
         // Friday's run was due; a backup from Thursday means it was missed.
         let thu: DateTime<Utc> = "2026-11-26T21:30:05Z".parse().unwrap();
         assert_eq!(p.missed(sat, Some(thu)), Some("2026-11-27T21:30:00Z".parse().unwrap()));

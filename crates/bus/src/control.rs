@@ -73,16 +73,11 @@ impl Bus {
     }
 }
 
-async fn read_state(
-    mut c: redis::aio::ConnectionManager,
-    key: String,
-) -> Result<ControlState, BusError> {
+async fn read_state(mut c: redis::aio::ConnectionManager, key: String) -> Result<ControlState, BusError> {
     let raw: Option<String> = c.get(&key).await.context("GET control state")?;
     match raw {
         None => Ok(ControlState::initial()),
-        Some(s) => serde_json::from_str(&s).map_err(|e| BusError::Malformed {
-            what: "control state".into(),
-            message: e.to_string(),
-        }),
+        Some(s) => serde_json::from_str(&s)
+            .map_err(|e| BusError::Malformed { what: "control state".into(), message: e.to_string() }),
     }
 }

@@ -94,12 +94,10 @@ impl Bus {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let values: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(&mut c).await.context("MGET heartbeats")?;
-        let mut out: Vec<Heartbeat> = values
-            .into_iter()
-            .flatten()
-            .filter_map(|v| serde_json::from_str(&v).ok())
-            .collect();
+        let values: Vec<Option<String>> =
+            redis::cmd("MGET").arg(&keys).query_async(&mut c).await.context("MGET heartbeats")?;
+        let mut out: Vec<Heartbeat> =
+            values.into_iter().flatten().filter_map(|v| serde_json::from_str(&v).ok()).collect();
         out.sort_by(|a, b| (&a.service, &a.instance).cmp(&(&b.service, &b.instance)));
         Ok(out)
     }

@@ -14,10 +14,10 @@
 //! manager, subscriptions reconnect with backoff, resubscribe and re-read their state
 //! key, and the outage is reported as an event. Names live in [`keys`].
 
-pub mod keys;
 mod control;
 mod flags;
 mod heartbeat;
+pub mod keys;
 mod streams;
 mod watch;
 mod watchlist;
@@ -98,24 +98,15 @@ impl Bus {
         events_maxlen: u64,
     ) -> Result<Self, BusError> {
         let client = redis::Client::open(url).context("redis URL")?;
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager_config())
-            .context("connection manager")?;
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), manager_config()).context("connection manager")?;
         let keys = Keys::new(prefix);
-        let events = StreamWriter::spawn(
-            client.clone(),
-            keys.events_stream(),
-            events_maxlen,
-            100_000,
-        )?;
+        let events = StreamWriter::spawn(client.clone(), keys.events_stream(), events_maxlen, 100_000)?;
         Ok(Bus { client, conn, keys, identity, clock, events, outages: Default::default() })
     }
 
     /// Opens the bus from the suite settings.
-    pub fn from_settings(
-        settings: &cashtag_core::Settings,
-        service: &str,
-        clock: Clock,
-    ) -> Result<Self, BusError> {
+    pub fn from_settings(settings: &cashtag_core::Settings, service: &str, clock: Clock) -> Result<Self, BusError> {
         Bus::open(
             settings.redis.url.expose(),
             &settings.redis.prefix,
@@ -155,23 +146,22 @@ impl Bus {
 
     /// Builds an event stamped with this service's identity and the clock's time.
     pub fn event(&self, kind: EventKind, code: &str, message: impl Into<String>) -> Event {
-        Event::new(
-            self.clock.now(),
-            &self.identity.service,
-            &self.identity.instance,
-            kind,
-            code,
-            message,
-        )
+        Event::new(self.clock.now(), &self.identity.service, &self.identity.instance, kind, code, message)
     }
 
     /// Queues an event for the events stream (never blocks, survives Redis outages up to
     /// the writer's buffer) and logs it through `tracing`.
     pub fn emit(&self, event: Event) {
         match event.kind {
-            EventKind::Error => tracing::error!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message),
-            EventKind::Warning => tracing::warn!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message),
-            EventKind::Activity => tracing::info!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message),
+            EventKind::Error => {
+                tracing::error!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message)
+            }
+            EventKind::Warning => {
+                tracing::warn!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message)
+            }
+            EventKind::Activity => {
+                tracing::info!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message)
+            }
         }
         self.events.push(event);
     }

@@ -78,9 +78,7 @@ impl<T: Serialize + Send + 'static> StreamWriter<T> {
     /// Waits until everything queued so far is in Redis; false on timeout.
     pub async fn flush(&self, timeout: Duration) -> bool {
         let (done, wait) = oneshot::channel();
-        let fut = async {
-            self.tx.send(Cmd::Flush(done)).await.is_ok() && wait.await.is_ok()
-        };
+        let fut = async { self.tx.send(Cmd::Flush(done)).await.is_ok() && wait.await.is_ok() };
         tokio::time::timeout(timeout, fut).await.unwrap_or(false)
     }
 
@@ -273,8 +271,7 @@ impl StreamConsumer {
                 }
             }
         }
-        let claim_due = self.claim_cursor != "0-0"
-            || self.last_claim.is_none_or(|t| t.elapsed() >= self.min_idle / 2);
+        let claim_due = self.claim_cursor != "0-0" || self.last_claim.is_none_or(|t| t.elapsed() >= self.min_idle / 2);
         if claim_due {
             self.last_claim = Some(Instant::now());
             let reply: Value = redis::cmd("XAUTOCLAIM")
@@ -378,10 +375,9 @@ fn parse_entry(v: &Value) -> Result<(String, Option<String>), BusError> {
             .chunks(2)
             .find(|c| c.first().and_then(as_string).as_deref() == Some(DATA_FIELD))
             .and_then(|c| c.get(1).and_then(as_string)),
-        Some(Value::Map(fv)) => fv
-            .iter()
-            .find(|(k, _)| as_string(k).as_deref() == Some(DATA_FIELD))
-            .and_then(|(_, v)| as_string(v)),
+        Some(Value::Map(fv)) => {
+            fv.iter().find(|(k, _)| as_string(k).as_deref() == Some(DATA_FIELD)).and_then(|(_, v)| as_string(v))
+        }
         _ => None,
     };
     Ok((id, data))
@@ -426,9 +422,7 @@ fn parse_autoclaim_reply(reply: Value) -> Result<(String, Vec<(String, Option<St
     let Value::Array(parts) = reply else { return Err(malformed("XAUTOCLAIM reply is not an array")) };
     let next = parts.first().and_then(as_string).ok_or_else(|| malformed("XAUTOCLAIM without cursor"))?;
     let claimed = match parts.get(1) {
-        Some(v) => parse_entries(v)?
-            .into_iter()
-            .collect(),
+        Some(v) => parse_entries(v)?.into_iter().collect(),
         None => Vec::new(),
     };
     let deleted = match parts.get(2) {
@@ -440,7 +434,19 @@ fn parse_autoclaim_reply(reply: Value) -> Result<(String, Vec<(String, Option<St
 
 /// Reads up to `count` entries of a stream from its start, without a consumer group
 /// (nothing is acknowledged or claimed): for status pages, tools and tests.
-pub(crate) async fn peek<T: DeserializeOwned>(conn: &mut ConnectionManager, stream: &str, count: usize) -> Result<Vec<StreamEntry<T>>, BusError> {
-    let reply: Value = redis::cmd("XRANGE").arg(stream).arg("-").arg("+").arg("COUNT").arg(count).query_async(conn).await.context("XRANGE")?;
+pub(crate) async fn peek<T: DeserializeOwned>(
+    conn: &mut ConnectionManager,
+    stream: &str,
+    count: usize,
+) -> Result<Vec<StreamEntry<T>>, BusError> {
+    let reply: Value = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(count)
+        .query_async(conn)
+        .await
+        .context("XRANGE")?;
     Ok(parse_entries(&reply)?.into_iter().map(decode).collect())
 }

@@ -68,12 +68,7 @@ where
 }
 
 /// Spawns a watcher task; it ends when every receiver is dropped.
-pub(crate) fn spawn_watch<T, L, Fut>(
-    bus: &Bus,
-    channel: String,
-    initial: T,
-    load: L,
-) -> watch::Receiver<T>
+pub(crate) fn spawn_watch<T, L, Fut>(bus: &Bus, channel: String, initial: T, load: L) -> watch::Receiver<T>
 where
     T: Clone + PartialEq + Send + Sync + 'static,
     L: Fn(ConnectionManager) -> Fut + Send + Sync + 'static,

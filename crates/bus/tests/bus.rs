@@ -9,21 +9,19 @@ use cashtag_core::{Clock, Event, EventKind};
 use cashtag_testkit::{PrivateServer, ServerKind, eventually, redis_url, unique};
 
 fn bus(url: &str, prefix: &str, service: &str) -> Bus {
-    Bus::open(
-        url,
-        prefix,
-        Identity { service: service.into(), instance: unique("i") },
-        Clock::System,
-        1_000_000,
-    )
-    .unwrap()
+    Bus::open(url, prefix, Identity { service: service.into(), instance: unique("i") }, Clock::System, 1_000_000)
+        .unwrap()
 }
 
 fn state(cmd: ControlCommand, reason: &str) -> ControlState {
     ControlState { cmd, reason: reason.into(), at: Clock::System.now() }
 }
 
-async fn wait_for<T: Clone>(rx: &mut tokio::sync::watch::Receiver<T>, timeout: Duration, pred: impl Fn(&T) -> bool) -> T {
+async fn wait_for<T: Clone>(
+    rx: &mut tokio::sync::watch::Receiver<T>,
+    timeout: Duration,
+    pred: impl Fn(&T) -> bool,
+) -> T {
     tokio::time::timeout(timeout, rx.wait_for(|v| pred(v)))
         .await
         .expect("timed out waiting for the bus")
@@ -86,8 +84,14 @@ async fn heartbeats_list_who_is_alive() {
     let a = bus(&redis_url(), &prefix, "stocks");
     let b = bus(&redis_url(), &prefix, "twitter");
     let stop = tokio_util::sync::CancellationToken::new();
-    let ha = a.spawn_heartbeat(Duration::from_millis(100), Duration::from_secs(1), stop.clone(), || serde_json::json!({"state":"on"}));
-    let hb = b.spawn_heartbeat(Duration::from_millis(100), Duration::from_secs(1), stop.clone(), || serde_json::Value::Null);
+    let ha = a.spawn_heartbeat(
+        Duration::from_millis(100),
+        Duration::from_secs(1),
+        stop.clone(),
+        || serde_json::json!({"state":"on"}),
+    );
+    let hb =
+        b.spawn_heartbeat(Duration::from_millis(100), Duration::from_secs(1), stop.clone(), || serde_json::Value::Null);
     let alive = eventually(Duration::from_secs(3), || async {
         let l = a.alive().await.unwrap();
         (l.len() == 2).then_some(l)
@@ -149,7 +153,8 @@ async fn entries_a_dead_consumer_left_pending_are_claimed_by_another() {
     let stream = producer.keys().events_stream();
 
     // Consumer A reads 300 entries, acknowledges 100, then dies.
-    let mut a = producer.consumer(&stream, "log", "log-a").unwrap().with_count(300).with_block(Duration::from_millis(100));
+    let mut a =
+        producer.consumer(&stream, "log", "log-a").unwrap().with_count(300).with_block(Duration::from_millis(100));
     let first = a.read::<Event>().await.unwrap();
     assert_eq!(first.len(), 300);
     let acked_by_a: Vec<String> = first[..100].iter().map(|e| e.id.clone()).collect();
@@ -167,10 +172,13 @@ async fn entries_a_dead_consumer_left_pending_are_claimed_by_another() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while processed.len() < 1_000 && Instant::now() < deadline {
         let batch = b.read::<Event>().await.unwrap();
-        let ids: Vec<String> = batch.into_iter().map(|e| {
-            e.value.expect("valid event");
-            e.id
-        }).collect();
+        let ids: Vec<String> = batch
+            .into_iter()
+            .map(|e| {
+                e.value.expect("valid event");
+                e.id
+            })
+            .collect();
         b.ack(&ids).await.unwrap();
         processed.extend(ids);
     }
@@ -186,7 +194,8 @@ async fn a_malformed_entry_is_returned_as_an_error_not_a_crash() {
     let b = bus(&redis_url(), &prefix, "x");
     let stream = b.keys().events_stream();
     let mut c = b.conn();
-    let _: String = redis::cmd("XADD").arg(&stream).arg("*").arg("data").arg("{not json").query_async(&mut c).await.unwrap();
+    let _: String =
+        redis::cmd("XADD").arg(&stream).arg("*").arg("data").arg("{not json").query_async(&mut c).await.unwrap();
     let mut consumer = b.consumer(&stream, "log", "l").unwrap().with_block(Duration::from_millis(100));
     let batch = consumer.read::<Event>().await.unwrap();
     assert_eq!(batch.len(), 1);
@@ -224,7 +233,8 @@ async fn subscribers_survive_a_redis_restart() {
 
     // The outage was reported as an event on the events stream.
     assert!(stocks.events().flush(Duration::from_secs(10)).await);
-    let mut consumer = stocks.consumer(&stocks.keys().events_stream(), "log", "l").unwrap().with_block(Duration::from_millis(100));
+    let mut consumer =
+        stocks.consumer(&stocks.keys().events_stream(), "log", "l").unwrap().with_block(Duration::from_millis(100));
     let events = consumer.read::<Event>().await.unwrap();
     let outage = events.iter().filter_map(|e| e.value.as_ref().ok()).find(|e| e.code == "redis.outage");
     let outage = outage.expect("an outage event");

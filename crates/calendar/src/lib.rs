@@ -325,7 +325,9 @@ mod tests {
         assert!(c.session(d("2027-03-03")).is_none());
         c.extend_from_toml("[[early_close]]\ndate = \"2027-03-04\"\nclose = \"14:00\"\nreason = \"x\"\n").unwrap();
         assert_eq!(c.session(d("2027-03-04")).unwrap().close_local(), "14:00");
-        let e = c.extend_from_toml("[[early_close]]\ndate = \"2027-03-04\"\nclose = \"17:00\"\nreason = \"x\"\n").unwrap_err();
+        let e = c
+            .extend_from_toml("[[early_close]]\ndate = \"2027-03-04\"\nclose = \"17:00\"\nreason = \"x\"\n")
+            .unwrap_err();
         assert!(e.to_string().contains("between 09:30 and 16:00"), "{e}");
         assert!(c.extend_from_toml("[[closure]]\ndate = \"tomorrow\"\nreason = \"x\"\n").is_err());
     }
@@ -338,7 +340,9 @@ mod tests {
             c.days(NaiveDate::from_ymd_opt(y, 1, 1).unwrap(), NaiveDate::from_ymd_opt(y, 12, 31).unwrap())
                 .into_iter()
                 .filter_map(|day| match day {
-                    Day::Closed { date, reason } if reason != ClosedReason::Weekend => Some(date.format("%b %-d").to_string()),
+                    Day::Closed { date, reason } if reason != ClosedReason::Weekend => {
+                        Some(date.format("%b %-d").to_string())
+                    }
                     _ => None,
                 })
                 .collect()
@@ -350,13 +354,25 @@ mod tests {
                 .map(|s| s.date.format("%b %-d").to_string())
                 .collect()
         };
-        assert_eq!(closed(2024).join(", "), "Jan 1, Jan 15, Feb 19, Mar 29, May 27, Jun 19, Jul 4, Sep 2, Nov 28, Dec 25");
+        assert_eq!(
+            closed(2024).join(", "),
+            "Jan 1, Jan 15, Feb 19, Mar 29, May 27, Jun 19, Jul 4, Sep 2, Nov 28, Dec 25"
+        );
         assert_eq!(early(2024).join(", "), "Jul 3, Nov 29, Dec 24");
-        assert_eq!(closed(2025).join(", "), "Jan 1, Jan 9, Jan 20, Feb 17, Apr 18, May 26, Jun 19, Jul 4, Sep 1, Nov 27, Dec 25");
+        assert_eq!(
+            closed(2025).join(", "),
+            "Jan 1, Jan 9, Jan 20, Feb 17, Apr 18, May 26, Jun 19, Jul 4, Sep 1, Nov 27, Dec 25"
+        );
         assert_eq!(early(2025).join(", "), "Jul 3, Nov 28, Dec 24");
-        assert_eq!(closed(2026).join(", "), "Jan 1, Jan 19, Feb 16, Apr 3, May 25, Jun 19, Jul 3, Sep 7, Nov 26, Dec 25");
+        assert_eq!(
+            closed(2026).join(", "),
+            "Jan 1, Jan 19, Feb 16, Apr 3, May 25, Jun 19, Jul 3, Sep 7, Nov 26, Dec 25"
+        );
         assert_eq!(early(2026).join(", "), "Nov 27, Dec 24");
-        assert_eq!(closed(2027).join(", "), "Jan 1, Jan 18, Feb 15, Mar 26, May 31, Jun 18, Jul 5, Sep 6, Nov 25, Dec 24");
+        assert_eq!(
+            closed(2027).join(", "),
+            "Jan 1, Jan 18, Feb 15, Mar 26, May 31, Jun 18, Jul 5, Sep 6, Nov 25, Dec 24"
+        );
         assert_eq!(early(2027).join(", "), "Nov 26");
     }
 }

@@ -94,7 +94,10 @@ impl Controller {
                         let (code, message) = if decision.on {
                             ("control.start", format!("data sources on: {reason}; off at {}", ny(decision.next_change)))
                         } else {
-                            ("control.stop", format!("data sources off: {reason}; next on at {}", ny(decision.next_change)))
+                            (
+                                "control.stop",
+                                format!("data sources off: {reason}; next on at {}", ny(decision.next_change)),
+                            )
                         };
                         self.bus.emit(
                             self.bus

@@ -75,11 +75,7 @@ impl HoursPolicy {
                 return Decision { on: true, reason: self.open_reason(), next_change: to, session: s.clone() };
             }
         }
-        let next = candidates
-            .iter()
-            .find(|s| self.window(s).0 > now)
-            .cloned()
-            .expect("a later session among three");
+        let next = candidates.iter().find(|s| self.window(s).0 > now).cloned().expect("a later session among three");
         let reason = match cal.day(today) {
             Day::Closed { reason: r @ (ClosedReason::Holiday(_) | ClosedReason::Closure(_)), .. } => r.to_string(),
             Day::Closed { reason: ClosedReason::Weekend, .. } => "weekend".into(),

@@ -9,8 +9,8 @@
 //! - [`HeartbeatMonitor`]: reports services that go missing and return;
 //! - [`Status`]: the snapshot behind the manager's `GET /status`.
 
-pub mod hours;
 mod controller;
+pub mod hours;
 mod monitor;
 mod watchlist;
 
@@ -20,12 +20,15 @@ pub use monitor::HeartbeatMonitor;
 pub use watchlist::WatchlistPublisher;
 
 /// The NYSE calendar with the deployment's extra special days, if configured.
-pub fn calendar_from_settings(settings: &cashtag_core::Settings) -> Result<cashtag_calendar::Calendar, cashtag_core::ConfigError> {
+pub fn calendar_from_settings(
+    settings: &cashtag_core::Settings,
+) -> Result<cashtag_calendar::Calendar, cashtag_core::ConfigError> {
     let mut cal = cashtag_calendar::Calendar::nyse();
     let path = &settings.manager.calendar_overrides;
     if !path.is_empty() {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| cashtag_core::ConfigError::new("manager.calendar_overrides", format!("cannot read {path}: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            cashtag_core::ConfigError::new("manager.calendar_overrides", format!("cannot read {path}: {e}"))
+        })?;
         cal.extend_from_toml(&text)
             .map_err(|e| cashtag_core::ConfigError::new("manager.calendar_overrides", e.to_string()))?;
     }

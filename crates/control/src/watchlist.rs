@@ -99,7 +99,11 @@ impl WatchlistPublisher {
             Some(_) => {}
             None => self.bus.emit(
                 self.bus
-                    .event(EventKind::Activity, "watchlist.published", format!("watchlist published: {} tickers", list.len()))
+                    .event(
+                        EventKind::Activity,
+                        "watchlist.published",
+                        format!("watchlist published: {} tickers", list.len()),
+                    )
                     .with("size", list.len()),
             ),
         }

@@ -19,7 +19,8 @@ fn utc(s: &str) -> DateTime<Utc> {
 }
 
 fn bus(prefix: &str, service: &str, clock: Clock) -> Bus {
-    Bus::open(&redis_url(), prefix, Identity { service: service.into(), instance: unique("i") }, clock, 100_000).unwrap()
+    Bus::open(&redis_url(), prefix, Identity { service: service.into(), instance: unique("i") }, clock, 100_000)
+        .unwrap()
 }
 
 /// A stand-in for a data source: subscribes to the control channel and records every message.
@@ -183,7 +184,9 @@ async fn dst_week(prefix: &str, from: &str, to: &str) -> Vec<(bool, DateTime<Utc
 
 fn expected_days(days: &[(&str, &str, &str)]) -> Vec<(bool, DateTime<Utc>, String)> {
     days.iter()
-        .flat_map(|(_, on, off)| [(true, utc(on), "regular open".to_string()), (false, utc(off), "regular close".to_string())])
+        .flat_map(|(_, on, off)| {
+            [(true, utc(on), "regular open".to_string()), (false, utc(off), "regular close".to_string())]
+        })
         .collect()
 }
 
@@ -275,7 +278,11 @@ async fn a_watchlist_change_is_published_without_restart() {
     let mut rx = follower.watch_watchlist(Watchlist::builtin());
     tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|w| w.len() == 1)).await.unwrap().unwrap();
 
-    std::fs::write(&file, "[[company]]\nticker = \"AAPL\"\nname = \"Apple\"\n[[company]]\nticker = \"TSLA\"\nname = \"Tesla\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "[[company]]\nticker = \"AAPL\"\nname = \"Apple\"\n[[company]]\nticker = \"TSLA\"\nname = \"Tesla\"\n",
+    )
+    .unwrap();
     let w = tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|w| w.len() == 2)).await.unwrap().unwrap().clone();
     assert_eq!(w.tickers()[1].as_str(), "TSLA");
 

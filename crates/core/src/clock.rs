@@ -57,9 +57,7 @@ impl SimSpec {
                 .map(|d| d.with_timezone(&Utc))
                 .map_err(|e| format!("clock spec: {s:?} is not an RFC 3339 instant: {e}"))
         };
-        let speed: f64 = speed
-            .parse()
-            .map_err(|_| format!("clock spec: speed {speed:?} is not a number"))?;
+        let speed: f64 = speed.parse().map_err(|_| format!("clock spec: speed {speed:?} is not a number"))?;
         if !(speed.is_finite() && speed > 0.0) {
             return Err(format!("clock spec: speed must be positive, got {speed}"));
         }

@@ -62,10 +62,7 @@ pub fn env_name(path: &str) -> String {
 }
 
 /// Loads a schema from defaults, an optional TOML file and the given environment.
-pub fn load<T: Schema>(
-    file: Option<&Path>,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<T, ConfigError> {
+pub fn load<T: Schema>(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<T, ConfigError> {
     let defaults = match toml::Value::try_from(T::default()) {
         Ok(toml::Value::Table(t)) => t,
         other => panic!("configuration defaults must serialize to a table: {other:?}"),
@@ -105,11 +102,7 @@ pub fn load<T: Schema>(
         let key = e.path().to_string();
         let var = env_name(&key);
         let from_env = std::env::var_os(&var).is_some();
-        ConfigError {
-            key,
-            env: from_env.then_some(var),
-            message: e.into_inner().to_string(),
-        }
+        ConfigError { key, env: from_env.then_some(var), message: e.into_inner().to_string() }
     })?;
     parsed.validate()?;
     Ok(parsed)
@@ -133,9 +126,7 @@ fn merge_file<T: Schema>(
         let path = format!("{prefix}{key}");
         match (defaults.get(&key), value) {
             (Some(toml::Value::Table(d)), toml::Value::Table(v)) => {
-                let entry = into
-                    .entry(key.clone())
-                    .or_insert_with(|| toml::Value::Table(Default::default()));
+                let entry = into.entry(key.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
                 let toml::Value::Table(sub) = entry else { unreachable!() };
                 merge_file::<T>(sub, d, v, &format!("{path}."))?;
             }
@@ -175,9 +166,7 @@ fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
     let last = parts.pop().expect("non-empty path");
     let mut t = table;
     for p in parts {
-        let entry = t
-            .entry(p.to_string())
-            .or_insert_with(|| toml::Value::Table(Default::default()));
+        let entry = t.entry(p.to_string()).or_insert_with(|| toml::Value::Table(Default::default()));
         let toml::Value::Table(sub) = entry else { unreachable!("path goes through tables") };
         t = sub;
     }
@@ -198,10 +187,9 @@ fn parse_env_value(default: &toml::Value, raw: &str) -> Result<toml::Value, Stri
             .parse::<i64>()
             .map(toml::Value::Integer)
             .map_err(|_| format!("expected a whole number, got {raw:?}")),
-        toml::Value::Float(_) => raw_t
-            .parse::<f64>()
-            .map(toml::Value::Float)
-            .map_err(|_| format!("expected a number, got {raw:?}")),
+        toml::Value::Float(_) => {
+            raw_t.parse::<f64>().map(toml::Value::Float).map_err(|_| format!("expected a number, got {raw:?}"))
+        }
         toml::Value::Array(_) => {
             if raw_t.starts_with('[') {
                 let wrapped: toml::Table = toml::from_str(&format!("v = {raw_t}"))
@@ -559,7 +547,14 @@ pub struct SimSettings {
 
 impl Default for SimSettings {
     fn default() -> Self {
-        SimSettings { seed: 42, lead_minutes: 5, strength: 0.5, noise: 0.5, trades_per_minute: 20.0, posts_per_minute: 0.5 }
+        SimSettings {
+            seed: 42,
+            lead_minutes: 5,
+            strength: 0.5,
+            noise: 0.5,
+            trades_per_minute: 20.0,
+            posts_per_minute: 0.5,
+        }
     }
 }
 
@@ -781,16 +776,25 @@ impl Schema for Settings {
                     return Err(ConfigError::new("stocks.alpaca_feed", "must be iex, sip or test"));
                 }
                 if self.stocks.alpaca_key_id.is_empty() || self.stocks.alpaca_secret_key.is_empty() {
-                    return Err(ConfigError::new("stocks.alpaca_key_id", "the alpaca source needs stocks.alpaca_key_id and stocks.alpaca_secret_key"));
+                    return Err(ConfigError::new(
+                        "stocks.alpaca_key_id",
+                        "the alpaca source needs stocks.alpaca_key_id and stocks.alpaca_secret_key",
+                    ));
                 }
             }
             "replay" => {
                 if !Path::new(&self.stocks.replay_dir).is_dir() {
-                    return Err(ConfigError::new("stocks.replay_dir", format!("{:?} is not a directory", self.stocks.replay_dir)));
+                    return Err(ConfigError::new(
+                        "stocks.replay_dir",
+                        format!("{:?} is not a directory", self.stocks.replay_dir),
+                    ));
                 }
             }
             other => {
-                return Err(ConfigError::new("stocks.source", format!("unknown source {other:?}; one of sim, alpaca, iex, finnhub, replay")));
+                return Err(ConfigError::new(
+                    "stocks.source",
+                    format!("unknown source {other:?}; one of sim, alpaca, iex, finnhub, replay"),
+                ));
             }
         }
         if self.twitter.sources.is_empty() {
@@ -806,11 +810,17 @@ impl Schema for Settings {
                 }
                 "replay" => {
                     if !Path::new(&self.twitter.replay_dir).is_dir() {
-                        return Err(ConfigError::new("twitter.replay_dir", format!("{:?} is not a directory", self.twitter.replay_dir)));
+                        return Err(ConfigError::new(
+                            "twitter.replay_dir",
+                            format!("{:?} is not a directory", self.twitter.replay_dir),
+                        ));
                     }
                 }
                 other => {
-                    return Err(ConfigError::new("twitter.sources", format!("unknown source {other:?}; any of sim, x, stocktwits, bluesky, replay")));
+                    return Err(ConfigError::new(
+                        "twitter.sources",
+                        format!("unknown source {other:?}; any of sim, x, stocktwits, bluesky, replay"),
+                    ));
                 }
             }
         }
@@ -824,7 +834,10 @@ impl Schema for Settings {
             return Err(ConfigError::new("backup.part_size_mb", "must be between 5 and 5000 (S3 multipart limits)"));
         }
         if self.backup.timezone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(ConfigError::new("backup.timezone", format!("{:?} is not an IANA time zone", self.backup.timezone)));
+            return Err(ConfigError::new(
+                "backup.timezone",
+                format!("{:?} is not an IANA time zone", self.backup.timezone),
+            ));
         }
         if self.analysis.trailing_minutes == 0 || self.analysis.trailing_minutes > 24 * 60 {
             return Err(ConfigError::new("analysis.trailing_minutes", "must be between 1 and 1440"));
@@ -859,9 +872,8 @@ impl Settings {
         if !self.service.instance.is_empty() {
             return self.service.instance.clone();
         }
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "host".into());
+        let host =
+            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
         format!("{host}-{}", std::process::id())
     }
 
@@ -893,7 +905,11 @@ mod tests {
     fn env_overrides_file_overrides_defaults() {
         let dir = tempdir();
         let file = dir.join("c.toml");
-        std::fs::write(&file, "[redis]\nprefix = \"fromfile\"\n[mongo]\ndatabase = \"filedb\"\n[flags]\nextra = false\n").unwrap();
+        std::fs::write(
+            &file,
+            "[redis]\nprefix = \"fromfile\"\n[mongo]\ndatabase = \"filedb\"\n[flags]\nextra = false\n",
+        )
+        .unwrap();
         let s: Settings = load(
             Some(&file),
             env(&[("CASHTAG_MONGO_DATABASE", "envdb"), ("CASHTAG_FLAGS_MONGO_WRITE", "off"), ("PATH", "/bin")]),
@@ -918,7 +934,9 @@ mod tests {
         let e = load::<Settings>(None, env(&[("CASHTAG_REDIS_URL", "http://x")])).unwrap_err();
         assert_eq!(e.key, "redis.url");
 
-        let e = load::<Settings>(None, env(&[("CASHTAG_CLOCK_MODE", "simulated"), ("CASHTAG_CLOCK_START", "yesterday")])).unwrap_err();
+        let e =
+            load::<Settings>(None, env(&[("CASHTAG_CLOCK_MODE", "simulated"), ("CASHTAG_CLOCK_START", "yesterday")]))
+                .unwrap_err();
         assert_eq!(e.key, "clock.start");
 
         let dir = tempdir();
@@ -954,7 +972,11 @@ mod tests {
     }
 
     fn tempdir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("cashtag-config-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let dir = std::env::temp_dir().join(format!(
+            "cashtag-config-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }

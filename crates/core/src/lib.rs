@@ -21,8 +21,7 @@ pub use config::{ConfigError, Settings};
 pub use event::{CountKind, CountSample, Event, EventKind};
 pub use prediction::Prediction;
 pub use records::{
-    Author, Bar, Engagement, FinanceScore, Post, PostSentiment, Quote, Record, SentimentLabel,
-    Trade, VaderScores,
+    Author, Bar, Engagement, FinanceScore, Post, PostSentiment, Quote, Record, SentimentLabel, Trade, VaderScores,
 };
 pub use secret::Secret;
 pub use ticker::{Ticker, TickerError};

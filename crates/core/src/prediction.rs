@@ -31,7 +31,6 @@ pub struct Prediction {
 impl Prediction {
     /// Whether the predicted direction matched the realized one, once known.
     pub fn direction_correct(&self) -> Option<bool> {
-        self.realized_return
-            .map(|r| (r > 0.0) == (self.predicted_return > 0.0))
+        self.realized_return.map(|r| (r > 0.0) == (self.predicted_return > 0.0))
     }
 }

@@ -27,11 +27,7 @@ pub mod ts {
     use super::*;
 
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.serialize_str(&rfc3339(t))
-        } else {
-            bson::DateTime::from_chrono(*t).serialize(s)
-        }
+        if s.is_human_readable() { s.serialize_str(&rfc3339(t)) } else { bson::DateTime::from_chrono(*t).serialize(s) }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {

@@ -39,9 +39,7 @@ impl Watchlist {
 
     /// Builds a watchlist from bare tickers.
     pub fn from_tickers(tickers: impl IntoIterator<Item = Ticker>) -> Self {
-        Watchlist {
-            entries: tickers.into_iter().map(|ticker| WatchEntry { ticker, name: String::new() }).collect(),
-        }
+        Watchlist { entries: tickers.into_iter().map(|ticker| WatchEntry { ticker, name: String::new() }).collect() }
     }
 }
 
@@ -124,9 +122,11 @@ mod tests {
 
     #[test]
     fn bad_files_name_the_entry() {
-        let e = Watchlist::parse_toml("[[company]]\nticker = \"AAPL\"\n[[company]]\nticker = \"aapl\"\n", "w.toml").unwrap_err();
+        let e = Watchlist::parse_toml("[[company]]\nticker = \"AAPL\"\n[[company]]\nticker = \"aapl\"\n", "w.toml")
+            .unwrap_err();
         assert!(e.to_string().contains("company #2"), "{e}");
-        let e = Watchlist::parse_toml("[[company]]\nticker = \"AAPL\"\n[[company]]\nticker = \"AAPL\"\n", "w.toml").unwrap_err();
+        let e = Watchlist::parse_toml("[[company]]\nticker = \"AAPL\"\n[[company]]\nticker = \"AAPL\"\n", "w.toml")
+            .unwrap_err();
         assert!(e.to_string().contains("twice"), "{e}");
     }
 

@@ -78,7 +78,8 @@ mod tests {
             f.append(date, &serde_json::json!({"d": d})).unwrap();
             f.append(date, &serde_json::json!({"d": d, "n": 2})).unwrap();
         }
-        let mut names: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> =
+            fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         assert_eq!(names, vec!["events-2026-11-03.jsonl", "events-2026-11-04.jsonl"]);
         let text = fs::read_to_string(dir.join("events-2026-11-04.jsonl")).unwrap();

@@ -81,7 +81,8 @@ impl Ingest {
         let events = self.bus.consumer(&keys.events_stream(), group, &self.config.consumer).expect("consumer");
         let counts = self.bus.consumer(&keys.counts_stream(), group, &self.config.consumer).expect("consumer");
 
-        let market = tokio::spawn(market_loop(self.bus.clone(), stale.clone(), self.config.check_every, shutdown.clone()));
+        let market =
+            tokio::spawn(market_loop(self.bus.clone(), stale.clone(), self.config.check_every, shutdown.clone()));
         let ev = EventsLoop {
             bus: self.bus.clone(),
             store: self.store.clone(),
@@ -146,9 +147,13 @@ fn emit_feed_change(bus: &Bus, c: FeedChange) {
             .with("minutes", minutes),
         ),
         FeedChange::Recovered { source, silent_minutes } => bus.emit(
-            bus.event(EventKind::Activity, "feed.recovered", format!("{source}: current records again after {silent_minutes} minutes"))
-                .with("source", source)
-                .with("silent_minutes", silent_minutes),
+            bus.event(
+                EventKind::Activity,
+                "feed.recovered",
+                format!("{source}: current records again after {silent_minutes} minutes"),
+            )
+            .with("source", source)
+            .with("silent_minutes", silent_minutes),
         ),
     }
 }
@@ -198,7 +203,12 @@ where
 }
 
 /// Splits a batch into valid entries and reports malformed ones as an error event.
-fn split<T>(bus: &Bus, stream: &str, batch: Vec<StreamEntry<T>>, stats: &IngestStats) -> (Vec<(String, T)>, Vec<String>) {
+fn split<T>(
+    bus: &Bus,
+    stream: &str,
+    batch: Vec<StreamEntry<T>>,
+    stats: &IngestStats,
+) -> (Vec<(String, T)>, Vec<String>) {
     let mut valid = Vec::new();
     let mut ids = Vec::new();
     for e in batch {
@@ -218,7 +228,10 @@ fn split<T>(bus: &Bus, stream: &str, batch: Vec<StreamEntry<T>>, stats: &IngestS
     (valid, ids)
 }
 
-async fn read<T: serde::de::DeserializeOwned>(c: &mut StreamConsumer, shutdown: &CancellationToken) -> Option<Vec<StreamEntry<T>>> {
+async fn read<T: serde::de::DeserializeOwned>(
+    c: &mut StreamConsumer,
+    shutdown: &CancellationToken,
+) -> Option<Vec<StreamEntry<T>>> {
     tokio::select! {
         r = c.read::<T>() => match r {
             Ok(b) => Some(b),
@@ -284,7 +297,13 @@ impl EventsLoop {
         }
         if e.kind == EventKind::Error {
             if let Some(b) = self.bursts.error(&e.service, e.at, &e.message) {
-                let message = format!("{} errors from {} within {} s; first: {}", b.errors, b.service, b.window_secs, b.samples.first().cloned().unwrap_or_default());
+                let message = format!(
+                    "{} errors from {} within {} s; first: {}",
+                    b.errors,
+                    b.service,
+                    b.window_secs,
+                    b.samples.first().cloned().unwrap_or_default()
+                );
                 let alert = self
                     .bus
                     .event(EventKind::Error, "alert.error_burst", message)

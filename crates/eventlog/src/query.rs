@@ -155,7 +155,15 @@ mod tests {
 
     #[test]
     fn rows_sum_instances_and_compute_changes() {
-        let rows = count_rows(&[c(0, Some("AAPL"), 5, "a"), c(0, Some("AAPL"), 1, "b"), c(1, Some("AAPL"), 4, "a"), c(3, Some("AAPL"), 9, "a")], Grain::Minute);
+        let rows = count_rows(
+            &[
+                c(0, Some("AAPL"), 5, "a"),
+                c(0, Some("AAPL"), 1, "b"),
+                c(1, Some("AAPL"), 4, "a"),
+                c(3, Some("AAPL"), 9, "a"),
+            ],
+            Grain::Minute,
+        );
         let got: Vec<(u64, Option<i64>)> = rows.iter().map(|r| (r.count, r.change)).collect();
         assert_eq!(got, vec![(6, None), (4, Some(-2)), (9, None)]);
         let hourly = count_rows(&[c(0, None, 5, "a"), c(59, None, 5, "a"), c(60, None, 1, "a")], Grain::Hour);

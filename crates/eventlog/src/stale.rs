@@ -53,7 +53,13 @@ impl StaleDetector {
     }
 
     /// A source's total for the minute starting at `minute`, seen at `now`.
-    pub fn sample(&mut self, source: &str, minute: DateTime<Utc>, count: u64, now: DateTime<Utc>) -> Option<FeedChange> {
+    pub fn sample(
+        &mut self,
+        source: &str,
+        minute: DateTime<Utc>,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> Option<FeedChange> {
         let end = minute + TimeDelta::minutes(1);
         let s = self.sources.entry(source.to_string()).or_insert(Source { last_data: end, stale_since: None });
         if count == 0 {
@@ -87,7 +93,11 @@ impl StaleDetector {
             let silent_since = s.last_data.max(on_since);
             if now - silent_since >= self.after {
                 s.stale_since = Some(silent_since);
-                out.push(FeedChange::Stale { source: name.clone(), silent_since, minutes: (now - silent_since).num_minutes() });
+                out.push(FeedChange::Stale {
+                    source: name.clone(),
+                    silent_since,
+                    minutes: (now - silent_since).num_minutes(),
+                });
             }
         }
         out
@@ -150,7 +160,10 @@ mod tests {
             "one warning, no recovery while behind"
         );
         // Catches up: minute 58 arrives at minute 60.
-        assert_eq!(d.sample("sim", t(58), 100, t(60)), Some(FeedChange::Recovered { source: "sim".into(), silent_minutes: 49 }));
+        assert_eq!(
+            d.sample("sim", t(58), 100, t(60)),
+            Some(FeedChange::Recovered { source: "sim".into(), silent_minutes: 49 })
+        );
         assert!(d.check(t(61)).is_empty());
     }
 }

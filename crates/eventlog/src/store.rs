@@ -76,7 +76,10 @@ impl LogStore {
         Ok(())
     }
 
-    async fn insert(coll: Collection<RawDocumentBuf>, docs: Vec<RawDocumentBuf>) -> Result<usize, mongodb::error::Error> {
+    async fn insert(
+        coll: Collection<RawDocumentBuf>,
+        docs: Vec<RawDocumentBuf>,
+    ) -> Result<usize, mongodb::error::Error> {
         if docs.is_empty() {
             return Ok(0);
         }

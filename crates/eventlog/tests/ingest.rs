@@ -12,7 +12,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
 fn bus(prefix: &str, service: &str, clock: Clock) -> Bus {
-    Bus::open(&redis_url(), prefix, Identity { service: service.into(), instance: "i1".into() }, clock, 1_000_000).unwrap()
+    Bus::open(&redis_url(), prefix, Identity { service: service.into(), instance: "i1".into() }, clock, 1_000_000)
+        .unwrap()
 }
 
 async fn store(db: &str) -> LogStore {
@@ -98,7 +99,14 @@ async fn a_silent_feed_warns_once_in_market_hours_and_recovers_once() {
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     // 14:30: the market opens.
-    stocks.publish_control(&ControlState { cmd: ControlCommand::Start, reason: "regular open".into(), at: minute(base, 10) }).await.unwrap();
+    stocks
+        .publish_control(&ControlState {
+            cmd: ControlCommand::Start,
+            reason: "regular open".into(),
+            at: minute(base, 10),
+        })
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     for m in 10..21 {
         push(sample(m, 0)).await;
@@ -110,7 +118,14 @@ async fn a_silent_feed_warns_once_in_market_hours_and_recovers_once() {
     step(22);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // 16:00: closed, and silent for half an hour.
-    stocks.publish_control(&ControlState { cmd: ControlCommand::Stop, reason: "regular close".into(), at: minute(base, 100) }).await.unwrap();
+    stocks
+        .publish_control(&ControlState {
+            cmd: ControlCommand::Stop,
+            reason: "regular close".into(),
+            at: minute(base, 100),
+        })
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     for m in 100..130 {
         push(sample(m, 0)).await;
@@ -203,7 +218,9 @@ async fn a_hanging_webhook_does_not_stall_storage() {
     let mut cfg = config(200);
     cfg.burst_window = TimeDelta::milliseconds(1);
     cfg.burst_errors = 0;
-    let task = tokio::spawn(Ingest::new(bus(&prefix, "log", Clock::System), store(&db).await, None, Some(hook), cfg).run(stop.clone()));
+    let task = tokio::spawn(
+        Ingest::new(bus(&prefix, "log", Clock::System), store(&db).await, None, Some(hook), cfg).run(stop.clone()),
+    );
     let stocks = bus(&prefix, "stocks", Clock::System);
     // Every error is an alert for the hanging webhook; storage must keep up anyway.
     let t0 = Instant::now();

@@ -69,12 +69,8 @@ impl BarBuilder {
 
     /// Bars of minutes that ended at least [`GRACE`] before `now` (all of them with `all`).
     pub fn take_due(&mut self, now: DateTime<Utc>, all: bool) -> Vec<Record> {
-        let due: Vec<_> = self
-            .open
-            .keys()
-            .filter(|(m, _, _)| all || *m + TimeDelta::minutes(1) + GRACE <= now)
-            .cloned()
-            .collect();
+        let due: Vec<_> =
+            self.open.keys().filter(|(m, _, _)| all || *m + TimeDelta::minutes(1) + GRACE <= now).cloned().collect();
         due.into_iter()
             .map(|key| {
                 let acc = self.open.remove(&key).expect("present");
@@ -131,7 +127,10 @@ mod tests {
         let bars = b.take_due(m0 + TimeDelta::seconds(62), false);
         assert_eq!(bars.len(), 1);
         let Record::Bar(bar) = &bars[0] else { panic!() };
-        assert_eq!((bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trade_count), (9.0, 12.0, 9.0, 11.0, 5.0, Some(4)));
+        assert_eq!(
+            (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trade_count),
+            (9.0, 12.0, 9.0, 11.0, 5.0, Some(4))
+        );
         assert!((bar.vwap.unwrap() - 54.0 / 5.0).abs() < 1e-12);
         // A straggler for the closed minute does not reopen it.
         b.add(&trade(10, 100.0, 1.0));

@@ -48,7 +48,12 @@ impl CountBook {
 
     /// Publishes the samples of `minute`, with zero totals for `always` (source, kind)
     /// pairs that had nothing. Returns the number of samples.
-    pub fn close_minute(&mut self, minute: DateTime<Utc>, always: &[(String, CountKind)], writer: &StreamWriter<CountSample>) -> usize {
+    pub fn close_minute(
+        &mut self,
+        minute: DateTime<Utc>,
+        always: &[(String, CountKind)],
+        writer: &StreamWriter<CountSample>,
+    ) -> usize {
         for (s, k) in always {
             self.counts.entry((minute, s.clone(), None, *k)).or_insert(0);
         }

@@ -6,15 +6,22 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::{Intake, IntakeConfig, RunSource, Transform};
 use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
 use cashtag_core::{Clock, CountKind, Event, Ticker, Watchlist};
-use crate::{Intake, IntakeConfig, RunSource, Transform};
 use cashtag_sinks::{FanOut, MongoSink, SinkMetrics, Spool, WorkerConfig, spawn_worker};
 use cashtag_testkit::{mongo_uri, redis_url, unique};
 use tokio_util::sync::CancellationToken;
 
 pub fn bus(prefix: &str, service: &str) -> Bus {
-    Bus::open(&redis_url(), prefix, Identity { service: service.into(), instance: "i1".into() }, Clock::System, 1_000_000).unwrap()
+    Bus::open(
+        &redis_url(),
+        prefix,
+        Identity { service: service.into(), instance: "i1".into() },
+        Clock::System,
+        1_000_000,
+    )
+    .unwrap()
 }
 
 pub struct Harness {
@@ -30,7 +37,12 @@ pub async fn start<S: RunSource>(source: S, tickers: &[&str], config: IntakeConf
 }
 
 /// Like [`start`], with a transform on every record.
-pub async fn start_with<S: RunSource>(source: S, tickers: &[&str], config: IntakeConfig, transform: Option<Transform>) -> Harness {
+pub async fn start_with<S: RunSource>(
+    source: S,
+    tickers: &[&str],
+    config: IntakeConfig,
+    transform: Option<Transform>,
+) -> Harness {
     let prefix = unique("t-stocks");
     let db_name = unique("stocks");
     let b = bus(&prefix, "stocks");
@@ -39,7 +51,12 @@ pub async fn start_with<S: RunSource>(source: S, tickers: &[&str], config: Intak
     let spool = Spool::open(std::env::temp_dir().join(unique("spool")), 1 << 30, 1 << 24).unwrap();
     let cfg = WorkerConfig { batch_age: Duration::from_millis(100), ..Default::default() };
     let worker = spawn_worker(MongoSink::new(&client, &db_name), spool, cfg, b.clone(), metrics);
-    let fan = Arc::new(FanOut::new(&b, b.watch_flags(), BTreeMap::from([("mongo_write".to_string(), true)]), vec![("mongo_write".into(), worker)]));
+    let fan = Arc::new(FanOut::new(
+        &b,
+        b.watch_flags(),
+        BTreeMap::from([("mongo_write".to_string(), true)]),
+        vec![("mongo_write".into(), worker)],
+    ));
     let watchlist = b.watch_watchlist(Watchlist::from_tickers(tickers.iter().map(|t| Ticker::parse(t).unwrap())));
     let mut intake = Intake::new(b.clone(), fan, source, watchlist, b.counts_writer(100_000).unwrap(), config);
     if let Some(t) = transform {
@@ -51,7 +68,12 @@ pub async fn start_with<S: RunSource>(source: S, tickers: &[&str], config: Intak
 }
 
 pub fn fast_config() -> IntakeConfig {
-    IntakeConfig { primary_kind: CountKind::Trades, restart_pause: Duration::from_millis(200), auth_pause: Duration::from_secs(1), ..Default::default() }
+    IntakeConfig {
+        primary_kind: CountKind::Trades,
+        restart_pause: Duration::from_millis(200),
+        auth_pause: Duration::from_secs(1),
+        ..Default::default()
+    }
 }
 
 impl Harness {

@@ -165,7 +165,11 @@ impl<S: RunSource> Intake<S> {
             let resume_from = (now - on_at <= self.config.max_backfill).then_some(on_at);
             self.bus.emit(
                 self.bus
-                    .event(EventKind::Activity, "intake.start", format!("{source_name}: market on, starting the source"))
+                    .event(
+                        EventKind::Activity,
+                        "intake.start",
+                        format!("{source_name}: market on, starting the source"),
+                    )
                     .with("source", source_name.clone()),
             );
             let stop = shutdown.child_token();
@@ -222,7 +226,11 @@ impl<S: RunSource> Intake<S> {
             self.status.on.store(false, Ordering::SeqCst);
             self.bus.emit(
                 self.bus
-                    .event(EventKind::Activity, "intake.stop", format!("{source_name}: stopped; {accepted} records this session"))
+                    .event(
+                        EventKind::Activity,
+                        "intake.stop",
+                        format!("{source_name}: stopped; {accepted} records this session"),
+                    )
                     .with("source", source_name.clone())
                     .with("records", accepted),
             );
@@ -232,7 +240,13 @@ impl<S: RunSource> Intake<S> {
         }
     }
 
-    async fn handle(&mut self, record: Record, minute: DateTime<Utc>, book: &mut CountBook, bars: &mut BarBuilder) -> u64 {
+    async fn handle(
+        &mut self,
+        record: Record,
+        minute: DateTime<Utc>,
+        book: &mut CountBook,
+        bars: &mut BarBuilder,
+    ) -> u64 {
         let record = match self.transform.as_mut() {
             Some(t) => match t(record) {
                 Some(r) => r,
@@ -293,11 +307,19 @@ async fn supervise<S: RunSource>(mut source: S, mut ctx: SourceCtx, config: Inta
         let pause = match result {
             Ok(()) => config.restart_pause,
             Err(e @ SourceError::Auth { .. }) => {
-                bus.emit(bus.event(EventKind::Error, "source.failed", format!("{e}; retrying in {} s", config.auth_pause.as_secs())));
+                bus.emit(bus.event(
+                    EventKind::Error,
+                    "source.failed",
+                    format!("{e}; retrying in {} s", config.auth_pause.as_secs()),
+                ));
                 config.auth_pause
             }
             Err(e) => {
-                bus.emit(bus.event(EventKind::Error, "source.failed", format!("{e}; restarting in {} s", config.restart_pause.as_secs())));
+                bus.emit(bus.event(
+                    EventKind::Error,
+                    "source.failed",
+                    format!("{e}; restarting in {} s", config.restart_pause.as_secs()),
+                ));
                 config.restart_pause
             }
         };

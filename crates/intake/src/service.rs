@@ -39,7 +39,8 @@ pub async fn run_fetcher<S: RunSource>(settings: &Settings, spec: FetcherSpec<S>
     let fanout = Arc::new(cashtag_sinks::fanout_from_settings(settings, &bus, &telemetry).await?);
     let watchlist = bus.watch_watchlist(settings.watchlist.load().map_err(|e| e.to_string())?);
     let counts = bus.counts_writer(settings.streams.counts_maxlen).map_err(|e| e.to_string())?;
-    let mut intake = Intake::new(bus.clone(), fanout.clone(), spec.source, watchlist, counts.clone(), spec.config).with_recorder(spec.recorder);
+    let mut intake = Intake::new(bus.clone(), fanout.clone(), spec.source, watchlist, counts.clone(), spec.config)
+        .with_recorder(spec.recorder);
     if let Some(t) = spec.transform {
         intake = intake.with_transform(t);
     }

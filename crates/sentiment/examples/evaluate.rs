@@ -3,11 +3,17 @@
 //! (default: eval/stocktwits-sample.tsv). Even rows tuned the lexicon; odd rows are held out.
 
 use cashtag_core::SentimentLabel;
-use cashtag_sentiment::eval::{Metrics, Scored, majority_baseline, metrics, parse_tsv};
 use cashtag_sentiment::Scorer;
+use cashtag_sentiment::eval::{Metrics, Scored, majority_baseline, metrics, parse_tsv};
 
 fn vader_label(c: f64) -> SentimentLabel {
-    if c >= 0.05 { SentimentLabel::Bullish } else if c <= -0.05 { SentimentLabel::Bearish } else { SentimentLabel::Neutral }
+    if c >= 0.05 {
+        SentimentLabel::Bullish
+    } else if c <= -0.05 {
+        SentimentLabel::Bearish
+    } else {
+        SentimentLabel::Neutral
+    }
 }
 
 fn row(name: &str, m: Metrics) {
@@ -15,7 +21,9 @@ fn row(name: &str, m: Metrics) {
 }
 
 fn main() {
-    let path = std::env::args().nth(1).unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/eval/stocktwits-sample.tsv").into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/eval/stocktwits-sample.tsv").into());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let posts = parse_tsv(&text);
     let scorer = Scorer::new();

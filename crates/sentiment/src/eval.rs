@@ -37,7 +37,13 @@ pub fn metrics(rows: &[Scored]) -> Metrics {
     let mut wins = 0.0;
     for p in &pos {
         for q in &neg {
-            wins += if p > q { 1.0 } else if p == q { 0.5 } else { 0.0 };
+            wins += if p > q {
+                1.0
+            } else if p == q {
+                0.5
+            } else {
+                0.0
+            };
         }
     }
     let auc = if pos.is_empty() || neg.is_empty() { 0.5 } else { wins / (pos.len() * neg.len()) as f64 };

@@ -152,9 +152,8 @@ impl Finance {
             match rest.chars().next() {
                 // A cashtag: the symbol is not a word. Keep trailing punctuation for emphasis.
                 Some(c) if c.is_ascii_alphabetic() => {
-                    let sym_len = rest
-                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
-                        .unwrap_or(rest.len());
+                    let sym_len =
+                        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')).unwrap_or(rest.len());
                     let tail = rest[sym_len..].trim_start_matches(['.', '-']);
                     return (!tail.is_empty()).then(|| tail.to_string());
                 }

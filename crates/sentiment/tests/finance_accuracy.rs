@@ -15,7 +15,13 @@ fn finance_beats_vader_and_the_majority_class_on_held_out_posts() {
         .iter()
         .map(|(t, s)| {
             let c = scorer.vader(s).compound;
-            let label = if c >= 0.05 { SentimentLabel::Bullish } else if c <= -0.05 { SentimentLabel::Bearish } else { SentimentLabel::Neutral };
+            let label = if c >= 0.05 {
+                SentimentLabel::Bullish
+            } else if c <= -0.05 {
+                SentimentLabel::Bearish
+            } else {
+                SentimentLabel::Neutral
+            };
             Scored { truth: *t, score: c, label }
         })
         .collect();

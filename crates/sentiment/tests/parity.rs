@@ -14,10 +14,8 @@ struct Row {
 #[test]
 fn matches_vader_sentiment_3_3_2_exactly() {
     let vader = Vader::new();
-    let rows: Vec<Row> = include_str!("../parity/vader-3.3.2.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows: Vec<Row> =
+        include_str!("../parity/vader-3.3.2.jsonl").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(rows.len() >= 2_000, "fixture has {} rows", rows.len());
     let mut diffs = Vec::new();
     for r in &rows {

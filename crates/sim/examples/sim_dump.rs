@@ -8,6 +8,12 @@ fn main() {
     let first: i64 = a[3].parse().unwrap();
     for m in first..first + a[4].parse::<i64>().unwrap() {
         let trades = sim.trades(&a[2], m);
-        println!("{m} {:.17e} {:.17e} {} {:?}", sim.signal(&a[2], m), sim.price(&a[2], m), trades.len(), trades.last().map(|t| (t.price, t.size)));
+        println!(
+            "{m} {:.17e} {:.17e} {} {:?}",
+            sim.signal(&a[2], m),
+            sim.price(&a[2], m),
+            trades.len(),
+            trades.last().map(|t| (t.price, t.size))
+        );
     }
 }

@@ -174,7 +174,10 @@ impl Sim {
             .earliest()
             .expect("04:00 exists")
             .with_timezone(&Utc);
-        (date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days(), minute_index(start))
+        (
+            date.signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days(),
+            minute_index(start),
+        )
     }
 
     /// The price at the end of minute `m`.

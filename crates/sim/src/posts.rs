@@ -110,7 +110,9 @@ impl Sim {
                 }
                 let author = ki.with(6).pick(500) as u64;
                 let ka = self.key.with(8).with(author);
-                let name: String = (0..2 + ka.with(1).pick(2)).map(|j| SYLLABLES[ka.with(10 + j as u64).pick(SYLLABLES.len())]).collect();
+                let name: String = (0..2 + ka.with(1).pick(2))
+                    .map(|j| SYLLABLES[ka.with(10 + j as u64).pick(SYLLABLES.len())])
+                    .collect();
                 let followers = (50.0 * (ka.with(2).normal() * 1.5).exp()) as u64;
                 SimPost {
                     id: format!("{}-{ticker}-{m}-{i}", p.seed),

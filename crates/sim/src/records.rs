@@ -17,8 +17,17 @@ impl SimPost {
             received_at,
             text: self.text.clone(),
             lang: Some("en".into()),
-            author: Author { id: self.author_id.clone(), name: self.author_name.clone(), followers: Some(self.followers) },
-            engagement: Some(Engagement { likes: Some(self.likes), reposts: Some(self.reposts), replies: None, quotes: None }),
+            author: Author {
+                id: self.author_id.clone(),
+                name: self.author_name.clone(),
+                followers: Some(self.followers),
+            },
+            engagement: Some(Engagement {
+                likes: Some(self.likes),
+                reposts: Some(self.reposts),
+                replies: None,
+                quotes: None,
+            }),
             tickers: self.tickers.iter().filter_map(|t| Ticker::parse(t).ok()).collect(),
             is_repost: false,
             author_label: None,
@@ -77,7 +86,9 @@ impl crate::Sim {
             for t in tickers {
                 let Ok(ticker) = Ticker::parse(t) else { continue };
                 out.extend(self.trades(t, m).iter().map(|tr| cashtag_core::Record::Trade(tr.to_trade(&ticker, tr.ts))));
-                out.extend(self.posts(t, m, &names).iter().map(|p| cashtag_core::Record::Post(p.to_post(p.created_at))));
+                out.extend(
+                    self.posts(t, m, &names).iter().map(|p| cashtag_core::Record::Post(p.to_post(p.created_at))),
+                );
             }
         }
         out

@@ -93,5 +93,9 @@ async fn main() {
     println!("Kinesis, {KIN_N} records against the local emulator:");
     println!("  PutRecords (500 per call)  {batched_calls:>6} calls  {batched_secs:>7.2} s");
     println!("  one PutRecord per record   {single_calls:>6} calls  {single_secs:>7.2} s");
-    println!("  ratio                      {:>6.0}x fewer calls, {:.1}x faster", single_calls as f64 / batched_calls as f64, single_secs / batched_secs);
+    println!(
+        "  ratio                      {:>6.0}x fewer calls, {:.1}x faster",
+        single_calls as f64 / batched_calls as f64,
+        single_secs / batched_secs
+    );
 }

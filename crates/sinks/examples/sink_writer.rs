@@ -37,17 +37,43 @@ async fn main() {
     let to: u64 = a[7].parse().unwrap();
     let exit_when_idle = a.iter().any(|x| x == "--exit-when-idle");
 
-    let bus = Bus::open(redis, prefix, Identity { service: "sink_writer".into(), instance: std::process::id().to_string() }, Clock::System, 100_000).unwrap();
+    let bus = Bus::open(
+        redis,
+        prefix,
+        Identity { service: "sink_writer".into(), instance: std::process::id().to_string() },
+        Clock::System,
+        100_000,
+    )
+    .unwrap();
     let client = cashtag_sinks::mongo::connect(mongo, "sink_writer").await.unwrap();
-    let config = WorkerConfig { retry_budget: Duration::from_secs(1), batch_age: Duration::from_millis(200), probe_every: Duration::from_millis(500), ..Default::default() };
+    let config = WorkerConfig {
+        retry_budget: Duration::from_secs(1),
+        batch_age: Duration::from_millis(200),
+        probe_every: Duration::from_millis(500),
+        ..Default::default()
+    };
     let metrics = SinkMetrics::register(&cashtag_telemetry::Telemetry::new("sink_writer"));
-    let worker = spawn_worker(MongoSink::new(&client, db), Spool::open(spool, 1 << 30, 1 << 20).unwrap(), config, bus.clone(), metrics);
-    let fan = FanOut::new(&bus, bus.watch_flags(), BTreeMap::from([("mongo_write".to_string(), true)]), vec![("mongo_write".into(), worker)]);
+    let worker = spawn_worker(
+        MongoSink::new(&client, db),
+        Spool::open(spool, 1 << 30, 1 << 20).unwrap(),
+        config,
+        bus.clone(),
+        metrics,
+    );
+    let fan = FanOut::new(
+        &bus,
+        bus.watch_flags(),
+        BTreeMap::from([("mongo_write".to_string(), true)]),
+        vec![("mongo_write".into(), worker)],
+    );
     fan.accept_all((from..to).map(trade)).await;
     loop {
         fan.flush().await;
         let s = &fan.status()[0];
-        println!("status pending={} spooled={} written={} replayed={} spool_bytes={}", s.pending, s.spooled, s.written, s.replayed, s.spool_bytes);
+        println!(
+            "status pending={} spooled={} written={} replayed={} spool_bytes={}",
+            s.pending, s.spooled, s.written, s.replayed, s.spool_bytes
+        );
         if exit_when_idle && s.pending == 0 && s.spool_bytes == 0 {
             break;
         }

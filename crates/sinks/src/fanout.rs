@@ -60,7 +60,10 @@ impl FanOut {
             bus.clone(),
             flags.clone(),
             defaults.clone(),
-            routes.iter().map(|r| (r.flag.clone(), r.handle.name, r.handle.tx.clone(), r.handle.state.clone())).collect(),
+            routes
+                .iter()
+                .map(|r| (r.flag.clone(), r.handle.name, r.handle.tx.clone(), r.handle.state.clone()))
+                .collect(),
         );
         FanOut { routes, flags, defaults, watcher }
     }
@@ -187,7 +190,9 @@ fn spawn_switch_watcher(
                 let message = if now[i] {
                     format!("{flag} switched on: new records go to {sink}")
                 } else {
-                    format!("{flag} switched off: new records are not written to {sink}; {pending} accepted before the switch are flushed")
+                    format!(
+                        "{flag} switched off: new records are not written to {sink}; {pending} accepted before the switch are flushed"
+                    )
                 };
                 bus.emit(
                     bus.event(EventKind::Activity, "flag.switched", message)

@@ -48,7 +48,8 @@ impl PutRecordsApi for aws_sdk_kinesis::Client {
                     .map_err(|e| e.to_string())?,
             );
         }
-        let out = req.send().await.map_err(|e| format!("PutRecords: {}", aws_sdk_kinesis::error::DisplayErrorContext(&e)))?;
+        let out =
+            req.send().await.map_err(|e| format!("PutRecords: {}", aws_sdk_kinesis::error::DisplayErrorContext(&e)))?;
         Ok(out.records().iter().map(|r| r.error_code().map(str::to_string)).collect())
     }
 }
@@ -56,7 +57,8 @@ impl PutRecordsApi for aws_sdk_kinesis::Client {
 /// A Kinesis client for the configured region and (emulator) endpoint; credentials come
 /// from the environment or the instance role.
 pub async fn client(region: &str, endpoint: &str) -> aws_sdk_kinesis::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.to_string()));
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.to_string()));
     if !endpoint.is_empty() {
         loader = loader.endpoint_url(endpoint);
     }
@@ -74,7 +76,12 @@ pub struct KinesisSink<A: PutRecordsApi> {
 
 impl<A: PutRecordsApi> KinesisSink<A> {
     pub fn new(api: A, posts_stream: &str, market_stream: &str) -> Self {
-        KinesisSink { api, posts_stream: posts_stream.into(), market_stream: market_stream.into(), calls: Default::default() }
+        KinesisSink {
+            api,
+            posts_stream: posts_stream.into(),
+            market_stream: market_stream.into(),
+            calls: Default::default(),
+        }
     }
 
     /// The number of `PutRecords` calls made so far.
@@ -117,7 +124,10 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
             if e.data.len() + e.partition_key.len() > MAX_RECORD_BYTES {
                 report.rejected.push(Rejected {
                     key: r.key(),
-                    reason: format!("{} bytes exceeds Kinesis' 1 MiB record limit", e.data.len() + e.partition_key.len()),
+                    reason: format!(
+                        "{} bytes exceeds Kinesis' 1 MiB record limit",
+                        e.data.len() + e.partition_key.len()
+                    ),
                 });
                 continue;
             }
@@ -139,7 +149,8 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
             let mut size = 0;
             for item in items {
                 let sz = item.1.data.len() + item.1.partition_key.len();
-                let start_new = calls.last().is_none_or(|c| c.len() >= MAX_RECORDS_PER_CALL || size + sz > MAX_BYTES_PER_CALL);
+                let start_new =
+                    calls.last().is_none_or(|c| c.len() >= MAX_RECORDS_PER_CALL || size + sz > MAX_BYTES_PER_CALL);
                 if start_new {
                     calls.push(Vec::new());
                     size = 0;
@@ -157,7 +168,10 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
                         Ok(codes) => {
                             let mut failed = Vec::new();
                             let mut codes_seen = Vec::new();
-                            for (item, code) in pending.into_iter().zip(codes.into_iter().chain(std::iter::repeat(Some("Missing".into())))) {
+                            for (item, code) in pending
+                                .into_iter()
+                                .zip(codes.into_iter().chain(std::iter::repeat(Some("Missing".into()))))
+                            {
                                 match code {
                                     None => report.written += 1,
                                     Some(c) => {
@@ -170,7 +184,11 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
                             if pending.is_empty() {
                                 break;
                             }
-                            reason = format!("{} entries failed ({})", pending.len(), codes_seen.first().cloned().unwrap_or_default());
+                            reason = format!(
+                                "{} entries failed ({})",
+                                pending.len(),
+                                codes_seen.first().cloned().unwrap_or_default()
+                            );
                         }
                         Err(e) => reason = e,
                     }
@@ -189,10 +207,6 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
                 left.extend(rest.into_iter().map(|(r, _)| r));
             }
         }
-        if left.is_empty() {
-            Ok(report)
-        } else {
-            Err(WriteFailure { remaining: left, done: report, reason })
-        }
+        if left.is_empty() { Ok(report) } else { Err(WriteFailure { remaining: left, done: report, reason }) }
     }
 }

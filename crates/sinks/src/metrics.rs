@@ -35,7 +35,11 @@ impl SinkMetrics {
                 vec![1.0, 10.0, 50.0, 100.0, 250.0, 500.0],
             ),
             spool_bytes: t.gauge_vec("sink_spool_bytes", "bytes waiting in the disk spool", l),
-            oldest_unflushed_seconds: t.gauge_vec("sink_oldest_unflushed_seconds", "age of the oldest record not yet written", l),
+            oldest_unflushed_seconds: t.gauge_vec(
+                "sink_oldest_unflushed_seconds",
+                "age of the oldest record not yet written",
+                l,
+            ),
             up: t.gauge_vec("sink_up", "1 while the sink accepts writes", l),
         }
     }

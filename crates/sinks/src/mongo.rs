@@ -99,7 +99,11 @@ impl Sink for MongoSink {
     async fn write(&mut self, batch: Vec<Record>) -> Result<WriteReport, WriteFailure> {
         if !self.indexes_ready {
             if let Err(e) = self.ensure_indexes().await {
-                return Err(WriteFailure { remaining: batch, done: WriteReport::default(), reason: format!("creating indexes: {e}") });
+                return Err(WriteFailure {
+                    remaining: batch,
+                    done: WriteReport::default(),
+                    reason: format!("creating indexes: {e}"),
+                });
             }
         }
         let mut report = WriteReport::default();
@@ -128,7 +132,9 @@ impl Sink for MongoSink {
                         key: r.key(),
                         reason: format!("document of {} bytes exceeds MongoDB's 16 MiB", d.as_bytes().len()),
                     }),
-                    Err(e) => report.rejected.push(Rejected { key: r.key(), reason: format!("does not encode as BSON: {e}") }),
+                    Err(e) => {
+                        report.rejected.push(Rejected { key: r.key(), reason: format!("does not encode as BSON: {e}") })
+                    }
                 }
             }
             if docs.is_empty() {
@@ -138,7 +144,9 @@ impl Sink for MongoSink {
             match self.db.collection::<RawDocumentBuf>(coll).insert_many(docs).ordered(false).await {
                 Ok(_) => report.written += n,
                 Err(e) => match *e.kind {
-                    ErrorKind::InsertMany(ref ime) if ime.write_concern_error.is_none() && ime.write_errors.is_some() => {
+                    ErrorKind::InsertMany(ref ime)
+                        if ime.write_concern_error.is_none() && ime.write_errors.is_some() =>
+                    {
                         let (dup, rejected, failed) = classify(ime, &ok_records);
                         report.duplicates += dup;
                         report.written += n - failed.len();
@@ -156,10 +164,6 @@ impl Sink for MongoSink {
         for (_, group) in groups {
             remaining.extend(group);
         }
-        if remaining.is_empty() {
-            Ok(report)
-        } else {
-            Err(WriteFailure { remaining, done: report, reason })
-        }
+        if remaining.is_empty() { Ok(report) } else { Err(WriteFailure { remaining, done: report, reason }) }
     }
 }

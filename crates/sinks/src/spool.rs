@@ -234,12 +234,7 @@ impl Spool {
         }
         self.segments.retain(|s| *s != n);
         self.bytes = self.bytes.saturating_sub(len);
-        Ok(Damage {
-            segment: path.display().to_string(),
-            offset,
-            reason,
-            quarantined_as: target.display().to_string(),
-        })
+        Ok(Damage { segment: path.display().to_string(), offset, reason, quarantined_as: target.display().to_string() })
     }
 }
 
@@ -297,7 +292,11 @@ mod tests {
     }
 
     fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("cashtag-spool-{name}-{}-{:?}", std::process::id(), std::time::SystemTime::now()));
+        let d = std::env::temp_dir().join(format!(
+            "cashtag-spool-{name}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
         let _ = fs::remove_dir_all(&d);
         d
     }

@@ -85,7 +85,13 @@ impl SinkHandle {
 }
 
 /// Starts a worker for a sink with its spool.
-pub fn spawn_worker<S: Sink>(sink: S, spool: Spool, config: WorkerConfig, bus: Bus, metrics: SinkMetrics) -> SinkHandle {
+pub fn spawn_worker<S: Sink>(
+    sink: S,
+    spool: Spool,
+    config: WorkerConfig,
+    bus: Bus,
+    metrics: SinkMetrics,
+) -> SinkHandle {
     let name = sink.name();
     let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
     let state = Arc::new(WorkerState::default());
@@ -170,7 +176,9 @@ impl<S: Sink> Worker<S> {
             let now = Instant::now();
             let wait = match batch_since {
                 Some(t) => self.config.batch_age.saturating_sub(now - t),
-                None if !self.spool.is_empty() => self.next_probe.saturating_duration_since(now).max(Duration::from_millis(5)),
+                None if !self.spool.is_empty() => {
+                    self.next_probe.saturating_duration_since(now).max(Duration::from_millis(5))
+                }
                 None => Duration::from_secs(1),
             };
             tokio::select! {
@@ -231,7 +239,8 @@ impl<S: Sink> Worker<S> {
             let k = report.rejected.len() as u64;
             self.metrics.rejected.with_label_values(&l).inc_by(k);
             self.state.rejected.fetch_add(k, Ordering::SeqCst);
-            let sample: Vec<String> = report.rejected.iter().take(5).map(|r| format!("{}: {}", r.key, r.reason)).collect();
+            let sample: Vec<String> =
+                report.rejected.iter().take(5).map(|r| format!("{}: {}", r.key, r.reason)).collect();
             self.bus.emit(
                 self.bus
                     .event(
@@ -274,7 +283,11 @@ impl<S: Sink> Worker<S> {
         }
     }
 
-    async fn write_with_retry(&mut self, mut batch: Vec<Record>, budget: Duration) -> Result<(), (Vec<Record>, String)> {
+    async fn write_with_retry(
+        &mut self,
+        mut batch: Vec<Record>,
+        budget: Duration,
+    ) -> Result<(), (Vec<Record>, String)> {
         let deadline = Instant::now() + budget;
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -324,7 +337,10 @@ impl<S: Sink> Worker<S> {
                                 .event(
                                     EventKind::Error,
                                     "spool.full",
-                                    format!("{}: spool full ({bytes} of {max} bytes); intake slowed until the sink is back", self.sink.name()),
+                                    format!(
+                                        "{}: spool full ({bytes} of {max} bytes); intake slowed until the sink is back",
+                                        self.sink.name()
+                                    ),
                                 )
                                 .with("sink", self.sink.name())
                                 .with("bytes", bytes),
@@ -336,7 +352,11 @@ impl<S: Sink> Worker<S> {
                         self.io_reported = true;
                         self.bus.emit(
                             self.bus
-                                .event(EventKind::Error, "spool.io", format!("{}: cannot write the spool: {e}; retrying", self.sink.name()))
+                                .event(
+                                    EventKind::Error,
+                                    "spool.io",
+                                    format!("{}: cannot write the spool: {e}; retrying", self.sink.name()),
+                                )
                                 .with("sink", self.sink.name()),
                         );
                     }
@@ -357,7 +377,11 @@ impl<S: Sink> Worker<S> {
                 Err(e) => {
                     self.bus.emit(
                         self.bus
-                            .event(EventKind::Error, "spool.io", format!("{}: cannot read the spool: {e}", self.sink.name()))
+                            .event(
+                                EventKind::Error,
+                                "spool.io",
+                                format!("{}: cannot read the spool: {e}", self.sink.name()),
+                            )
                             .with("sink", self.sink.name()),
                     );
                     self.next_probe = Instant::now() + self.config.probe_every;
@@ -459,7 +483,11 @@ impl<S: Sink> Worker<S> {
                 .event(
                     EventKind::Activity,
                     "sink.recovered",
-                    format!("{} recovered after {secs:.1} s; {} record(s) replayed from the spool", self.sink.name(), self.replayed_since_down),
+                    format!(
+                        "{} recovered after {secs:.1} s; {} record(s) replayed from the spool",
+                        self.sink.name(),
+                        self.replayed_since_down
+                    ),
                 )
                 .with("sink", self.sink.name())
                 .with("down_seconds", secs)

@@ -30,9 +30,26 @@ async fn a_hundred_thousand_records_reach_both_sinks_exactly_once() {
     create_stream(&kin, &posts_stream, 4).await;
 
     let m = metrics();
-    let mongo = spawn_worker(MongoSink::new(&client, &db_name), Spool::open(spool_dir("m"), 1 << 30, 1 << 24).unwrap(), fast_config(), b.clone(), m.clone());
-    let kinesis = spawn_worker(KinesisSink::new(kin.clone(), &posts_stream, &stream), Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(), fast_config(), b.clone(), m.clone());
-    let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("mongo_write".into(), mongo), ("kinesis_write".into(), kinesis)]);
+    let mongo = spawn_worker(
+        MongoSink::new(&client, &db_name),
+        Spool::open(spool_dir("m"), 1 << 30, 1 << 24).unwrap(),
+        fast_config(),
+        b.clone(),
+        m.clone(),
+    );
+    let kinesis = spawn_worker(
+        KinesisSink::new(kin.clone(), &posts_stream, &stream),
+        Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(),
+        fast_config(),
+        b.clone(),
+        m.clone(),
+    );
+    let fan = FanOut::new(
+        &b,
+        b.watch_flags(),
+        both_on(),
+        vec![("mongo_write".into(), mongo), ("kinesis_write".into(), kinesis)],
+    );
 
     const N: u64 = 100_000;
     fan.accept_all((0..N).map(record)).await;
@@ -45,7 +62,10 @@ async fn a_hundred_thousand_records_reach_both_sinks_exactly_once() {
     keys.extend(post_keys);
     assert_eq!(keys.len() as u64, N, "every record is in Kinesis");
     assert!(keys.values().all(|c| *c == 1), "no record twice in Kinesis");
-    assert!(per_shard.iter().chain(&post_shards).all(|n| *n > 0), "spread over the shards: {per_shard:?} {post_shards:?}");
+    assert!(
+        per_shard.iter().chain(&post_shards).all(|n| *n > 0),
+        "spread over the shards: {per_shard:?} {post_shards:?}"
+    );
     let status = fan.status();
     assert!(status.iter().all(|s| s.spooled == 0 && s.rejected == 0), "{status:?}");
     assert!(fan.shutdown(Duration::from_secs(10)).await);
@@ -62,9 +82,26 @@ async fn switching_kinesis_write_off_and_on_mid_run() {
     let stream = unique("market");
     create_stream(&kin, &stream, 2).await;
     let m = metrics();
-    let mongo = spawn_worker(MongoSink::new(&client, &db_name), Spool::open(spool_dir("m"), 1 << 30, 1 << 24).unwrap(), fast_config(), b.clone(), m.clone());
-    let kinesis = spawn_worker(KinesisSink::new(kin.clone(), &stream, &stream), Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(), fast_config(), b.clone(), m.clone());
-    let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("mongo_write".into(), mongo), ("kinesis_write".into(), kinesis)]);
+    let mongo = spawn_worker(
+        MongoSink::new(&client, &db_name),
+        Spool::open(spool_dir("m"), 1 << 30, 1 << 24).unwrap(),
+        fast_config(),
+        b.clone(),
+        m.clone(),
+    );
+    let kinesis = spawn_worker(
+        KinesisSink::new(kin.clone(), &stream, &stream),
+        Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(),
+        fast_config(),
+        b.clone(),
+        m.clone(),
+    );
+    let fan = FanOut::new(
+        &b,
+        b.watch_flags(),
+        both_on(),
+        vec![("mongo_write".into(), mongo), ("kinesis_write".into(), kinesis)],
+    );
 
     let wait_flag = |want: bool| {
         let fan = &fan;
@@ -149,7 +186,8 @@ async fn a_partial_put_records_failure_resends_only_the_failed_entries() {
     let api = FailingFirstTry { inner: kin.clone(), fail: fail.clone(), attempts: attempts.clone() };
     let sink = KinesisSink::new(api, &stream, &stream);
     let calls = sink.call_counter();
-    let worker = spawn_worker(sink, Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(), fast_config(), b.clone(), metrics());
+    let worker =
+        spawn_worker(sink, Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(), fast_config(), b.clone(), metrics());
     let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("kinesis_write".into(), worker)]);
     fan.accept_all(records.clone()).await;
     assert!(fan.wait_idle(Duration::from_secs(60)).await);
@@ -178,7 +216,13 @@ async fn a_record_over_the_kinesis_limit_is_rejected_with_an_event() {
     if let Record::Post(p) = &mut big {
         p.text = "x".repeat(1_100_000);
     }
-    let worker = spawn_worker(KinesisSink::new(kin.clone(), &stream, &stream), Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(), fast_config(), b.clone(), metrics());
+    let worker = spawn_worker(
+        KinesisSink::new(kin.clone(), &stream, &stream),
+        Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(),
+        fast_config(),
+        b.clone(),
+        metrics(),
+    );
     let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("kinesis_write".into(), worker)]);
     fan.accept(big.clone()).await;
     fan.accept(record(10)).await;
@@ -200,7 +244,13 @@ async fn a_thirty_second_mongodb_outage_loses_nothing_and_duplicates_nothing() {
     let b = bus(&prefix, "stocks");
     let client = cashtag_sinks::mongo::connect(&server.url(), "test").await.unwrap();
     let db_name = unique("outage");
-    let worker = spawn_worker(MongoSink::new(&client, &db_name), Spool::open(spool_dir("m"), 1 << 30, 1 << 24).unwrap(), fast_config(), b.clone(), metrics());
+    let worker = spawn_worker(
+        MongoSink::new(&client, &db_name),
+        Spool::open(spool_dir("m"), 1 << 30, 1 << 24).unwrap(),
+        fast_config(),
+        b.clone(),
+        metrics(),
+    );
     let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("mongo_write".into(), worker)]);
 
     // Before the outage.
@@ -252,7 +302,13 @@ async fn a_corrupt_spool_segment_is_reported_and_the_rest_replays() {
 
     let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
     let db_name = unique("corrupt");
-    let worker = spawn_worker(MongoSink::new(&client, &db_name), Spool::open(&dir, 1 << 30, 1).unwrap(), fast_config(), b.clone(), metrics());
+    let worker = spawn_worker(
+        MongoSink::new(&client, &db_name),
+        Spool::open(&dir, 1 << 30, 1).unwrap(),
+        fast_config(),
+        b.clone(),
+        metrics(),
+    );
     let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("mongo_write".into(), worker)]);
     assert!(fan.wait_idle(Duration::from_secs(60)).await, "{:?}", fan.status());
     assert_eq!(mongo_count(&client.database(&db_name)).await, 200, "the two intact batches replayed");
@@ -275,7 +331,13 @@ async fn a_full_spool_slows_intake_instead_of_dropping() {
     let mut config = fast_config();
     config.queue_capacity = 200;
     config.retry_budget = Duration::from_millis(500);
-    let worker = spawn_worker(MongoSink::new(&client, &db_name), Spool::open(spool_dir("m"), 150_000, 50_000).unwrap(), config, b.clone(), metrics());
+    let worker = spawn_worker(
+        MongoSink::new(&client, &db_name),
+        Spool::open(spool_dir("m"), 150_000, 50_000).unwrap(),
+        config,
+        b.clone(),
+        metrics(),
+    );
     let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("mongo_write".into(), worker)]);
 
     let mut accepted = 0u64;

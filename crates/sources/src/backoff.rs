@@ -20,7 +20,8 @@ impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
         let d = self.next;
         self.next = (self.next * 2).min(self.max);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
         d.mul_f64(0.75 + 0.25 * (nanos % 1000) as f64 / 1000.0)
     }
 

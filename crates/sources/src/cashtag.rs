@@ -82,7 +82,11 @@ pub fn extract(text: &str, watched: &HashSet<Ticker>) -> Vec<Ticker> {
 
 /// Adds tickers a provider tagged explicitly (X entities, Bluesky tag facets, StockTwits
 /// symbols) when they are watched; `tags` may carry a leading `$`.
-pub fn merge_tags<'a>(mut found: Vec<Ticker>, tags: impl IntoIterator<Item = &'a str>, watched: &HashSet<Ticker>) -> Vec<Ticker> {
+pub fn merge_tags<'a>(
+    mut found: Vec<Ticker>,
+    tags: impl IntoIterator<Item = &'a str>,
+    watched: &HashSet<Ticker>,
+) -> Vec<Ticker> {
     for tag in tags {
         let sym = tag.trim_start_matches('$').to_ascii_uppercase();
         if let Ok(t) = Ticker::parse(&sym) {

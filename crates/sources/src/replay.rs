@@ -20,7 +20,10 @@ pub struct Replay {
 
 /// The records in one recorded payload, by provider and channel. Posts are matched against
 /// the watchlist of the replay, as they were live.
-pub fn parse_recorded(p: &RecordedPayload, watched: &std::collections::HashSet<cashtag_core::Ticker>) -> Result<(Vec<Record>, Vec<String>), String> {
+pub fn parse_recorded(
+    p: &RecordedPayload,
+    watched: &std::collections::HashSet<cashtag_core::Ticker>,
+) -> Result<(Vec<Record>, Vec<String>), String> {
     match (p.provider.as_str(), p.channel.as_str()) {
         ("alpaca", "ws") => {
             let (msgs, errors) = crate::market::alpaca::parse_frame(&p.payload, p.at)?;
@@ -44,10 +47,10 @@ pub fn parse_recorded(p: &RecordedPayload, watched: &std::collections::HashSet<c
             crate::social::x::XLine::Post(Some(post)) => Ok((vec![Record::Post(post)], vec![])),
             _ => Ok((vec![], vec![])),
         },
-        ("stocktwits", "symbol") => {
-            crate::social::stocktwits::parse_symbol_stream(&p.payload, p.at, watched).map(|(posts, _)| (posts.into_iter().map(Record::Post).collect(), vec![]))
-        }
-        ("bluesky", "ws") => crate::social::bluesky::parse_message(&p.payload, p.at, watched).map(|(post, _)| (post.into_iter().map(Record::Post).collect(), vec![])),
+        ("stocktwits", "symbol") => crate::social::stocktwits::parse_symbol_stream(&p.payload, p.at, watched)
+            .map(|(posts, _)| (posts.into_iter().map(Record::Post).collect(), vec![])),
+        ("bluesky", "ws") => crate::social::bluesky::parse_message(&p.payload, p.at, watched)
+            .map(|(post, _)| (post.into_iter().map(Record::Post).collect(), vec![])),
         (provider, channel) => Err(format!("no parser for {provider}/{channel}")),
     }
 }
@@ -59,7 +62,10 @@ impl Replay {
 
     /// The recording files, oldest first.
     fn files(&self) -> Result<Vec<PathBuf>, SourceError> {
-        let err = |e: std::io::Error| SourceError::Config { provider: "replay", message: format!("{}: {e}", self.dir.display()) };
+        let err = |e: std::io::Error| SourceError::Config {
+            provider: "replay",
+            message: format!("{}: {e}", self.dir.display()),
+        };
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .map_err(err)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -68,7 +74,8 @@ impl Replay {
         // Name is <provider>-YYYY-MM-DD: order by date, then provider.
         files.sort_by_key(|p| {
             let name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-            let date = name.rsplit_once('-').map(|_| name[name.len().saturating_sub(10)..].to_string()).unwrap_or_default();
+            let date =
+                name.rsplit_once('-').map(|_| name[name.len().saturating_sub(10)..].to_string()).unwrap_or_default();
             (date, name)
         });
         Ok(files)
@@ -76,11 +83,16 @@ impl Replay {
 
     pub async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
         let files = self.files()?;
-        ctx.event(EventKind::Activity, "source.connected", format!("replay: {} file(s) from {}", files.len(), self.dir.display()));
+        ctx.event(
+            EventKind::Activity,
+            "source.connected",
+            format!("replay: {} file(s) from {}", files.len(), self.dir.display()),
+        );
         let mut prev: Option<DateTime<Utc>> = None;
         let mut n = 0usize;
         for path in files {
-            let file = std::fs::File::open(&path).map_err(|e| SourceError::Other { provider: "replay", message: format!("{}: {e}", path.display()) })?;
+            let file = std::fs::File::open(&path)
+                .map_err(|e| SourceError::Other { provider: "replay", message: format!("{}: {e}", path.display()) })?;
             for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
                 let Ok(line) = line else { break };
                 let p: RecordedPayload = match serde_json::from_str(&line) {

@@ -19,7 +19,13 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<Socket, String> {
 /// Removes anything after `?` in URLs inside a message (tokens travel in query strings).
 pub fn strip_query(s: &str) -> String {
     s.split_whitespace()
-        .map(|w| if w.contains("://") && w.contains('?') { w.split('?').next().unwrap_or(w).to_string() + "?…" } else { w.to_string() })
+        .map(|w| {
+            if w.contains("://") && w.contains('?') {
+                w.split('?').next().unwrap_or(w).to_string() + "?…"
+            } else {
+                w.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -293,11 +293,12 @@ pub fn event_study(abnormal: &[f64], events: &[usize], window: usize) -> EventSt
         .iter()
         .map(|&e| {
             let mut acc = 0.0;
-            (-w..=w).map(|k| {
-                acc += abnormal[(e as i64 + k) as usize];
-                acc
-            })
-            .collect()
+            (-w..=w)
+                .map(|k| {
+                    acc += abnormal[(e as i64 + k) as usize];
+                    acc
+                })
+                .collect()
         })
         .collect();
     let mut car = Vec::new();

@@ -33,7 +33,11 @@ fn matches_scipy_and_statsmodels() {
         // r = 1 − 2⁻⁵³ where the exact answer is 1): both sides are then below 1e-50.
         let mut check_r = |what: String, ours: f64, theirs: f64, r: f64| {
             checked += 1;
-            let ok = if r.abs() >= 1.0 - 1e-12 && what.ends_with(" p") { ours < 1e-50 && theirs < 1e-50 } else { close(ours, theirs) };
+            let ok = if r.abs() >= 1.0 - 1e-12 && what.ends_with(" p") {
+                ours < 1e-50 && theirs < 1e-50
+            } else {
+                close(ours, theirs)
+            };
             if !ok {
                 failures.push(format!("{name}: {what}: cashtag {ours:e}, reference {theirs:e}"));
             }

@@ -23,9 +23,7 @@ pub use prometheus;
 
 /// Sets up JSON logging. Call once, first thing in `main`.
 pub fn init_tracing(service: &str) {
-    let filter = std::env::var("CASHTAG_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+    let filter = std::env::var("CASHTAG_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
         eprintln!("{service}: CASHTAG_LOG={filter:?} is not a valid filter ({e}); using info");
         tracing_subscriber::EnvFilter::new("info")
@@ -57,8 +55,8 @@ pub fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
@@ -135,7 +133,13 @@ impl Telemetry {
     }
 
     /// Registers a histogram with labels.
-    pub fn histogram_vec(&self, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> prometheus::HistogramVec {
+    pub fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: Vec<f64>,
+    ) -> prometheus::HistogramVec {
         let h = prometheus::HistogramVec::new(prometheus::HistogramOpts::new(name, help).buckets(buckets), labels)
             .expect("valid metric");
         self.registry.register(Box::new(h.clone())).expect("unique metric");

@@ -30,8 +30,10 @@ impl Progress {
         let bar = self.bars.as_ref().map(|m| {
             let b = m.add(ProgressBar::new(total));
             b.set_style(
-                ProgressStyle::with_template(&format!("{{prefix:<32}} {{bar:30}} {{pos:>9}}/{{len:9}} {unit} {{per_sec:>12}} {{elapsed}}"))
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(&format!(
+                    "{{prefix:<32}} {{bar:30}} {{pos:>9}}/{{len:9}} {unit} {{per_sec:>12}} {{elapsed}}"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             b.set_prefix(name.to_string());
             b

@@ -28,18 +28,14 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     start
         .ancestors()
-        .find(|dir| {
-            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|text| text.contains("[workspace]"))
-        })
+        .find(|dir| std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|text| text.contains("[workspace]")))
         .map(Path::to_path_buf)
         .unwrap_or_else(|| panic!("no workspace Cargo.toml above {}", start.display()))
 }
 
 /// The stack's env file: `$CASHTAG_STACK_ENV`, else `<root>/.stack/env`.
 pub fn stack_env_file() -> PathBuf {
-    std::env::var_os("CASHTAG_STACK_ENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".stack/env"))
+    std::env::var_os("CASHTAG_STACK_ENV").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".stack/env"))
 }
 
 fn stack_env() -> HashMap<String, String> {
@@ -222,7 +218,15 @@ impl PrivateServer {
                     c
                 } else {
                     let mut c = Command::new(venv().join("bin/secantusd-py"));
-                    c.args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--log-level", "WARNING", "--storage-path"]);
+                    c.args([
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        &self.port.to_string(),
+                        "--log-level",
+                        "WARNING",
+                        "--storage-path",
+                    ]);
                     c.arg(self.data_dir.join("db"));
                     c
                 }
@@ -282,9 +286,8 @@ impl Drop for PrivateServer {
 
 /// Finds a program on PATH.
 pub fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file())
-    })
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(program)).find(|p| p.is_file()))
 }
 
 /// Polls `f` until it returns Some or the timeout passes.

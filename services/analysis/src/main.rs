@@ -184,7 +184,9 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn database(settings: &Settings) -> Result<mongodb::Database, Failure> {
-    let client = cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "cashtag-analysis").await.map_err(|e| usage(format!("mongo.uri: {e}")))?;
+    let client = cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "cashtag-analysis")
+        .await
+        .map_err(|e| usage(format!("mongo.uri: {e}")))?;
     Ok(client.database(&settings.mongo.database))
 }
 
@@ -193,7 +195,8 @@ fn instant(s: &str, end: bool) -> Result<DateTime<Utc>, Failure> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let d: NaiveDate = s.parse().map_err(|_| usage(format!("{s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant")))?;
+    let d: NaiveDate =
+        s.parse().map_err(|_| usage(format!("{s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant")))?;
     let d = if end { d.succ_opt().ok_or_else(|| usage("date out of range"))? } else { d };
     Ok(cashtag_calendar::local(d, chrono::NaiveTime::MIN))
 }
@@ -208,7 +211,9 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             follow(&settings, from.as_deref().map(|f| instant(f, false)).transpose()?).await
         }
         Command::Aggregate { from, to, follow: false } => {
-            let Some(from) = from else { return Err(usage("aggregate needs --from (and optionally --to), or --follow")) };
+            let Some(from) = from else {
+                return Err(usage("aggregate needs --from (and optionally --to), or --follow"));
+            };
             let from = instant(&from, false)?;
             let to = match to {
                 Some(t) => instant(&t, true)?,
@@ -219,7 +224,11 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             }
             let db = database(&settings).await?;
             let (s, p) = backfill(&db, from, to, &Progress::new(cli.quiet)).await?;
-            println!("rolled up {} to {}: {s} sentiment minutes, {p} price minutes", cashtag_core::time::rfc3339(&from), cashtag_core::time::rfc3339(&to));
+            println!(
+                "rolled up {} to {}: {s} sentiment minutes, {p} price minutes",
+                cashtag_core::time::rfc3339(&from),
+                cashtag_core::time::rfc3339(&to)
+            );
             Ok(())
         }
         Command::Study(args) => study(&settings, args).await,
@@ -234,7 +243,9 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
         }
         Command::Export { collection, from, to, time_field, format, out } => {
             let spec = ExportSpec {
-                out: out.unwrap_or_else(|| PathBuf::from(format!("{collection}.{}", if format == Format::Csv { "csv" } else { "parquet" }))),
+                out: out.unwrap_or_else(|| {
+                    PathBuf::from(format!("{collection}.{}", if format == Format::Csv { "csv" } else { "parquet" }))
+                }),
                 from: from.as_deref().map(|f| instant(f, false)).transpose()?,
                 to: to.as_deref().map(|t| instant(t, true)).transpose()?,
                 collection,
@@ -243,7 +254,11 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             };
             let db = database(&settings).await?;
             let filter = cashtag_analysis::export::filter(&spec)?;
-            let total = db.collection::<bson::Document>(&spec.collection).count_documents(filter).await.map_err(AnalysisError::from)?;
+            let total = db
+                .collection::<bson::Document>(&spec.collection)
+                .count_documents(filter)
+                .await
+                .map_err(AnalysisError::from)?;
             let mut bar = Progress::new(cli.quiet).task(&spec.collection, total, "docs");
             let mut shown = 0;
             let summary = cashtag_analysis::export::export(&db, &spec, |n| {
@@ -262,14 +277,22 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 );
             }
             if summary.type_mismatches > 0 {
-                println!("{} value(s) did not fit their column's type and were written as empty", summary.type_mismatches);
+                println!(
+                    "{} value(s) did not fit their column's type and were written as empty",
+                    summary.type_mismatches
+                );
             }
             Ok(())
         }
     }
 }
 
-async fn backfill(db: &mongodb::Database, from: DateTime<Utc>, to: DateTime<Utc>, progress: &Progress) -> Result<(usize, usize), Failure> {
+async fn backfill(
+    db: &mongodb::Database,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    progress: &Progress,
+) -> Result<(usize, usize), Failure> {
     rollup::ensure_indexes(db).await?;
     let steps = rollup::day_steps(from, to);
     let mut bar = progress.task("roll-ups", steps.len() as u64, "days");
@@ -298,18 +321,31 @@ async fn follow(settings: &Settings, backfill_from: Option<DateTime<Utc>>) -> Re
     let passes = telemetry.counter("rollup_passes_total", "Roll-up passes completed");
     let failures = telemetry.counter("rollup_failures_total", "Roll-up passes that failed");
     let minutes = telemetry.counter_vec("rollup_minutes_total", "Ticker-minutes written", &["kind"]);
-    let hb = bus.spawn_heartbeat(Duration::from_secs(settings.heartbeat.interval_secs), Duration::from_secs(settings.heartbeat.ttl_secs), shutdown.clone(), || serde_json::Value::Null);
+    let hb = bus.spawn_heartbeat(
+        Duration::from_secs(settings.heartbeat.interval_secs),
+        Duration::from_secs(settings.heartbeat.ttl_secs),
+        shutdown.clone(),
+        || serde_json::Value::Null,
+    );
     let db = database(settings).await?;
     let trailing = TimeDelta::minutes(settings.analysis.trailing_minutes as i64);
     let delay = TimeDelta::seconds(settings.analysis.delay_secs as i64);
-    bus.emit(bus.event(EventKind::Activity, "service.start", format!("roll-ups following, trailing {} minutes", settings.analysis.trailing_minutes)));
+    bus.emit(bus.event(
+        EventKind::Activity,
+        "service.start",
+        format!("roll-ups following, trailing {} minutes", settings.analysis.trailing_minutes),
+    ));
     if let Err(e) = rollup::ensure_indexes(&db).await {
         bus.emit(bus.event(EventKind::Warning, "rollup.indexes", format!("could not create the roll-up indexes: {e}")));
     }
     if let Some(from) = backfill_from {
         let to = minute_floor(clock.now());
         match backfill(&db, from, to, &Progress::new(true)).await {
-            Ok((s, p)) => bus.emit(bus.event(EventKind::Activity, "rollup.backfill", format!("backfilled {s} sentiment and {p} price minutes"))),
+            Ok((s, p)) => bus.emit(bus.event(
+                EventKind::Activity,
+                "rollup.backfill",
+                format!("backfilled {s} sentiment and {p} price minutes"),
+            )),
             Err(f) => bus.emit(bus.event(EventKind::Error, "rollup.failed", format!("backfill failed: {:#}", f.error))),
         }
     }
@@ -335,7 +371,11 @@ async fn follow(settings: &Settings, backfill_from: Option<DateTime<Utc>>) -> Re
             Err(e) => {
                 failures.inc();
                 if healthy {
-                    bus.emit(bus.event(EventKind::Error, "rollup.failed", format!("roll-up of the minutes before {} failed: {e}", cashtag_core::time::rfc3339(&end))));
+                    bus.emit(bus.event(
+                        EventKind::Error,
+                        "rollup.failed",
+                        format!("roll-up of the minutes before {} failed: {e}", cashtag_core::time::rfc3339(&end)),
+                    ));
                     healthy = false;
                 }
                 telemetry.health.set(false, serde_json::json!({"error": e.to_string()}));
@@ -366,7 +406,12 @@ async fn study(settings: &Settings, a: StudyArgs) -> Result<(), Failure> {
     } else {
         a.tickers
             .iter()
-            .map(|t| t.trim_start_matches('$').parse::<cashtag_core::Ticker>().map(|t| t.to_string()).map_err(|e| Failure { code: 3, error: anyhow::anyhow!("--tickers: {e}") }))
+            .map(|t| {
+                t.trim_start_matches('$')
+                    .parse::<cashtag_core::Ticker>()
+                    .map(|t| t.to_string())
+                    .map_err(|e| Failure { code: 3, error: anyhow::anyhow!("--tickers: {e}") })
+            })
             .collect::<Result<_, _>>()?
     };
     let calendar = cashtag_control::calendar_from_settings(settings).map_err(usage)?;
@@ -389,8 +434,16 @@ async fn study(settings: &Settings, a: StudyArgs) -> Result<(), Failure> {
     };
     let db = database(settings).await?;
     let (result, series) = cashtag_analysis::study_from_db(&db, &calendar, &req).await?;
-    let out = a.out.unwrap_or_else(|| PathBuf::from(&settings.analysis.reports_dir).join(format!("study-{}-{}-{}", a.from, to, a.interval)));
-    let title = format!("Does sentiment lead price moves? {} to {}, {} intervals, sentiment = {}", a.from, to, a.interval, a.measure.as_str());
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from(&settings.analysis.reports_dir).join(format!("study-{}-{}-{}", a.from, to, a.interval))
+    });
+    let title = format!(
+        "Does sentiment lead price moves? {} to {}, {} intervals, sentiment = {}",
+        a.from,
+        to,
+        a.interval,
+        a.measure.as_str()
+    );
     cashtag_analysis::report::write(&out, &result, &series, &title)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));

@@ -83,7 +83,21 @@ fn stats_on_a_csv_equal_scipy_and_statsmodels() {
         let file = dir.join("case.csv");
         std::fs::write(&file, csv).unwrap();
         let lag = case["max_lag"].as_u64().unwrap().to_string();
-        let out = base("unused").args(["stats", "--csv", file.to_str().unwrap(), "--x", "sentiment", "--y", "ret", "--max-lag", &lag, "--json"]).output().unwrap();
+        let out = base("unused")
+            .args([
+                "stats",
+                "--csv",
+                file.to_str().unwrap(),
+                "--x",
+                "sentiment",
+                "--y",
+                "ret",
+                "--max-lag",
+                &lag,
+                "--json",
+            ])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", text(&out));
         let ours: Value = serde_json::from_slice(&out.stdout).unwrap();
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(b.abs()) || a.abs().max(b.abs()) < 1e-300;
@@ -97,13 +111,27 @@ fn stats_on_a_csv_equal_scipy_and_statsmodels() {
             let theirs = case[theirs_key].as_array().unwrap();
             assert_eq!(ours[ours_key].as_array().unwrap().len(), theirs.len());
             for (o, t) in ours[ours_key].as_array().unwrap().iter().zip(theirs) {
-                assert!(close(o["f"].as_f64().unwrap(), t["f"].as_f64().unwrap()), "{name} {ours_key} lag {}", o["lag"]);
-                assert!(close(o["p"].as_f64().unwrap(), t["p"].as_f64().unwrap()), "{name} {ours_key} lag {}", o["lag"]);
+                assert!(
+                    close(o["f"].as_f64().unwrap(), t["f"].as_f64().unwrap()),
+                    "{name} {ours_key} lag {}",
+                    o["lag"]
+                );
+                assert!(
+                    close(o["p"].as_f64().unwrap(), t["p"].as_f64().unwrap()),
+                    "{name} {ours_key} lag {}",
+                    o["lag"]
+                );
                 assert_eq!(o["df_denom"], t["df_denom"]);
                 compared += 2;
             }
         }
-        let dropped = case["x"].as_array().unwrap().iter().zip(case["y"].as_array().unwrap()).filter(|(x, y)| x.is_null() || y.is_null()).count();
+        let dropped = case["x"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(case["y"].as_array().unwrap())
+            .filter(|(x, y)| x.is_null() || y.is_null())
+            .count();
         assert_eq!(ours["dropped"].as_u64().unwrap() as usize, dropped);
     }
     assert!(compared > 50);
@@ -118,7 +146,10 @@ fn stats_on_a_csv_equal_scipy_and_statsmodels() {
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out).contains("no column \"c\""));
     std::fs::write(&file, "a,b\n1,2\n2,3.5\n3,4\n4,4.5\n5,7\n").unwrap();
-    let out = base("unused").args(["stats", "--csv", file.to_str().unwrap(), "--x", "a", "--y", "b", "--max-lag", "1"]).output().unwrap();
+    let out = base("unused")
+        .args(["stats", "--csv", file.to_str().unwrap(), "--x", "a", "--y", "b", "--max-lag", "1"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("Pearson  r =  0.953821  p = 1.182959e-2"), "{}", text(&out)); // scipy: 0.9538209664765323, 0.011829593
     let _ = std::fs::remove_dir_all(&dir);
@@ -133,7 +164,10 @@ async fn aggregate_study_and_export_a_simulated_session() {
 
     // No roll-ups yet: the study says what to run.
     let out_dir = std::env::temp_dir().join(unique("study"));
-    let out = base(&db).args(["study", "--from", "2026-11-24", "--tickers", "AAPL,MSFT,NVDA", "--out", out_dir.to_str().unwrap()]).output().unwrap();
+    let out = base(&db)
+        .args(["study", "--from", "2026-11-24", "--tickers", "AAPL,MSFT,NVDA", "--out", out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("run `cashtag-analysis aggregate --from 2026-11-24"), "{}", text(&out));
 
@@ -147,7 +181,21 @@ async fn aggregate_study_and_export_a_simulated_session() {
     assert_eq!(String::from_utf8_lossy(&again.stdout), String::from_utf8_lossy(&out.stdout));
 
     let out = base(&db)
-        .args(["study", "--from", "2026-11-24", "--tickers", "AAPL,MSFT,NVDA", "--interval", "5m", "--max-lag", "4", "--granger-lags", "2", "--out", out_dir.to_str().unwrap()])
+        .args([
+            "study",
+            "--from",
+            "2026-11-24",
+            "--tickers",
+            "AAPL,MSFT,NVDA",
+            "--interval",
+            "5m",
+            "--max-lag",
+            "4",
+            "--granger-lags",
+            "2",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -173,21 +221,47 @@ async fn aggregate_study_and_export_a_simulated_session() {
 
     // Export: CSV of a roll-up feeds `stats`; Parquet of the posts reads back.
     let csv = out_dir.join("price.csv");
-    let out = base(&db).args(["export", "--collection", "price_1m", "--from", "2026-11-24", "--to", "2026-11-24", "--format", "csv", "--out", csv.to_str().unwrap()]).output().unwrap();
+    let out = base(&db)
+        .args([
+            "export",
+            "--collection",
+            "price_1m",
+            "--from",
+            "2026-11-24",
+            "--to",
+            "2026-11-24",
+            "--format",
+            "csv",
+            "--out",
+            csv.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let body = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(body.lines().count() as u64, price_minutes + 1);
-    assert!(body.lines().next().unwrap().starts_with("_id,ticker,minute,open,high,low,close,volume,trades"), "{}", body.lines().next().unwrap());
-    let out = base(&db).args(["stats", "--csv", csv.to_str().unwrap(), "--x", "trades", "--y", "volume"]).output().unwrap();
+    assert!(
+        body.lines().next().unwrap().starts_with("_id,ticker,minute,open,high,low,close,volume,trades"),
+        "{}",
+        body.lines().next().unwrap()
+    );
+    let out =
+        base(&db).args(["stats", "--csv", csv.to_str().unwrap(), "--x", "trades", "--y", "volume"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(&format!("{price_minutes} complete rows")));
 
     let pq = out_dir.join("posts.parquet");
-    let out = base(&db).args(["export", "--collection", "posts", "--format", "parquet", "--out", pq.to_str().unwrap()]).output().unwrap();
+    let out = base(&db)
+        .args(["export", "--collection", "posts", "--format", "parquet", "--out", pq.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let posts = count(&db, collections::POSTS, doc! {}).await;
     read_parquet_back(&pq, posts);
-    let out = base(&db).args(["export", "--collection", "mystery", "--from", "2026-11-24", "--format", "csv"]).output().unwrap();
+    let out = base(&db)
+        .args(["export", "--collection", "mystery", "--from", "2026-11-24", "--format", "csv"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out).contains("--time-field"));
 
@@ -202,7 +276,9 @@ fn read_parquet_back(path: &Path, rows: u64) {
     assert_eq!(meta.file_metadata().num_rows() as u64, rows);
     let schema = meta.file_metadata().schema_descr();
     let names: Vec<String> = schema.columns().iter().map(|c| c.name().to_string()).collect();
-    for want in ["_id", "created_at", "text", "author.id", "tickers", "sentiment.finance.score", "sentiment.finance.label"] {
+    for want in
+        ["_id", "created_at", "text", "author.id", "tickers", "sentiment.finance.score", "sentiment.finance.label"]
+    {
         assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
     }
     let score = schema.columns().iter().find(|c| c.name() == "sentiment.finance.score").unwrap();
@@ -210,7 +286,11 @@ fn read_parquet_back(path: &Path, rows: u64) {
     let mut seen = 0;
     for row in reader.get_row_iter(None).unwrap() {
         let row = row.unwrap();
-        let s = row.get_column_iter().find(|(n, _)| n.as_str() == "sentiment.finance.score").map(|(_, f)| f.to_string()).unwrap();
+        let s = row
+            .get_column_iter()
+            .find(|(n, _)| n.as_str() == "sentiment.finance.score")
+            .map(|(_, f)| f.to_string())
+            .unwrap();
         let v: f64 = s.parse().unwrap();
         assert!((-1.0..=1.0).contains(&v));
         seen += 1;
@@ -236,13 +316,15 @@ async fn run_keeps_rollups_current_and_picks_up_late_posts() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let wait_for = |what: &'static str, f: Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send>| async move {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !f().await {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
+    let wait_for =
+        |what: &'static str,
+         f: Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send>| async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !f().await {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
     let d = db.clone();
     wait_for(
         "the first pass",
@@ -258,7 +340,8 @@ async fn run_keeps_rollups_current_and_picks_up_late_posts() {
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
     let sent = client.database(&db).collection::<bson::Document>(collections::SENTIMENT_1M);
     let before = sent.find_one(doc! {"_id": id}).await.unwrap().map_or(0, |d| d.get_i64("posts").unwrap());
-    let mut late = Sim::new(SimParams::default()).records(&["AAPL"], minute_index(late_minute) - 30..minute_index(late_minute));
+    let mut late =
+        Sim::new(SimParams::default()).records(&["AAPL"], minute_index(late_minute) - 30..minute_index(late_minute));
     late.retain(|r| matches!(r, Record::Post(_)));
     let Some(Record::Post(mut post)) = late.into_iter().next() else { panic!("no simulated post") };
     post.id = "late".into();
@@ -270,13 +353,22 @@ async fn run_keeps_rollups_current_and_picks_up_late_posts() {
         "the late post's minute to update",
         Box::new(move || {
             let s = s2.clone();
-            Box::pin(async move { s.find_one(doc! {"_id": id}).await.unwrap().is_some_and(|d| d.get_i64("posts").unwrap() == before + 1) })
+            Box::pin(async move {
+                s.find_one(doc! {"_id": id}).await.unwrap().is_some_and(|d| d.get_i64("posts").unwrap() == before + 1)
+            })
         }),
     )
     .await;
     let status = terminate(&mut child, Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
-    let bus = cashtag_bus::Bus::open(&redis_url(), &prefix, cashtag_bus::Identity { service: "t".into(), instance: "t".into() }, cashtag_core::Clock::System, 1000).unwrap();
+    let bus = cashtag_bus::Bus::open(
+        &redis_url(),
+        &prefix,
+        cashtag_bus::Identity { service: "t".into(), instance: "t".into() },
+        cashtag_core::Clock::System,
+        1000,
+    )
+    .unwrap();
     let codes: Vec<String> = bus.peek_events(100).await.unwrap().into_iter().map(|e| e.code).collect();
     assert!(codes.contains(&"service.start".to_string()) && codes.contains(&"service.stop".to_string()), "{codes:?}");
     client.database(&db).drop().await.unwrap();

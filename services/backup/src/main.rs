@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cashtag_telemetry::progress::Progress;
 use cashtag_backup::schedule::Plan;
 use cashtag_backup::{BackupError, RestoreOptions, Target};
 use cashtag_bus::Bus;
 use cashtag_core::{EventKind, Settings};
+use cashtag_telemetry::progress::Progress;
 use clap::{Parser, Subcommand};
 
 const DEFAULT_PORT: u16 = 9105;
@@ -88,13 +88,17 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn mongo(settings: &Settings) -> Result<mongodb::Client, BackupError> {
-    cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "cashtag-backup").await.map_err(|e| BackupError::Config(format!("mongo.uri: {e}")))
+    cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "cashtag-backup")
+        .await
+        .map_err(|e| BackupError::Config(format!("mongo.uri: {e}")))
 }
 
 fn credentials_present() -> bool {
     // Environment keys, a profile, or the instance role (EC2 metadata) — only the first two
     // can be checked without a network call, so a missing pair is a hint, not a verdict.
-    std::env::var_os("AWS_ACCESS_KEY_ID").is_some() || std::env::var_os("AWS_PROFILE").is_some() || std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+    std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
+        || std::env::var_os("AWS_PROFILE").is_some()
+        || std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
 }
 
 async fn dispatch(cli: Cli, settings: Settings) -> Result<(), BackupError> {
@@ -104,7 +108,15 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), BackupError> {
     let clock = settings.clock.clock().map_err(|e| BackupError::Config(e.to_string()))?;
     match cli.command {
         Command::Run => {
-            let m = cashtag_backup::backup(&mongo(&settings).await?, &s3, &target, &settings.backup.databases, clock.now(), &progress).await;
+            let m = cashtag_backup::backup(
+                &mongo(&settings).await?,
+                &s3,
+                &target,
+                &settings.backup.databases,
+                clock.now(),
+                &progress,
+            )
+            .await;
             let m = m.map_err(hint_credentials)?;
             println!(
                 "backed up {} collections, {} documents, {} bytes in {:.1} s\n{}\nsha256 {}",
@@ -124,7 +136,10 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), BackupError> {
                     println!("{}", serde_json::to_string(l).expect("serializes"));
                 }
             } else {
-                println!("{:<20} {:>12} {:>11} {:>11} {:<8} key", "date (UTC)", "bytes", "collections", "documents", "verified");
+                println!(
+                    "{:<20} {:>12} {:>11} {:>11} {:<8} key",
+                    "date (UTC)", "bytes", "collections", "documents", "verified"
+                );
                 for l in &list {
                     println!(
                         "{:<20} {:>12} {:>11} {:>11} {:<8} {}",
@@ -140,17 +155,36 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), BackupError> {
         }
         Command::Verify { key } => {
             let (m, c) = cashtag_backup::verify(&s3, &target, &key).await.map_err(hint_credentials)?;
-            println!("verified {key}: sha256 {} matches, {} collections, {} documents parse", c.sha256, m.collections.len(), m.documents());
+            println!(
+                "verified {key}: sha256 {} matches, {} collections, {} documents parse",
+                c.sha256,
+                m.collections.len(),
+                m.documents()
+            );
         }
         Command::Restore { key, to_db, drop, collections } => {
-            let n = cashtag_backup::restore(&mongo(&settings).await?, &s3, &target, &key, &RestoreOptions { to_db, drop, collections }, &progress)
-                .await
-                .map_err(hint_credentials)?;
+            let n = cashtag_backup::restore(
+                &mongo(&settings).await?,
+                &s3,
+                &target,
+                &key,
+                &RestoreOptions { to_db, drop, collections },
+                &progress,
+            )
+            .await
+            .map_err(hint_credentials)?;
             println!("restored {n} documents from {key}");
         }
         Command::Prune { yes } => {
-            let (kept, deleted) =
-                cashtag_backup::prune(&s3, &target, settings.backup.keep_daily as usize, settings.backup.keep_weekly as usize, yes).await.map_err(hint_credentials)?;
+            let (kept, deleted) = cashtag_backup::prune(
+                &s3,
+                &target,
+                settings.backup.keep_daily as usize,
+                settings.backup.keep_weekly as usize,
+                yes,
+            )
+            .await
+            .map_err(hint_credentials)?;
             for k in &kept {
                 println!("keep    {k}");
             }
@@ -167,7 +201,9 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), BackupError> {
 
 fn hint_credentials(e: BackupError) -> BackupError {
     match e {
-        BackupError::S3(msg) if !credentials_present() && (msg.contains("credential") || msg.contains("dispatch failure")) => {
+        BackupError::S3(msg)
+            if !credentials_present() && (msg.contains("credential") || msg.contains("dispatch failure")) =>
+        {
             BackupError::Credentials(format!("{msg} (no AWS_ACCESS_KEY_ID or AWS_PROFILE in the environment)"))
         }
         other => other,
@@ -184,16 +220,29 @@ async fn schedule(settings: Settings, target: Target, s3: cashtag_backup::s3::S3
         .serve(settings.http_listen(DEFAULT_PORT), axum::Router::new(), shutdown.clone())
         .await
         .map_err(|e| BackupError::Config(format!("http.listen: {e}")))?;
-    let hb = bus.spawn_heartbeat(Duration::from_secs(settings.heartbeat.interval_secs), Duration::from_secs(settings.heartbeat.ttl_secs), shutdown.clone(), || serde_json::Value::Null);
+    let hb = bus.spawn_heartbeat(
+        Duration::from_secs(settings.heartbeat.interval_secs),
+        Duration::from_secs(settings.heartbeat.ttl_secs),
+        shutdown.clone(),
+        || serde_json::Value::Null,
+    );
     let mongo = mongo(&settings).await?;
     let progress = Progress::new(true);
-    bus.emit(bus.event(EventKind::Activity, "service.start", format!("backup scheduler starting: {} ({})", settings.backup.cron, settings.backup.timezone)));
+    bus.emit(bus.event(
+        EventKind::Activity,
+        "service.start",
+        format!("backup scheduler starting: {} ({})", settings.backup.cron, settings.backup.timezone),
+    ));
 
     // A run the host missed while it was down runs now.
     let newest = cashtag_backup::list(&s3, &target).await.ok().and_then(|l| l.last().map(|b| b.at));
     let mut due = plan.missed(clock.now(), newest);
     if let Some(missed) = due {
-        bus.emit(bus.event(EventKind::Warning, "backup.missed", format!("the backup due at {} did not run; running it now", cashtag_core::time::rfc3339(&missed))));
+        bus.emit(bus.event(
+            EventKind::Warning,
+            "backup.missed",
+            format!("the backup due at {} did not run; running it now", cashtag_core::time::rfc3339(&missed)),
+        ));
     }
     loop {
         if due.is_none() {
@@ -212,7 +261,13 @@ async fn schedule(settings: Settings, target: Target, s3: cashtag_backup::s3::S3
                 bus.event(
                     EventKind::Activity,
                     "backup.done",
-                    format!("backup done: {} collections, {} documents, {} bytes in {:.1} s", m.collections.len(), m.documents(), m.archive_bytes, m.duration_secs),
+                    format!(
+                        "backup done: {} collections, {} documents, {} bytes in {:.1} s",
+                        m.collections.len(),
+                        m.documents(),
+                        m.archive_bytes,
+                        m.duration_secs
+                    ),
                 )
                 .with("key", m.key.clone())
                 .with("bytes", m.archive_bytes)
@@ -220,8 +275,12 @@ async fn schedule(settings: Settings, target: Target, s3: cashtag_backup::s3::S3
                 .with("seconds", m.duration_secs),
             ),
             Err(e) => bus.emit(
-                bus.event(EventKind::Error, "backup.failed", format!("backup failed after {:.1} s: {e}", t0.elapsed().as_secs_f64()))
-                    .with("exit_code", e.exit_code()),
+                bus.event(
+                    EventKind::Error,
+                    "backup.failed",
+                    format!("backup failed after {:.1} s: {e}", t0.elapsed().as_secs_f64()),
+                )
+                .with("exit_code", e.exit_code()),
             ),
         }
         if shutdown.is_cancelled() {

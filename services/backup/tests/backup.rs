@@ -92,17 +92,41 @@ async fn seed(db: &mongodb::Database) -> u64 {
         }
     }
     let alpha = db.collection::<Document>("alpha");
-    alpha.create_index(mongodb::IndexModel::builder().keys(doc! {"n": 1}).options(mongodb::options::IndexOptions::builder().unique(true).name("n_unique".to_string()).build()).build()).await.unwrap();
+    alpha
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! {"n": 1})
+                .options(mongodb::options::IndexOptions::builder().unique(true).name("n_unique".to_string()).build())
+                .build(),
+        )
+        .await
+        .unwrap();
     alpha.create_index(mongodb::IndexModel::builder().keys(doc! {"s": 1, "f": -1}).build()).await.unwrap();
     db.collection::<Document>("beta")
-        .create_index(mongodb::IndexModel::builder().keys(doc! {"when": 1}).options(mongodb::options::IndexOptions::builder().expire_after(std::time::Duration::from_secs(86_400 * 365 * 50)).build()).build())
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(doc! {"when": 1})
+                .options(
+                    mongodb::options::IndexOptions::builder()
+                        .expire_after(std::time::Duration::from_secs(86_400 * 365 * 50))
+                        .build(),
+                )
+                .build(),
+        )
         .await
         .unwrap();
     sizes.iter().map(|(_, n)| *n as u64).sum()
 }
 
 async fn raw_by_id(db: &mongodb::Database, coll: &str) -> Vec<RawDocumentBuf> {
-    db.collection::<RawDocumentBuf>(coll).find(doc! {}).sort(doc! {"_id": 1}).await.unwrap().try_collect().await.unwrap()
+    db.collection::<RawDocumentBuf>(coll)
+        .find(doc! {})
+        .sort(doc! {"_id": 1})
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 async fn index_specs(db: &mongodb::Database, coll: &str) -> Vec<(String, Document, Option<bool>, Option<i64>)> {
@@ -161,7 +185,10 @@ async fn backup_verify_restore_round_trip_is_identical_and_readable_by_pymongo()
     let refused = e.cmd(&["restore", &key, "--to-db", &to]);
     assert_eq!(refused.status.code(), Some(8));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--drop"));
-    assert!(e.ok(&["restore", &key, "--to-db", &to, "--drop", "--collections", "delta"]).contains("restored 5000 documents"));
+    assert!(
+        e.ok(&["restore", &key, "--to-db", &to, "--drop", "--collections", "delta"])
+            .contains("restored 5000 documents")
+    );
 
     // pymongo's own BSON reader reads the archive's files with the same counts.
     let archive = std::env::temp_dir().join(unique("archive")).with_extension("tar.gz");
@@ -195,7 +222,19 @@ async fn a_corrupted_archive_fails_verify_and_restore_refuses_it() {
     let key = e.newest();
     // Flip one byte in the middle of the archive.
     let s3c = s3().await;
-    let mut bytes = s3c.get_object().bucket(&e.bucket).key(&key).send().await.unwrap().body.collect().await.unwrap().into_bytes().to_vec();
+    let mut bytes = s3c
+        .get_object()
+        .bucket(&e.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     s3c.put_object().bucket(&e.bucket).key(&key).body(bytes.into()).send().await.unwrap();
@@ -207,7 +246,11 @@ async fn a_corrupted_archive_fails_verify_and_restore_refuses_it() {
     let to = unique("never");
     let r = e.cmd(&["restore", &key, "--to-db", &to]);
     assert_eq!(r.status.code(), Some(6));
-    assert_eq!(client.database(&to).collection::<Document>("x").count_documents(doc! {}).await.unwrap(), 0, "nothing restored");
+    assert_eq!(
+        client.database(&to).collection::<Document>("x").count_documents(doc! {}).await.unwrap(),
+        0,
+        "nothing restored"
+    );
     assert!(e.cmd(&["verify", "backups/none.tar.gz"]).status.code() == Some(7));
 }
 
@@ -221,7 +264,8 @@ async fn prune_keeps_exactly_the_daily_and_weekly_backups() {
     for d in 0..60 {
         for h in [1, 13] {
             let at = end - chrono::TimeDelta::days(d) - chrono::TimeDelta::hours(21 - h);
-            let key = format!("backups/{}/{}/cashtag-{}.tar.gz", e.env, at.format("%Y/%m/%d"), at.format("%Y%m%dT%H%M%SZ"));
+            let key =
+                format!("backups/{}/{}/cashtag-{}.tar.gz", e.env, at.format("%Y/%m/%d"), at.format("%Y%m%dT%H%M%SZ"));
             s3c.put_object().bucket(&e.bucket).key(&key).body(b"x".to_vec().into()).send().await.unwrap();
             all.push((key, at));
         }
@@ -229,16 +273,30 @@ async fn prune_keeps_exactly_the_daily_and_weekly_backups() {
     // Expected, worked out by hand: keep_daily 7 → the 13:30 backup of Nov 22–28; keep_weekly
     // 4 → the newest of the ISO weeks of Nov 28, 22, 15 and 8 (Sundays are the week ends).
     let expect_days = ["22", "23", "24", "25", "26", "27", "28"];
-    let mut want: Vec<String> = expect_days.iter().map(|d| format!("backups/{}/2026/11/{d}/cashtag-202611{d}T133000Z.tar.gz", e.env)).collect();
+    let mut want: Vec<String> =
+        expect_days.iter().map(|d| format!("backups/{}/2026/11/{d}/cashtag-202611{d}T133000Z.tar.gz", e.env)).collect();
     for d in ["15", "08"] {
         want.push(format!("backups/{}/2026/11/{d}/cashtag-202611{d}T133000Z.tar.gz", e.env));
     }
     want.sort();
     let dry = e.ok(&["prune"]);
     assert!(dry.contains("dry run: 111 backup(s) would be deleted"), "{dry}");
-    assert_eq!(s3c.list_objects_v2().bucket(&e.bucket).send().await.unwrap().key_count(), Some(120), "dry run deletes nothing");
+    assert_eq!(
+        s3c.list_objects_v2().bucket(&e.bucket).send().await.unwrap().key_count(),
+        Some(120),
+        "dry run deletes nothing"
+    );
     e.ok(&["prune", "--yes"]);
-    let mut left: Vec<String> = s3c.list_objects_v2().bucket(&e.bucket).send().await.unwrap().contents().iter().map(|o| o.key().unwrap().to_string()).collect();
+    let mut left: Vec<String> = s3c
+        .list_objects_v2()
+        .bucket(&e.bucket)
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_string())
+        .collect();
     left.sort();
     assert_eq!(left, want);
 }

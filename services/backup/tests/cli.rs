@@ -54,7 +54,13 @@ fn a_missing_bucket_and_missing_credentials_say_which() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_runs_a_missed_backup_at_start() {
     let bucket = unique("t-schedule");
-    cashtag_backup::s3::client("us-east-1", &aws_endpoint()).await.create_bucket().bucket(&bucket).send().await.unwrap();
+    cashtag_backup::s3::client("us-east-1", &aws_endpoint())
+        .await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     let prefix = unique("t-backup");
     let db = unique("sched");
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
@@ -69,7 +75,14 @@ async fn the_scheduler_runs_a_missed_backup_at_start() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let bus = cashtag_bus::Bus::open(&redis_url(), &prefix, cashtag_bus::Identity { service: "t".into(), instance: "t".into() }, cashtag_core::Clock::System, 1000).unwrap();
+    let bus = cashtag_bus::Bus::open(
+        &redis_url(),
+        &prefix,
+        cashtag_bus::Identity { service: "t".into(), instance: "t".into() },
+        cashtag_core::Clock::System,
+        1000,
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let codes = loop {
         let codes: Vec<String> = bus.peek_events(1000).await.unwrap().into_iter().map(|e| e.code).collect();

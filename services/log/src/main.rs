@@ -97,7 +97,9 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn store(settings: &Settings) -> anyhow::Result<LogStore> {
-    let client = cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "cashtag-log").await.context("MongoDB connection string")?;
+    let client = cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "cashtag-log")
+        .await
+        .context("MongoDB connection string")?;
     Ok(LogStore::new(&client, &settings.mongo.database))
 }
 
@@ -110,9 +112,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     bus.emit(bus.event(EventKind::Activity, "service.start", format!("log {} starting", env!("CARGO_PKG_VERSION"))));
 
     let retention = Duration::from_secs(settings.log.retention_days * 86_400);
-    if let Err(e) = tokio::time::timeout(Duration::from_secs(10), store.ensure_indexes(retention)).await.unwrap_or_else(|_| {
-        Err(mongodb::error::Error::custom("timed out"))
-    }) {
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(10), store.ensure_indexes(retention))
+        .await
+        .unwrap_or_else(|_| Err(mongodb::error::Error::custom("timed out")))
+    {
         tracing::warn!(error = %e, "cannot create indexes now; entries are stored anyway and indexes are created at the next start");
     }
     let files = if settings.log.files_dir.is_empty() {
@@ -124,9 +127,17 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             DailyFiles::new(&settings.log.files_dir, "counts", keep).context("counts files")?,
         ))
     };
-    let webhook = (!settings.log.webhook_url.is_empty())
-        .then(|| Webhook::spawn(settings.log.webhook_url.expose().to_string(), Duration::from_millis(settings.log.webhook_timeout_ms)));
-    let consumer = if settings.service.instance.is_empty() { "cashtag-log".to_string() } else { settings.service.instance.clone() };
+    let webhook = (!settings.log.webhook_url.is_empty()).then(|| {
+        Webhook::spawn(
+            settings.log.webhook_url.expose().to_string(),
+            Duration::from_millis(settings.log.webhook_timeout_ms),
+        )
+    });
+    let consumer = if settings.service.instance.is_empty() {
+        "cashtag-log".to_string()
+    } else {
+        settings.service.instance.clone()
+    };
     let ingest = Ingest::new(
         bus.clone(),
         store,
@@ -147,7 +158,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         shutdown.clone(),
         || serde_json::Value::Null,
     );
-    let (_addr, server) = telemetry.serve(settings.http_listen(DEFAULT_PORT), axum::Router::new(), shutdown.clone()).await?;
+    let (_addr, server) =
+        telemetry.serve(settings.http_listen(DEFAULT_PORT), axum::Router::new(), shutdown.clone()).await?;
     let stats = ingest.run(shutdown.clone()).await;
     let _ = hb.await;
     tracing::info!(
@@ -195,11 +207,21 @@ async fn tail(
     }
 }
 
-async fn counts(settings: Settings, source: Option<String>, ticker: Option<String>, since: &str, by: Grain, json: bool) -> anyhow::Result<()> {
+async fn counts(
+    settings: Settings,
+    source: Option<String>,
+    ticker: Option<String>,
+    since: &str,
+    by: Grain,
+    json: bool,
+) -> anyhow::Result<()> {
     let span = query::parse_span(since).map_err(anyhow::Error::msg)?;
     let clock = settings.clock.clock()?;
     let store = store(&settings).await?;
-    let samples = store.counts_since(clock.now() - span, source.as_deref(), ticker.as_deref()).await.context("querying counts")?;
+    let samples = store
+        .counts_since(clock.now() - span, source.as_deref(), ticker.as_deref())
+        .await
+        .context("querying counts")?;
     let rows = query::count_rows(&samples, by);
     if json {
         for r in &rows {

@@ -51,7 +51,14 @@ async fn ten_thousand_events_are_stored_exactly_once_across_a_sigkill() {
     let prefix = unique("t-log-10k");
     let db_name = unique("log10k");
     let files = std::env::temp_dir().join(unique("logfiles"));
-    let producer = Bus::open(&redis_url(), &prefix, Identity { service: "stocks".into(), instance: "s1".into() }, Clock::System, 1_000_000).unwrap();
+    let producer = Bus::open(
+        &redis_url(),
+        &prefix,
+        Identity { service: "stocks".into(), instance: "s1".into() },
+        Clock::System,
+        1_000_000,
+    )
+    .unwrap();
     // Published while the log service is down.
     for i in 0..10_000u64 {
         producer.emit(producer.event(EventKind::Activity, "test.event", format!("event {i}")).with("i", i));
@@ -103,7 +110,8 @@ async fn tail_and_counts_print_the_seeded_rows() {
     let store = LogStore::new(&client, &db_name);
     let now = Utc::now();
     let ev = |mins_ago: i64, service: &str, kind: EventKind, code: &str| {
-        let mut e = Event::new(now - TimeDelta::minutes(mins_ago), service, "h1", kind, code, format!("{code} from {service}"));
+        let mut e =
+            Event::new(now - TimeDelta::minutes(mins_ago), service, "h1", kind, code, format!("{code} from {service}"));
         e.fields.insert("n".into(), mins_ago.into());
         e
     };
@@ -140,9 +148,13 @@ async fn tail_and_counts_print_the_seeded_rows() {
         .unwrap();
     let files = std::env::temp_dir();
 
-    let out = log_cmd("unused", &db_name, &files).args(["tail", "--since", "1h", "--service", "stocks", "--kind", "error", "--json"]).output().unwrap();
+    let out = log_cmd("unused", &db_name, &files)
+        .args(["tail", "--since", "1h", "--service", "stocks", "--kind", "error", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["code"], "sink.down");
 
@@ -151,13 +163,21 @@ async fn tail_and_counts_print_the_seeded_rows() {
     let codes: Vec<&str> = text.lines().map(|l| l.split_whitespace().nth(4).unwrap()).collect();
     assert_eq!(codes, ["sink.down", "source.error", "sink.recovered"], "{text}");
 
-    let out = log_cmd("unused", &db_name, &files).args(["counts", "--since", "1d", "--ticker", "AAPL", "--json"]).output().unwrap();
+    let out = log_cmd("unused", &db_name, &files)
+        .args(["counts", "--since", "1d", "--ticker", "AAPL", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let got: Vec<(u64, serde_json::Value)> = rows.iter().map(|r| (r["count"].as_u64().unwrap(), r["change"].clone())).collect();
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<(u64, serde_json::Value)> =
+        rows.iter().map(|r| (r["count"].as_u64().unwrap(), r["change"].clone())).collect();
     assert_eq!(got, vec![(10, serde_json::Value::Null), (13, 3.into()), (2, serde_json::Value::Null)]);
 
-    let out = log_cmd("unused", &db_name, &files).args(["counts", "--since", "1d", "--source", "sim", "--by", "hour"]).output().unwrap();
+    let out = log_cmd("unused", &db_name, &files)
+        .args(["counts", "--since", "1d", "--source", "sim", "--by", "hour"])
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("time (UTC)"));

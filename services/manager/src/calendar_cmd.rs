@@ -58,7 +58,8 @@ fn one_day(cal: &Calendar, date: NaiveDate, json: bool) -> anyhow::Result<()> {
             }
         }
         Day::Closed { reason, .. } => {
-            let next = cal.next_open(cashtag_calendar::local(date, chrono::NaiveTime::from_hms_opt(23, 59, 0).unwrap()));
+            let next =
+                cal.next_open(cashtag_calendar::local(date, chrono::NaiveTime::from_hms_opt(23, 59, 0).unwrap()));
             println!("{date} ({weekday}): closed — {reason}");
             println!("next open: {} New York", next.with_timezone(&TZ).format("%Y-%m-%d %H:%M %Z"));
         }

@@ -86,7 +86,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let telemetry = Telemetry::new("manager");
     let shutdown = cashtag_telemetry::shutdown_token();
 
-    bus.emit(bus.event(EventKind::Activity, "service.start", format!("manager {} starting", env!("CARGO_PKG_VERSION"))));
+    bus.emit(bus.event(
+        EventKind::Activity,
+        "service.start",
+        format!("manager {} starting", env!("CARGO_PKG_VERSION")),
+    ));
 
     // Flag defaults: written only where absent, so an operator's change survives restarts.
     {
@@ -99,9 +103,13 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
                     Ok(written) => {
                         for name in written {
                             bus.emit(
-                                bus.event(EventKind::Activity, "flag.default", format!("flag {name} initialized to {}", defaults[&name]))
-                                    .with("flag", name.clone())
-                                    .with("value", defaults[&name]),
+                                bus.event(
+                                    EventKind::Activity,
+                                    "flag.default",
+                                    format!("flag {name} initialized to {}", defaults[&name]),
+                                )
+                                .with("flag", name.clone())
+                                .with("value", defaults[&name]),
                             );
                         }
                         return;
@@ -116,12 +124,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         });
     }
 
-    let controller = Controller::new(
-        bus.clone(),
-        calendar,
-        policy,
-        Duration::from_millis(settings.manager.evaluate_every_ms),
-    );
+    let controller =
+        Controller::new(bus.clone(), calendar, policy, Duration::from_millis(settings.manager.evaluate_every_ms));
     let status = controller.status();
     let monitor = HeartbeatMonitor::new(bus.clone(), Duration::from_secs(settings.heartbeat.interval_secs));
     let alive = monitor.alive();
@@ -172,9 +176,11 @@ fn status_routes(
             let status = status.lock().unwrap().clone();
             let alive = alive.lock().unwrap().clone();
             async move {
-                let flags = bus.flags().await.map(|f| serde_json::to_value(f.0).unwrap()).unwrap_or_else(|e| {
-                    serde_json::json!({ "error": e.to_string() })
-                });
+                let flags = bus
+                    .flags()
+                    .await
+                    .map(|f| serde_json::to_value(f.0).unwrap())
+                    .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
                 let watchlist_size = bus.watchlist().await.ok().flatten().map(|w| w.len());
                 let decision = status.decision.as_ref();
                 axum::Json(serde_json::json!({
@@ -214,15 +220,22 @@ async fn flags(settings: Settings, action: FlagsAction) -> anyhow::Result<()> {
             };
             let known = bus.flags().await?;
             if !known.0.contains_key(&name) && !settings.flags.contains_key(&name) {
-                anyhow::bail!("unknown flag {name:?}; known flags: {}", known.0.keys().cloned().collect::<Vec<_>>().join(", "));
+                anyhow::bail!(
+                    "unknown flag {name:?}; known flags: {}",
+                    known.0.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
             }
             let by = std::env::var("USER").unwrap_or_else(|_| "operator".into());
             bus.set_flag(&name, value, &by).await?;
             bus.emit(
-                bus.event(EventKind::Activity, "flag.changed", format!("flag {name} set {} by {by}", if value { "on" } else { "off" }))
-                    .with("flag", name.clone())
-                    .with("value", value)
-                    .with("by", by),
+                bus.event(
+                    EventKind::Activity,
+                    "flag.changed",
+                    format!("flag {name} set {} by {by}", if value { "on" } else { "off" }),
+                )
+                .with("flag", name.clone())
+                .with("value", value)
+                .with("by", by),
             );
             bus.events().flush(Duration::from_secs(3)).await;
             println!("{name} = {}", if value { "on" } else { "off" });

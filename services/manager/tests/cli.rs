@@ -27,7 +27,11 @@ fn help_works() {
 
 #[test]
 fn a_bad_setting_is_named() {
-    let out = manager().args(["calendar", "--date", "2026-11-27"]).env("CASHTAG_MANAGER_LAG_MINUTES", "ten").output().unwrap();
+    let out = manager()
+        .args(["calendar", "--date", "2026-11-27"])
+        .env("CASHTAG_MANAGER_LAG_MINUTES", "ten")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("manager.lag_minutes") && err.contains("CASHTAG_MANAGER_LAG_MINUTES"), "{err}");
@@ -55,5 +59,17 @@ fn a_range_lists_sessions() {
     assert!(out.status.success());
     let sessions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let dates: Vec<&str> = sessions.as_array().unwrap().iter().map(|s| s["date"].as_str().unwrap()).collect();
-    assert_eq!(dates, ["2026-12-21", "2026-12-22", "2026-12-23", "2026-12-24", "2026-12-28", "2026-12-29", "2026-12-30", "2026-12-31"]);
+    assert_eq!(
+        dates,
+        [
+            "2026-12-21",
+            "2026-12-22",
+            "2026-12-23",
+            "2026-12-24",
+            "2026-12-28",
+            "2026-12-29",
+            "2026-12-30",
+            "2026-12-31"
+        ]
+    );
 }

@@ -10,7 +10,11 @@ use cashtag_intake::service::{FetcherSpec, run_fetcher};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cashtag-stocks", version, about = "Fetches live market data for the watchlist while the market is open")]
+#[command(
+    name = "cashtag-stocks",
+    version,
+    about = "Fetches live market data for the watchlist while the market is open"
+)]
 struct Cli {
     /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
     #[arg(long, global = true)]
@@ -35,17 +39,28 @@ fn main() -> std::process::ExitCode {
     let result = (|| -> anyhow::Result<()> {
         let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;
         let Command::Run { record } = cli.command;
-        let record = record.or_else(|| (!settings.stocks.record_dir.is_empty()).then(|| settings.stocks.record_dir.clone().into()));
-        let recorder = record.map(|d| cashtag_sources::Recorder::new(&d).with_context(|| format!("recording directory {}", d.display()))).transpose()?;
+        let record = record
+            .or_else(|| (!settings.stocks.record_dir.is_empty()).then(|| settings.stocks.record_dir.clone().into()));
+        let recorder = record
+            .map(|d| cashtag_sources::Recorder::new(&d).with_context(|| format!("recording directory {}", d.display())))
+            .transpose()?;
         let spec = FetcherSpec {
             service: "stocks",
             default_port: 9102,
             source: cashtag_sources::market::from_settings(&settings)?,
-            config: IntakeConfig { bars_from_trades: settings.stocks.bars_from_trades, primary_kind: CountKind::Trades, ..Default::default() },
+            config: IntakeConfig {
+                bars_from_trades: settings.stocks.bars_from_trades,
+                primary_kind: CountKind::Trades,
+                ..Default::default()
+            },
             recorder,
             transform: None,
         };
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run_fetcher(&settings, spec)).map_err(anyhow::Error::msg)
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run_fetcher(&settings, spec))
+            .map_err(anyhow::Error::msg)
     })();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -50,7 +50,14 @@ async fn sim_quotes_flow_only_while_the_market_is_open() {
         .unwrap();
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
     let db = client.database(&db_name);
-    let manager = Bus::open(&redis_url(), &prefix, Identity { service: "manager".into(), instance: "m".into() }, Clock::System, 1000).unwrap();
+    let manager = Bus::open(
+        &redis_url(),
+        &prefix,
+        Identity { service: "manager".into(), instance: "m".into() },
+        Clock::System,
+        1000,
+    )
+    .unwrap();
     let publish = |cmd| {
         let m = manager.clone();
         async move { m.publish_control(&ControlState { cmd, reason: "test".into(), at: chrono::Utc::now() }).await.unwrap() }

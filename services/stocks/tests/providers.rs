@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use bson::doc;
 use cashtag_core::Secret;
-use cashtag_sources::market::alpaca::{Alpaca, AlpacaConfig};
-use cashtag_sources::market::MarketSource;
 use cashtag_intake::harness::*;
+use cashtag_sources::market::MarketSource;
+use cashtag_sources::market::alpaca::{Alpaca, AlpacaConfig};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -78,13 +78,21 @@ async fn alpaca_ws(seen: Arc<Mutex<Seen>>) -> String {
                             {"T":"t","S":"AAPL","p":"oops"}
                         ])).await;
                         ws.send(Message::Text("garbage, not json".into())).await.unwrap();
-                        send(&mut ws, serde_json::json!([{"T":"error","code":405,"msg":"symbol limit exceeded"}])).await;
+                        send(&mut ws, serde_json::json!([{"T":"error","code":405,"msg":"symbol limit exceeded"}]))
+                            .await;
                         send(&mut ws, serde_json::json!([trade("AAPL", 3, "2026-11-24T15:00:01Z")])).await;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         drop(ws); // mid-stream disconnect
                     }
                     _ => {
-                        send(&mut ws, serde_json::json!([trade("AAPL", 10 * n as u64, "2026-11-24T15:00:02Z"), trade("MSFT", 10 * n as u64 + 1, "2026-11-24T15:00:02Z")])).await;
+                        send(
+                            &mut ws,
+                            serde_json::json!([
+                                trade("AAPL", 10 * n as u64, "2026-11-24T15:00:02Z"),
+                                trade("MSFT", 10 * n as u64 + 1, "2026-11-24T15:00:02Z")
+                            ]),
+                        )
+                        .await;
                         // Stay until the client closes (the market closed).
                         while let Some(m) = ws.next().await {
                             if matches!(m, Ok(Message::Close(_)) | Err(_)) {
@@ -155,8 +163,16 @@ async fn alpaca_stream_reconnects_backfills_and_stops_with_the_market() {
     // The market turned on ten minutes ago: the gap is backfilled from REST bars.
     h.control(true, 10).await;
     // Connection 1: 3 trades and a quote; connection 2 after the drop: 2 more.
-    assert_eq!(h.wait_count("trades", doc! {}, 5, Duration::from_secs(20)).await, 5, "nothing lost across the reconnect");
-    assert_eq!(h.wait_count("bars", doc! {"origin": "provider"}, 2, Duration::from_secs(20)).await, 2, "backfilled bars");
+    assert_eq!(
+        h.wait_count("trades", doc! {}, 5, Duration::from_secs(20)).await,
+        5,
+        "nothing lost across the reconnect"
+    );
+    assert_eq!(
+        h.wait_count("bars", doc! {"origin": "provider"}, 2, Duration::from_secs(20)).await,
+        2,
+        "backfilled bars"
+    );
     assert_eq!(h.count("quotes", doc! {}).await, 1);
     assert_eq!(seen.lock().unwrap().subscriptions.len(), 2, "resubscribed after the reconnect");
     assert_eq!(seen.lock().unwrap().subscriptions[1]["trades"], serde_json::json!(["AAPL", "MSFT"]));
@@ -187,7 +203,10 @@ async fn alpaca_stream_reconnects_backfills_and_stops_with_the_market() {
     assert!(codes.contains(&"source.backfill"), "{codes:?}");
     assert!(events.iter().all(|e| !e.message.contains("s3cret")), "no secret in events");
     let backfill_queries = seen.lock().unwrap().bars_requests.clone();
-    assert!(backfill_queries.iter().any(|q| q.contains("timeframe=1Min") && q.contains("feed=iex")), "{backfill_queries:?}");
+    assert!(
+        backfill_queries.iter().any(|q| q.contains("timeframe=1Min") && q.contains("feed=iex")),
+        "{backfill_queries:?}"
+    );
     h.finish().await;
 }
 
@@ -239,7 +258,8 @@ async fn iex_batch_polling_with_a_429_and_a_bad_response() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let source = MarketSource::Iex(cashtag_sources::market::iex::Iex::new(url, Secret::new("tok"), Duration::from_millis(100)));
+    let source =
+        MarketSource::Iex(cashtag_sources::market::iex::Iex::new(url, Secret::new("tok"), Duration::from_millis(100)));
     let h = start(source, &["AAPL", "MSFT"], fast_config()).await;
     h.control(true, 0).await;
     // Two symbols' first quotes, then AAPL's update; repeats are not stored twice.
@@ -285,7 +305,11 @@ async fn finnhub_trades_pings_bad_lines_and_a_reconnect() {
                     ws.send(Message::Text("nonsense".into())).await.unwrap();
                     drop(ws);
                 } else {
-                    send(&mut ws, serde_json::json!({"type":"trade","data":[{"p":10.6,"s":"AAPL","t":1795532401100i64,"v":1}]})).await;
+                    send(
+                        &mut ws,
+                        serde_json::json!({"type":"trade","data":[{"p":10.6,"s":"AAPL","t":1795532401100i64,"v":1}]}),
+                    )
+                    .await;
                     while let Some(Ok(m)) = ws.next().await {
                         if m.is_close() {
                             break;
@@ -314,8 +338,16 @@ async fn a_recording_replays_into_the_same_records() {
     let ws = alpaca_ws(seen.clone()).await;
     let dir = std::env::temp_dir().join(cashtag_testkit::unique("recording"));
     let b = bus(&cashtag_testkit::unique("t-replay"), "stocks");
-    let watchlist = b.watch_watchlist(Watchlist::from_tickers([Ticker::parse("AAPL").unwrap(), Ticker::parse("MSFT").unwrap()]));
-    let ctx = |out, recorder, cancel| SourceCtx { out, bus: b.clone(), recorder, watchlist: watchlist.clone(), cancel, resume_from: None };
+    let watchlist =
+        b.watch_watchlist(Watchlist::from_tickers([Ticker::parse("AAPL").unwrap(), Ticker::parse("MSFT").unwrap()]));
+    let ctx = |out, recorder, cancel| SourceCtx {
+        out,
+        bus: b.clone(),
+        recorder,
+        watchlist: watchlist.clone(),
+        cancel,
+        resume_from: None,
+    };
 
     // Live: connection 1 (three trades and a quote, then a drop), connection 2 (two trades).
     let (tx, mut rx) = tokio::sync::mpsc::channel(1_000);

@@ -14,7 +14,11 @@ use cashtag_intake::service::{FetcherSpec, run_fetcher};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cashtag-twitter", version, about = "Collects and scores posts that mention the watchlist while the market is open")]
+#[command(
+    name = "cashtag-twitter",
+    version,
+    about = "Collects and scores posts that mention the watchlist while the market is open"
+)]
 struct Cli {
     /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
     #[arg(long, global = true)]
@@ -44,18 +48,33 @@ fn main() -> std::process::ExitCode {
             cashtag_telemetry::init_tracing("twitter");
             (|| -> anyhow::Result<()> {
                 let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;
-                let record = record.or_else(|| (!settings.twitter.record_dir.is_empty()).then(|| settings.twitter.record_dir.clone().into()));
-                let recorder = record.map(|d| cashtag_sources::Recorder::new(&d).with_context(|| format!("recording directory {}", d.display()))).transpose()?;
+                let record = record.or_else(|| {
+                    (!settings.twitter.record_dir.is_empty()).then(|| settings.twitter.record_dir.clone().into())
+                });
+                let recorder = record
+                    .map(|d| {
+                        cashtag_sources::Recorder::new(&d)
+                            .with_context(|| format!("recording directory {}", d.display()))
+                    })
+                    .transpose()?;
                 let mut filter = PostFilter::new(settings.twitter.languages.clone(), settings.twitter.include_reposts);
                 let spec = FetcherSpec {
                     service: "twitter",
                     default_port: 9103,
                     source: cashtag_sources::social::from_settings(&settings)?,
-                    config: IntakeConfig { bars_from_trades: false, primary_kind: CountKind::Posts, ..Default::default() },
+                    config: IntakeConfig {
+                        bars_from_trades: false,
+                        primary_kind: CountKind::Posts,
+                        ..Default::default()
+                    },
                     recorder,
                     transform: Some(Box::new(move |r| filter.apply(r))),
                 };
-                tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run_fetcher(&settings, spec)).map_err(anyhow::Error::msg)
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(run_fetcher(&settings, spec))
+                    .map_err(anyhow::Error::msg)
             })()
         }
     };

@@ -33,11 +33,7 @@ fn parse_line(line: &str) -> Result<(String, Vec<String>), String> {
         return Ok((line.to_string(), Vec::new()));
     }
     let v: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}"))?;
-    let text = v
-        .get("text")
-        .and_then(|t| t.as_str())
-        .ok_or("a JSON line needs a string field \"text\"")?
-        .to_string();
+    let text = v.get("text").and_then(|t| t.as_str()).ok_or("a JSON line needs a string field \"text\"")?.to_string();
     let tickers = v
         .get("tickers")
         .and_then(|t| t.as_array())

@@ -20,7 +20,14 @@ fn help_works() {
 }
 
 fn score(input: &str, args: &[&str]) -> (bool, Vec<serde_json::Value>, String) {
-    let mut child = Command::new(BIN).arg("score").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("score")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let rows = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -76,7 +83,14 @@ async fn scored_sim_posts_flow_only_while_the_market_is_open() {
         .unwrap();
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
     let db = client.database(&db_name);
-    let manager = Bus::open(&redis_url(), &prefix, Identity { service: "manager".into(), instance: "m".into() }, Clock::System, 1000).unwrap();
+    let manager = Bus::open(
+        &redis_url(),
+        &prefix,
+        Identity { service: "manager".into(), instance: "m".into() },
+        Clock::System,
+        1000,
+    )
+    .unwrap();
     let publish = |cmd| {
         let m = manager.clone();
         async move { m.publish_control(&ControlState { cmd, reason: "test".into(), at: chrono::Utc::now() }).await.unwrap() }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use bson::doc;
 use cashtag_core::{CountKind, Secret, Ticker, Watchlist};
+use cashtag_intake::IntakeConfig;
 use cashtag_intake::harness::*;
 use cashtag_intake::posts::PostFilter;
-use cashtag_intake::IntakeConfig;
 use cashtag_sources::social::x::{XConfig, XStream, XTiming};
 use cashtag_sources::social::{OneSocial, SocialSources};
 use futures::{SinkExt, StreamExt};
@@ -286,10 +286,13 @@ async fn jetstream_filters_locally_and_resumes_from_its_cursor() {
             let paths = p2.clone();
             tokio::spawn(async move {
                 let mut path = String::new();
-                let mut ws = tokio_tungstenite::accept_hdr_async(tcp, |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
-                    path = req.uri().to_string();
-                    Ok(resp)
-                })
+                let mut ws = tokio_tungstenite::accept_hdr_async(
+                    tcp,
+                    |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+                        path = req.uri().to_string();
+                        Ok(resp)
+                    },
+                )
                 .await
                 .unwrap();
                 let n = {
@@ -298,10 +301,19 @@ async fn jetstream_filters_locally_and_resumes_from_its_cursor() {
                     p.len()
                 };
                 let msgs = if n == 1 {
-                    vec![jet("did:a", "1", 1000, "buying more", "$AAPL"), jet("did:b", "2", 1001, "cats are great", "cats"), jet("did:c", "3", 1002, "$TSLA in text only", "x"), "nonsense".into()]
+                    vec![
+                        jet("did:a", "1", 1000, "buying more", "$AAPL"),
+                        jet("did:b", "2", 1001, "cats are great", "cats"),
+                        jet("did:c", "3", 1002, "$TSLA in text only", "x"),
+                        "nonsense".into(),
+                    ]
                 } else {
                     // Inclusive replay from the cursor: the last post again, then a new one.
-                    vec![jet("did:c", "3", 1002, "$TSLA in text only", "x"), jet("did:d", "4", 1003, "$MSFT not watched", "$MSFT"), jet("did:e", "5", 1004, "so bullish", "$AAPL")]
+                    vec![
+                        jet("did:c", "3", 1002, "$TSLA in text only", "x"),
+                        jet("did:d", "4", 1003, "$MSFT not watched", "$MSFT"),
+                        jet("did:e", "5", 1004, "so bullish", "$AAPL"),
+                    ]
                 };
                 for m in msgs {
                     ws.send(Message::Text(m.into())).await.unwrap();

@@ -63,7 +63,14 @@ pub fn record(i: u64) -> Record {
 }
 
 pub fn bus(prefix: &str, service: &str) -> Bus {
-    Bus::open(&redis_url(), prefix, Identity { service: service.into(), instance: unique("i") }, Clock::System, 1_000_000).unwrap()
+    Bus::open(
+        &redis_url(),
+        prefix,
+        Identity { service: service.into(), instance: unique("i") },
+        Clock::System,
+        1_000_000,
+    )
+    .unwrap()
 }
 
 pub fn metrics() -> SinkMetrics {

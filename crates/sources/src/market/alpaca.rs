@@ -38,7 +38,10 @@ pub enum AlpacaMsg {
     Data(Record),
     Success(String),
     Subscription(serde_json::Value),
-    Error { code: i64, msg: String },
+    Error {
+        code: i64,
+        msg: String,
+    },
     /// Statuses, LULDs, corrections and other types cashtag does not use.
     Other,
 }
@@ -150,7 +153,9 @@ pub fn parse_frame(text: &str, received_at: DateTime<Utc>) -> Result<(Vec<Alpaca
                     let sym = m.symbol.clone().ok_or("bar without \"S\"")?;
                     AlpacaMsg::Data(bar(&sym, m, received_at)?)
                 }
-                "success" => AlpacaMsg::Success(item.get("msg").and_then(|m| m.as_str()).unwrap_or_default().to_string()),
+                "success" => {
+                    AlpacaMsg::Success(item.get("msg").and_then(|m| m.as_str()).unwrap_or_default().to_string())
+                }
                 "subscription" => AlpacaMsg::Subscription(item.clone()),
                 "error" => AlpacaMsg::Error {
                     code: item.get("code").and_then(|c| c.as_i64()).unwrap_or(0),
@@ -225,7 +230,11 @@ impl Alpaca {
             match self.session(ctx, socket, &mut resume, &mut backoff).await? {
                 Session::Done => return Ok(()),
                 Session::Lost(why) => {
-                    ctx.event(EventKind::Warning, "source.disconnected", format!("alpaca: connection lost ({why}); reconnecting"));
+                    ctx.event(
+                        EventKind::Warning,
+                        "source.disconnected",
+                        format!("alpaca: connection lost ({why}); reconnecting"),
+                    );
                     if !backoff.wait(&ctx.cancel).await {
                         return Ok(());
                     }
@@ -294,11 +303,19 @@ impl Alpaca {
                                 Err(SourceError::Auth { provider: PROVIDER, message: format!("{code} {msg}") })
                             }
                             406 => {
-                                ctx.event(EventKind::Error, "source.connection_limit", format!("alpaca: connection limit exceeded ({msg}); another client uses this key"));
+                                ctx.event(
+                                    EventKind::Error,
+                                    "source.connection_limit",
+                                    format!("alpaca: connection limit exceeded ({msg}); another client uses this key"),
+                                );
                                 Ok(Session::Lost(format!("{code} {msg}")))
                             }
                             _ => {
-                                ctx.event(EventKind::Error, "source.error", format!("alpaca: error {code} {msg} during login"));
+                                ctx.event(
+                                    EventKind::Error,
+                                    "source.error",
+                                    format!("alpaca: error {code} {msg} during login"),
+                                );
                                 Ok(Session::Lost(format!("{code} {msg}")))
                             }
                         };
@@ -315,7 +332,11 @@ impl Alpaca {
             return Ok(Session::Lost(e));
         }
         subscribed = &subscribed | &want;
-        ctx.event(EventKind::Activity, "source.connected", format!("alpaca: connected to the {} feed, {} symbols", self.config.feed, subscribed.len()));
+        ctx.event(
+            EventKind::Activity,
+            "source.connected",
+            format!("alpaca: connected to the {} feed, {} symbols", self.config.feed, subscribed.len()),
+        );
         backoff.reset();
         // Backfill the gap since the last data, in the background.
         if let Some(from) = resume.take() {
@@ -384,7 +405,12 @@ impl Alpaca {
         }
     }
 
-    async fn change_subscription(&self, socket: &mut Socket, action: &str, symbols: &BTreeSet<String>) -> Result<(), String> {
+    async fn change_subscription(
+        &self,
+        socket: &mut Socket,
+        action: &str,
+        symbols: &BTreeSet<String>,
+    ) -> Result<(), String> {
         let list: Vec<&String> = symbols.iter().collect();
         ws::send_json(socket, &json!({"action": action, "trades": list, "quotes": list, "bars": list})).await
     }
@@ -422,27 +448,43 @@ impl Alpaca {
             let resp = match resp {
                 Ok(r) => r,
                 Err(e) => {
-                    ctx.event(EventKind::Warning, "source.backfill_failed", format!("alpaca: backfill request failed: {}", e.without_url()));
+                    ctx.event(
+                        EventKind::Warning,
+                        "source.backfill_failed",
+                        format!("alpaca: backfill request failed: {}", e.without_url()),
+                    );
                     return;
                 }
             };
             if resp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
                 let wait = retry_after(&resp).unwrap_or_else(|| backoff.next_delay());
-                ctx.event(EventKind::Warning, "source.rate_limited", format!("alpaca: HTTP 429 on bars; waiting {} s", wait.as_secs_f64()));
+                ctx.event(
+                    EventKind::Warning,
+                    "source.rate_limited",
+                    format!("alpaca: HTTP 429 on bars; waiting {} s", wait.as_secs_f64()),
+                );
                 if !sleep_or_cancel(wait, &ctx.cancel).await {
                     return;
                 }
                 continue;
             }
             if !resp.status().is_success() {
-                ctx.event(EventKind::Warning, "source.backfill_failed", format!("alpaca: bars request answered {}", resp.status()));
+                ctx.event(
+                    EventKind::Warning,
+                    "source.backfill_failed",
+                    format!("alpaca: bars request answered {}", resp.status()),
+                );
                 return;
             }
             let at = ctx.now();
             let text = match resp.text().await {
                 Ok(t) => t,
                 Err(e) => {
-                    ctx.event(EventKind::Warning, "source.backfill_failed", format!("alpaca: reading bars: {}", e.without_url()));
+                    ctx.event(
+                        EventKind::Warning,
+                        "source.backfill_failed",
+                        format!("alpaca: reading bars: {}", e.without_url()),
+                    );
                     return;
                 }
             };
@@ -468,7 +510,11 @@ impl Alpaca {
         }
         ctx.bus.emit(
             ctx.bus
-                .event(EventKind::Activity, "source.backfill", format!("alpaca: backfilled {count} one-minute bars for the gap"))
+                .event(
+                    EventKind::Activity,
+                    "source.backfill",
+                    format!("alpaca: backfilled {count} one-minute bars for the gap"),
+                )
                 .with("from", cashtag_core::time::rfc3339(&from))
                 .with("to", cashtag_core::time::rfc3339(&to))
                 .with("bars", count),

@@ -66,7 +66,9 @@ pub fn parse_message(text: &str, received_at: DateTime<Utc>) -> Result<(FinnhubM
             Ok((FinnhubMsg::Trades(out), errors))
         }
         Some("ping") => Ok((FinnhubMsg::Ping, vec![])),
-        Some("error") => Ok((FinnhubMsg::Error(v.get("msg").and_then(|m| m.as_str()).unwrap_or_default().into()), vec![])),
+        Some("error") => {
+            Ok((FinnhubMsg::Error(v.get("msg").and_then(|m| m.as_str()).unwrap_or_default().into()), vec![]))
+        }
         _ => Ok((FinnhubMsg::Other, vec![])),
     }
 }
@@ -108,7 +110,11 @@ impl Finnhub {
                 subscribed.insert(s);
             }
             if failed.is_none() {
-                ctx.event(EventKind::Activity, "source.connected", format!("finnhub: connected, {} symbols", subscribed.len()));
+                ctx.event(
+                    EventKind::Activity,
+                    "source.connected",
+                    format!("finnhub: connected, {} symbols", subscribed.len()),
+                );
                 backoff.reset();
             }
             let mut watchlist = ctx.watchlist.clone();
@@ -159,7 +165,11 @@ impl Finnhub {
                     }
                 }
             }
-            ctx.event(EventKind::Warning, "source.disconnected", format!("finnhub: {}; reconnecting", failed.unwrap_or_default()));
+            ctx.event(
+                EventKind::Warning,
+                "source.disconnected",
+                format!("finnhub: {}; reconnecting", failed.unwrap_or_default()),
+            );
             if !backoff.wait(&ctx.cancel).await {
                 return Ok(());
             }
@@ -179,6 +189,9 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!(errs.len(), 1);
         assert_eq!(parse_message(r#"{"type":"ping"}"#, at).unwrap().0, FinnhubMsg::Ping);
-        assert!(matches!(parse_message(r#"{"type":"error","msg":"Invalid token"}"#, at).unwrap().0, FinnhubMsg::Error(_)));
+        assert!(matches!(
+            parse_message(r#"{"type":"error","msg":"Invalid token"}"#, at).unwrap().0,
+            FinnhubMsg::Error(_)
+        ));
     }
 }

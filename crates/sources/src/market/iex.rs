@@ -87,7 +87,12 @@ pub struct Iex {
 
 impl Iex {
     pub fn new(base: String, token: Secret, poll: Duration) -> Self {
-        Iex { base, token, poll, http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("http client") }
+        Iex {
+            base,
+            token,
+            poll,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("http client"),
+        }
     }
 
     pub async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
@@ -96,27 +101,43 @@ impl Iex {
         let mut connected = false;
         loop {
             let symbols = ctx.tickers().join(",");
-            let req = self
-                .http
-                .get(format!("{}/stable/stock/market/batch", self.base.trim_end_matches('/')))
-                .query(&[("symbols", symbols.as_str()), ("types", "quote"), ("token", self.token.expose())]);
+            let req = self.http.get(format!("{}/stable/stock/market/batch", self.base.trim_end_matches('/'))).query(&[
+                ("symbols", symbols.as_str()),
+                ("types", "quote"),
+                ("token", self.token.expose()),
+            ]);
             let resp = tokio::select! {
                 r = req.send() => r,
                 _ = ctx.cancel.cancelled() => return Ok(()),
             };
             let wait = match resp {
                 Err(e) => {
-                    ctx.event(EventKind::Warning, "source.disconnected", format!("iex: request failed: {}", e.without_url()));
+                    ctx.event(
+                        EventKind::Warning,
+                        "source.disconnected",
+                        format!("iex: request failed: {}", e.without_url()),
+                    );
                     connected = false;
                     backoff.next_delay()
                 }
                 Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
                     let w = retry_after(&r).unwrap_or_else(|| backoff.next_delay());
-                    ctx.event(EventKind::Warning, "source.rate_limited", format!("iex: HTTP 429; waiting {:.1} s", w.as_secs_f64()));
+                    ctx.event(
+                        EventKind::Warning,
+                        "source.rate_limited",
+                        format!("iex: HTTP 429; waiting {:.1} s", w.as_secs_f64()),
+                    );
                     w
                 }
-                Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED || r.status() == reqwest::StatusCode::FORBIDDEN => {
-                    ctx.event(EventKind::Error, "source.auth_failed", format!("iex: HTTP {}; check stocks.iex_token", r.status()));
+                Ok(r)
+                    if r.status() == reqwest::StatusCode::UNAUTHORIZED
+                        || r.status() == reqwest::StatusCode::FORBIDDEN =>
+                {
+                    ctx.event(
+                        EventKind::Error,
+                        "source.auth_failed",
+                        format!("iex: HTTP {}; check stocks.iex_token", r.status()),
+                    );
                     return Err(SourceError::Auth { provider: PROVIDER, message: r.status().to_string() });
                 }
                 Ok(r) if !r.status().is_success() => {
@@ -129,7 +150,11 @@ impl Iex {
                         Ok(text) => {
                             ctx.record_raw(PROVIDER, "batch", &text, at);
                             if !connected {
-                                ctx.event(EventKind::Activity, "source.connected", "iex: polling the batch quote endpoint");
+                                ctx.event(
+                                    EventKind::Activity,
+                                    "source.connected",
+                                    "iex: polling the batch quote endpoint",
+                                );
                                 connected = true;
                             }
                             backoff.reset();
@@ -153,7 +178,11 @@ impl Iex {
                                 Err(e) => ctx.malformed(PROVIDER, &e, &text),
                             }
                         }
-                        Err(e) => ctx.event(EventKind::Warning, "source.error", format!("iex: reading the response: {}", e.without_url())),
+                        Err(e) => ctx.event(
+                            EventKind::Warning,
+                            "source.error",
+                            format!("iex: reading the response: {}", e.without_url()),
+                        ),
                     }
                     self.poll
                 }

@@ -57,7 +57,11 @@ pub fn from_settings(settings: &Settings) -> Result<MarketSource, SourceError> {
             key_id: s.alpaca_key_id.clone(),
             secret_key: s.alpaca_secret_key.clone(),
         })),
-        "iex" => MarketSource::Iex(iex::Iex::new(s.iex_url.clone(), s.iex_token.clone(), Duration::from_millis(s.iex_poll_ms))),
+        "iex" => MarketSource::Iex(iex::Iex::new(
+            s.iex_url.clone(),
+            s.iex_token.clone(),
+            Duration::from_millis(s.iex_poll_ms),
+        )),
         "finnhub" => MarketSource::Finnhub(finnhub::Finnhub::new(s.finnhub_ws_url.clone(), s.finnhub_token.clone())),
         "replay" => MarketSource::Replay(Replay::new(s.replay_dir.clone().into(), s.replay_speed)),
         other => return Err(SourceError::Config { provider: "stocks", message: format!("unknown source {other:?}") }),

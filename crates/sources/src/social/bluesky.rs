@@ -63,12 +63,19 @@ struct Message {
 
 /// Parses one Jetstream message: the post (if it is a new post about a watched ticker)
 /// and the message's cursor.
-pub fn parse_message(text: &str, received_at: DateTime<Utc>, watched: &HashSet<Ticker>) -> Result<(Option<Post>, i64), String> {
+pub fn parse_message(
+    text: &str,
+    received_at: DateTime<Utc>,
+    watched: &HashSet<Ticker>,
+) -> Result<(Option<Post>, i64), String> {
     let m: Message = serde_json::from_str(text).map_err(|e| format!("jetstream message: {e}"))?;
-    let Some(c) = m.commit.filter(|c| m.kind == "commit" && c.operation == "create" && c.collection == "app.bsky.feed.post") else {
+    let Some(c) =
+        m.commit.filter(|c| m.kind == "commit" && c.operation == "create" && c.collection == "app.bsky.feed.post")
+    else {
         return Ok((None, m.time_us));
     };
-    let record: PostRecord = serde_json::from_value(c.record.ok_or("create without record")?).map_err(|e| format!("post record: {e}"))?;
+    let record: PostRecord =
+        serde_json::from_value(c.record.ok_or("create without record")?).map_err(|e| format!("post record: {e}"))?;
     let tags = record
         .facets
         .iter()
@@ -80,7 +87,8 @@ pub fn parse_message(text: &str, received_at: DateTime<Utc>, watched: &HashSet<T
     if tickers.is_empty() {
         return Ok((None, m.time_us));
     }
-    let created = record.created_at.unwrap_or_else(|| DateTime::from_timestamp_micros(m.time_us).unwrap_or(received_at));
+    let created =
+        record.created_at.unwrap_or_else(|| DateTime::from_timestamp_micros(m.time_us).unwrap_or(received_at));
     Ok((
         Some(post(
             PROVIDER,

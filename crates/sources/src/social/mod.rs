@@ -92,7 +92,9 @@ pub fn from_settings(settings: &Settings) -> Result<SocialSources, SourceError> 
     let mut sources = Vec::new();
     for name in &t.sources {
         sources.push(match name.as_str() {
-            "sim" => OneSocial::Sim(sim::SimPosts::new(Arc::new(cashtag_sim::Sim::new(crate::market::sim_params(settings))))),
+            "sim" => {
+                OneSocial::Sim(sim::SimPosts::new(Arc::new(cashtag_sim::Sim::new(crate::market::sim_params(settings)))))
+            }
             "x" => OneSocial::X(x::XStream::new(x::XConfig {
                 api_url: t.x_api_url.clone(),
                 bearer: t.x_bearer_token.clone(),
@@ -108,7 +110,9 @@ pub fn from_settings(settings: &Settings) -> Result<SocialSources, SourceError> 
             )),
             "bluesky" => OneSocial::Bluesky(bluesky::Jetstream::new(t.bluesky_jetstream_url.clone())),
             "replay" => OneSocial::Replay(Replay::new(t.replay_dir.clone().into(), t.replay_speed)),
-            other => return Err(SourceError::Config { provider: "twitter", message: format!("unknown source {other:?}") }),
+            other => {
+                return Err(SourceError::Config { provider: "twitter", message: format!("unknown source {other:?}") });
+            }
         });
     }
     Ok(SocialSources { sources, restart_pause: Duration::from_secs(5), auth_pause: Duration::from_secs(60) })
@@ -134,5 +138,18 @@ pub fn post(
     is_repost: bool,
     author_label: Option<SentimentLabel>,
 ) -> Post {
-    Post { source: source.into(), id, created_at, received_at, text, lang, author, engagement, tickers, is_repost, author_label, sentiment: None }
+    Post {
+        source: source.into(),
+        id,
+        created_at,
+        received_at,
+        text,
+        lang,
+        author,
+        engagement,
+        tickers,
+        is_repost,
+        author_label,
+        sentiment: None,
+    }
 }

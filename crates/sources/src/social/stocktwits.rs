@@ -59,7 +59,11 @@ struct Response {
 }
 
 /// Parses a symbol stream page: the posts about watched tickers and the newest id seen.
-pub fn parse_symbol_stream(text: &str, received_at: DateTime<Utc>, watched: &HashSet<Ticker>) -> Result<(Vec<Post>, Option<u64>), String> {
+pub fn parse_symbol_stream(
+    text: &str,
+    received_at: DateTime<Utc>,
+    watched: &HashSet<Ticker>,
+) -> Result<(Vec<Post>, Option<u64>), String> {
     let r: Response = serde_json::from_str(text).map_err(|e| format!("symbol stream: {e}"))?;
     let newest = r.messages.iter().map(|m| m.id).max();
     let posts = r
@@ -107,7 +111,12 @@ pub struct StockTwits {
 
 impl StockTwits {
     pub fn new(base: String, every: Duration) -> Self {
-        StockTwits { base, every, since: HashMap::new(), http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("http client") }
+        StockTwits {
+            base,
+            every,
+            since: HashMap::new(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("http client"),
+        }
     }
 
     pub async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
@@ -139,7 +148,11 @@ impl StockTwits {
                 }
                 Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
                     wait = retry_after(&r).unwrap_or(Duration::from_secs(60)).max(self.every);
-                    ctx.event(EventKind::Warning, "source.rate_limited", format!("stocktwits: HTTP 429; waiting {:.0} s", wait.as_secs_f64()));
+                    ctx.event(
+                        EventKind::Warning,
+                        "source.rate_limited",
+                        format!("stocktwits: HTTP 429; waiting {:.0} s", wait.as_secs_f64()),
+                    );
                 }
                 Ok(r) if !r.status().is_success() => {
                     ctx.event(EventKind::Warning, "source.error", format!("stocktwits: HTTP {} for {sym}", r.status()));

@@ -69,7 +69,10 @@ pub fn build_rules(tickers: &[Ticker], cfg: &XConfig) -> Result<Vec<(String, Str
     match cfg.languages.len() {
         0 => {}
         1 => suffix.push_str(&format!(" lang:{}", cfg.languages[0])),
-        _ => suffix.push_str(&format!(" ({})", cfg.languages.iter().map(|l| format!("lang:{l}")).collect::<Vec<_>>().join(" OR "))),
+        _ => suffix.push_str(&format!(
+            " ({})",
+            cfg.languages.iter().map(|l| format!("lang:{l}")).collect::<Vec<_>>().join(" OR ")
+        )),
     }
     if !cfg.include_reposts {
         suffix.push_str(" -is:retweet");
@@ -219,7 +222,11 @@ pub fn parse_line(line: &str, received_at: DateTime<Utc>, watched: &HashSet<Tick
     let l: Line = serde_json::from_str(line).map_err(|e| format!("stream line: {e}"))?;
     if let Some(t) = l.data {
         let tickers = extract(&t.text, watched);
-        let tags = t.entities.as_ref().map(|e| e.cashtags.iter().map(|c| c.tag.as_str()).collect::<Vec<_>>()).unwrap_or_default();
+        let tags = t
+            .entities
+            .as_ref()
+            .map(|e| e.cashtags.iter().map(|c| c.tag.as_str()).collect::<Vec<_>>())
+            .unwrap_or_default();
         let tickers = merge_tags(tickers, tags, watched);
         if tickers.is_empty() {
             return Ok(XLine::Post(None));
@@ -230,7 +237,12 @@ pub fn parse_line(line: &str, received_at: DateTime<Utc>, watched: &HashSet<Tick
             name: user.and_then(|u| u.username.clone()).unwrap_or_default(),
             followers: user.and_then(|u| u.public_metrics.as_ref()).and_then(|m| m.followers_count),
         };
-        let engagement = t.public_metrics.map(|m| Engagement { likes: m.like_count, reposts: m.retweet_count, replies: m.reply_count, quotes: m.quote_count });
+        let engagement = t.public_metrics.map(|m| Engagement {
+            likes: m.like_count,
+            reposts: m.retweet_count,
+            replies: m.reply_count,
+            quotes: m.quote_count,
+        });
         let is_repost = t.referenced_tweets.iter().any(|r| r.kind == "retweeted");
         return Ok(XLine::Post(Some(post(
             PROVIDER,
@@ -271,7 +283,10 @@ enum Ended {
 
 impl XStream {
     pub fn new(cfg: XConfig) -> Self {
-        XStream { cfg, http: reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().expect("http client") }
+        XStream {
+            cfg,
+            http: reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().expect("http client"),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -318,7 +333,16 @@ impl XStream {
         }
         ctx.bus.emit(
             ctx.bus
-                .event(EventKind::Activity, "x.rules_synced", format!("x: rules synchronized: {} wanted, {} added, {} deleted", desired.len(), add.len(), delete.len()))
+                .event(
+                    EventKind::Activity,
+                    "x.rules_synced",
+                    format!(
+                        "x: rules synchronized: {} wanted, {} added, {} deleted",
+                        desired.len(),
+                        add.len(),
+                        delete.len()
+                    ),
+                )
                 .with("rules", desired.len())
                 .with("added", add.len())
                 .with("deleted", delete.len()),
@@ -359,19 +383,31 @@ impl XStream {
                 Ended::Network(why) => {
                     network_attempts += 1;
                     let d = (timing.network_step * network_attempts).min(timing.network_max);
-                    ctx.event(EventKind::Warning, "source.disconnected", format!("x: {why}; reconnecting in {:.2} s", d.as_secs_f64()));
+                    ctx.event(
+                        EventKind::Warning,
+                        "source.disconnected",
+                        format!("x: {why}; reconnecting in {:.2} s", d.as_secs_f64()),
+                    );
                     d
                 }
                 Ended::Http(status) => {
                     let d = http_delay;
                     http_delay = (http_delay * 2).min(timing.http_max);
-                    ctx.event(EventKind::Warning, "source.disconnected", format!("x: HTTP {status}; reconnecting in {:.1} s", d.as_secs_f64()));
+                    ctx.event(
+                        EventKind::Warning,
+                        "source.disconnected",
+                        format!("x: HTTP {status}; reconnecting in {:.1} s", d.as_secs_f64()),
+                    );
                     d
                 }
                 Ended::RateLimited => {
                     let d = rate_delay;
                     rate_delay *= 2;
-                    ctx.event(EventKind::Warning, "source.rate_limited", format!("x: HTTP 429; reconnecting in {:.1} s", d.as_secs_f64()));
+                    ctx.event(
+                        EventKind::Warning,
+                        "source.rate_limited",
+                        format!("x: HTTP 429; reconnecting in {:.1} s", d.as_secs_f64()),
+                    );
                     d
                 }
             };
@@ -381,16 +417,18 @@ impl XStream {
         }
     }
 
-    async fn stream_once(&self, ctx: &SourceCtx, network_attempts: &mut u32, http_delay: &mut Duration, rate_delay: &mut Duration) -> Result<Ended, SourceError> {
-        let req = self
-            .http
-            .get(self.url("/2/tweets/search/stream"))
-            .bearer_auth(self.cfg.bearer.expose())
-            .query(&[
-                ("tweet.fields", "created_at,author_id,lang,public_metrics,entities,referenced_tweets"),
-                ("expansions", "author_id"),
-                ("user.fields", "username,public_metrics"),
-            ]);
+    async fn stream_once(
+        &self,
+        ctx: &SourceCtx,
+        network_attempts: &mut u32,
+        http_delay: &mut Duration,
+        rate_delay: &mut Duration,
+    ) -> Result<Ended, SourceError> {
+        let req = self.http.get(self.url("/2/tweets/search/stream")).bearer_auth(self.cfg.bearer.expose()).query(&[
+            ("tweet.fields", "created_at,author_id,lang,public_metrics,entities,referenced_tweets"),
+            ("expansions", "author_id"),
+            ("user.fields", "username,public_metrics"),
+        ]);
         let resp = tokio::select! {
             r = req.send() => r,
             _ = ctx.cancel.cancelled() => return Ok(Ended::Cancelled),
@@ -403,7 +441,11 @@ impl XStream {
             s if s.is_success() => {}
             reqwest::StatusCode::TOO_MANY_REQUESTS => return Ok(Ended::RateLimited),
             reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => {
-                ctx.event(EventKind::Error, "source.auth_failed", format!("x: HTTP {}; check twitter.x_bearer_token and the app's access level", resp.status()));
+                ctx.event(
+                    EventKind::Error,
+                    "source.auth_failed",
+                    format!("x: HTTP {}; check twitter.x_bearer_token and the app's access level", resp.status()),
+                );
                 return Err(SourceError::Auth { provider: PROVIDER, message: resp.status().to_string() });
             }
             s => return Ok(Ended::Http(s)),
@@ -483,7 +525,15 @@ mod tests {
     #[test]
     fn rules_pack_under_the_length_limit() {
         let tickers: Vec<Ticker> = (0..300u32)
-            .map(|i| Ticker::parse(&format!("A{}{}{}", (b'A' + (i / 676) as u8) as char, (b'A' + (i / 26 % 26) as u8) as char, (b'A' + (i % 26) as u8) as char)).unwrap())
+            .map(|i| {
+                Ticker::parse(&format!(
+                    "A{}{}{}",
+                    (b'A' + (i / 676) as u8) as char,
+                    (b'A' + (i / 26 % 26) as u8) as char,
+                    (b'A' + (i % 26) as u8) as char
+                ))
+                .unwrap()
+            })
             .collect();
         let rules = build_rules(&tickers, &cfg(1024)).unwrap();
         assert!(rules.len() >= 3);
@@ -493,7 +543,8 @@ mod tests {
             assert!(tag.starts_with(RULE_TAG_PREFIX));
         }
         // Every ticker exactly once.
-        let all: Vec<&str> = rules.iter().flat_map(|(v, _)| v.split(['(', ')', ' ']).filter(|w| w.starts_with('$'))).collect();
+        let all: Vec<&str> =
+            rules.iter().flat_map(|(v, _)| v.split(['(', ')', ' ']).filter(|w| w.starts_with('$'))).collect();
         assert_eq!(all.len(), 300);
         let one = build_rules(&tickers[..2], &cfg(1024)).unwrap();
         assert_eq!(one[0].0, "($AAAA OR $AAAB) lang:en -is:retweet");
@@ -502,7 +553,11 @@ mod tests {
 
     #[test]
     fn sync_adds_missing_deletes_stale_and_never_duplicates() {
-        let r = |id: &str, v: &str, tag: Option<&str>| Rule { id: id.into(), value: v.into(), tag: tag.map(str::to_string) };
+        let r = |id: &str, v: &str, tag: Option<&str>| Rule {
+            id: id.into(),
+            value: v.into(),
+            tag: tag.map(str::to_string),
+        };
         let existing = vec![
             r("1", "A", Some("cashtag:1")),
             r("2", "A", Some("cashtag:9")),
