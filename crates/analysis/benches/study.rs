@@ -27,7 +27,7 @@ const TICKERS: usize = 30;
 fn series(name: &str, index: usize) -> TickerSeries {
     let key = Key::new(2026).with_str(name);
     let n = SESSIONS * MINUTES;
-    let planted = index % 3 == 0;
+    let planted = index.is_multiple_of(3);
     let t0: DateTime<Utc> = "2025-01-02T14:30:00Z".parse().unwrap();
     let mut signal = vec![0.0; n];
     let mut s = TickerSeries {

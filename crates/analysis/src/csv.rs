@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::AnalysisError;
 
 /// Splits CSV text (RFC 4180: quoted fields, doubled quotes, CRLF or LF) into records.
-pub fn parse(text: &str) -> Result<Vec<Vec<String>>, String> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Vec<String>>, String> {
     let mut records = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();
@@ -88,7 +88,7 @@ fn is_missing(v: &str) -> bool {
 }
 
 /// The two columns' complete pairs, and how many rows were dropped.
-pub fn columns(records: &[Vec<String>], x: &str, y: &str) -> Result<(Vec<f64>, Vec<f64>, usize), String> {
+pub(crate) fn columns(records: &[Vec<String>], x: &str, y: &str) -> Result<(Vec<f64>, Vec<f64>, usize), String> {
     let header = records.first().ok_or("the file is empty")?;
     let find = |name: &str| {
         header

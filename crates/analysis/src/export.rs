@@ -178,7 +178,11 @@ fn text_of(v: &Bson) -> String {
     }
 }
 
-pub fn cell(v: Option<&Bson>, t: ColumnType) -> Result<Cell, ()> {
+/// A value that does not fit its column's type (written as an empty cell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeMismatch;
+
+pub fn cell(v: Option<&Bson>, t: ColumnType) -> Result<Cell, TypeMismatch> {
     let Some(v) = v else { return Ok(Cell::Empty) };
     Ok(match (t, v) {
         (_, Bson::Null | Bson::Undefined) => Cell::Empty,
@@ -190,7 +194,7 @@ pub fn cell(v: Option<&Bson>, t: ColumnType) -> Result<Cell, ()> {
         (ColumnType::Bool, Bson::Boolean(b)) => Cell::Bool(*b),
         (ColumnType::Time, Bson::DateTime(d)) => Cell::Time(d.timestamp_millis()),
         (ColumnType::Text, v) => Cell::Text(text_of(v)),
-        _ => return Err(()),
+        _ => return Err(TypeMismatch),
     })
 }
 
@@ -401,7 +405,7 @@ pub async fn export(
             .iter()
             .zip(&columns)
             .map(|(v, (_, t))| {
-                cell(v.as_ref(), *t).unwrap_or_else(|()| {
+                cell(v.as_ref(), *t).unwrap_or_else(|TypeMismatch| {
                     summary.type_mismatches += 1;
                     Cell::Empty
                 })
@@ -454,7 +458,7 @@ mod tests {
             cell(Some(&Bson::from(vec!["AAPL", "MSFT"])), ColumnType::Text),
             Ok(Cell::Text("[\"AAPL\",\"MSFT\"]".into()))
         );
-        assert_eq!(cell(Some(&Bson::from("x")), ColumnType::Int), Err(()));
+        assert_eq!(cell(Some(&Bson::from("x")), ColumnType::Int), Err(TypeMismatch));
         assert_eq!(cell(None, ColumnType::Int), Ok(Cell::Empty));
         assert_eq!(cell_text(&Cell::Time(60_000)), "1970-01-01T00:01:00.000Z");
         assert!(parquet_schema(&cols).is_ok());

@@ -13,6 +13,7 @@
 
 pub mod csv;
 pub mod export;
+pub mod follow;
 pub mod report;
 pub mod rollup;
 pub mod series;
@@ -31,6 +32,18 @@ pub enum AnalysisError {
     Io { path: String, source: std::io::Error },
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+}
+
+impl cashtag_core::exit::ExitStatus for AnalysisError {
+    /// 3 bad input, 4 no data for the request, 5 MongoDB, 1 other.
+    fn exit_code(&self) -> u8 {
+        match self {
+            AnalysisError::Mongo(_) => 5,
+            AnalysisError::Input(_) => 3,
+            AnalysisError::NoData(_) => 4,
+            AnalysisError::Io { .. } | AnalysisError::Parquet(_) => 1,
+        }
+    }
 }
 
 /// What to study: which tickers, which sessions, at what grain.
@@ -59,10 +72,10 @@ pub async fn study_from_db(
         return Err(AnalysisError::Input(format!("no NYSE sessions between {} and {}", req.from, req.to)));
     };
     let mut tickers = req.tickers.clone();
-    if let Some(m) = &req.config.market {
-        if !tickers.contains(m) {
-            tickers.push(m.clone());
-        }
+    if let Some(m) = &req.config.market
+        && !tickers.contains(m)
+    {
+        tickers.push(m.clone());
     }
     let rows = series::load(db, &tickers, first.open, last.close).await?;
     if rows.values().all(|r| r.is_empty()) {

@@ -64,17 +64,18 @@ impl std::str::FromStr for Measure {
 }
 
 /// Parses `5m`, `20m`, `1h`, `1d` (a day = one whole session).
-pub fn parse_interval(s: &str) -> Result<TimeDelta, String> {
+pub fn parse_interval(s: &str) -> Result<TimeDelta, crate::AnalysisError> {
+    let bad = || crate::AnalysisError::Input(format!("interval {s:?} is not like 5m, 20m, 1h or 1d"));
     let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| format!("interval {s:?} is not like 5m, 20m, 1h or 1d"))?;
+    let n: i64 = n.parse().map_err(|_| bad())?;
     let d = match unit {
         "m" => TimeDelta::minutes(n),
         "h" => TimeDelta::hours(n),
         "d" if n == 1 => TimeDelta::days(1),
-        _ => return Err(format!("interval {s:?} is not like 5m, 20m, 1h or 1d")),
+        _ => return Err(bad()),
     };
     if d <= TimeDelta::zero() {
-        return Err(format!("interval {s:?} must be positive"));
+        return Err(crate::AnalysisError::Input(format!("interval {s:?} must be positive")));
     }
     Ok(d)
 }

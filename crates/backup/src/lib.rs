@@ -38,6 +38,9 @@ use crate::archive::{HashingReader, HashingWriter, PartWriter, read_document, sp
 use crate::manifest::{CollectionEntry, Manifest, manifest_key, verified_key};
 use cashtag_telemetry::progress::{self, Progress};
 
+/// The cause of a failure, kept so the whole chain is printed.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// What went wrong, with the exit code an operator's script can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -47,18 +50,34 @@ pub enum BackupError {
     Credentials(String),
     #[error("the S3 bucket {0:?} does not exist (create it, or set backup.bucket)")]
     NoBucket(String),
-    #[error("S3: {0}")]
-    S3(String),
-    #[error("MongoDB: {0}")]
-    Mongo(String),
-    #[error("the backup is damaged: {0}")]
-    Corrupt(String),
+    #[error("S3: {what}")]
+    S3 {
+        what: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    #[error("MongoDB: {what}")]
+    Mongo {
+        what: String,
+        #[source]
+        source: mongodb::error::Error,
+    },
+    #[error("the backup is damaged: {what}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: Option<Cause>,
+    },
     #[error("no backup at {0}")]
     NotFound(String),
     #[error("refused: {0}")]
     Refused(String),
-    #[error("{0}")]
-    Io(String),
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
 impl BackupError {
@@ -67,21 +86,54 @@ impl BackupError {
             BackupError::Config(_) => 2,
             BackupError::Credentials(_) => 3,
             BackupError::NoBucket(_) => 4,
-            BackupError::Mongo(_) => 5,
-            BackupError::Corrupt(_) => 6,
+            BackupError::Mongo { .. } => 5,
+            BackupError::Corrupt { .. } => 6,
             BackupError::NotFound(_) => 7,
             BackupError::Refused(_) => 8,
-            BackupError::S3(_) | BackupError::Io(_) => 1,
+            BackupError::S3 { .. } | BackupError::Io { .. } => 1,
         }
+    }
+
+    /// A damaged backup, with the reason.
+    pub fn corrupt(what: impl Into<String>) -> Self {
+        BackupError::Corrupt { what: what.into(), source: None }
+    }
+
+    /// A damaged backup, with what found it.
+    pub fn corrupt_by(what: impl Into<String>, source: impl Into<Cause>) -> Self {
+        BackupError::Corrupt { what: what.into(), source: Some(source.into()) }
+    }
+
+    /// A local failure without an underlying error.
+    pub fn io(what: impl Into<String>) -> Self {
+        BackupError::Io { what: what.into(), source: None }
+    }
+
+    /// The message with every cause, as one line.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+}
+
+impl cashtag_core::exit::ExitStatus for BackupError {
+    fn exit_code(&self) -> u8 {
+        BackupError::exit_code(self)
     }
 }
 
 fn mongo_err(what: &str) -> impl Fn(mongodb::error::Error) -> BackupError + '_ {
-    move |e| BackupError::Mongo(format!("{what}: {e}"))
+    move |source| BackupError::Mongo { what: what.to_string(), source }
 }
 
 fn io_err(what: &str) -> impl Fn(std::io::Error) -> BackupError + '_ {
-    move |e| BackupError::Io(format!("{what}: {e}"))
+    move |e| BackupError::Io { what: what.to_string(), source: Some(Box::new(e)) }
 }
 
 /// Where backups go and how.
@@ -161,7 +213,7 @@ async fn indexes(db: &mongodb::Database, coll: &str) -> Result<Vec<Document>, Ba
     let batch = reply
         .get_document("cursor")
         .and_then(|c| c.get_array("firstBatch"))
-        .map_err(|e| BackupError::Mongo(format!("listIndexes reply: {e}")))?;
+        .map_err(|e| BackupError::Io { what: "listIndexes reply".into(), source: Some(Box::new(e)) })?;
     Ok(batch.iter().filter_map(|b| b.as_document().cloned()).collect())
 }
 
@@ -238,7 +290,7 @@ pub async fn backup(
                 let path = staging.path().join(format!("{db_name}.{coll}.bson"));
                 let (docs, bytes) = dump_collection(&db, &coll, &path, progress).await?;
                 let idx = indexes(&db, &coll).await?;
-                let send = |item| item_tx.send(item).map_err(|_| BackupError::Io("the archive writer stopped".into()));
+                let send = |item| item_tx.send(item).map_err(|_| BackupError::io("the archive writer stopped"));
                 send(ArchiveItem::File { name: format!("{db_name}/{coll}.bson"), path: path.clone(), size: bytes })?;
                 send(ArchiveItem::Bytes {
                     name: format!("{db_name}/{coll}.metadata.json"),
@@ -257,8 +309,10 @@ pub async fn backup(
     }
     .await;
     drop(item_tx);
-    let built = builder.await.map_err(|e| BackupError::Io(format!("archive writer: {e}")))?;
-    let uploaded = uploader.await.map_err(|e| BackupError::Io(format!("uploader: {e}")))?;
+    let built =
+        builder.await.map_err(|e| BackupError::Io { what: "archive writer".into(), source: Some(Box::new(e)) })?;
+    let uploaded =
+        uploader.await.map_err(|e| BackupError::Io { what: "uploader".into(), source: Some(Box::new(e)) })?;
     dump?;
     let uploaded = uploaded?;
     let (sha256, archive_bytes) = built.map_err(io_err("writing the archive"))?;
@@ -295,7 +349,7 @@ fn read_archive<R: Read>(
     reader: R,
     mut on_doc: impl FnMut(&str, &str, Option<RawDocumentBuf>) -> Result<(), BackupError>,
 ) -> Result<Contents, BackupError> {
-    let corrupt = |e: std::io::Error| BackupError::Corrupt(e.to_string());
+    let corrupt = |e: std::io::Error| BackupError::corrupt_by("reading the archive", e);
     let hashing = HashingReader::new(reader);
     let mut tar = tar::Archive::new(GzDecoder::new(hashing));
     let mut documents = BTreeMap::new();
@@ -307,7 +361,7 @@ fn read_archive<R: Read>(
         if kind == "bson" {
             let mut n = 0u64;
             while let Some(doc) = read_document(&mut entry)
-                .map_err(|e| BackupError::Corrupt(format!("{path}, document {}: {e}", n + 1)))?
+                .map_err(|e| BackupError::corrupt_by(format!("{path}, document {}", n + 1), e))?
             {
                 n += 1;
                 on_doc(&db, &coll, Some(doc))?;
@@ -318,7 +372,7 @@ fn read_archive<R: Read>(
             let mut text = String::new();
             entry.read_to_string(&mut text).map_err(corrupt)?;
             let v: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| BackupError::Corrupt(format!("{path}: {e}")))?;
+                serde_json::from_str(&text).map_err(|e| BackupError::corrupt_by(path.clone(), e))?;
             let specs = v["indexes"]
                 .as_array()
                 .map(|a| {
@@ -347,18 +401,18 @@ async fn read_remote(
     let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
     tokio::task::spawn_blocking(move || read_archive(reader, on_doc))
         .await
-        .map_err(|e| BackupError::Io(format!("archive reader: {e}")))?
+        .map_err(|e| BackupError::Io { what: "archive reader".into(), source: Some(Box::new(e)) })?
 }
 
 /// Checks an archive against its manifest; marks it verified.
 pub async fn verify(s3: &aws_sdk_s3::Client, target: &Target, key: &str) -> Result<(Manifest, Contents), BackupError> {
     let manifest: Manifest = match crate::s3::get_json(s3, &target.bucket, &manifest_key(key)).await? {
-        Some(v) => serde_json::from_value(v).map_err(|e| BackupError::Corrupt(format!("manifest: {e}")))?,
+        Some(v) => serde_json::from_value(v).map_err(|e| BackupError::corrupt_by("manifest", e))?,
         None => return Err(BackupError::NotFound(manifest_key(key))),
     };
     let contents = read_remote(s3, &target.bucket, key, |_, _, _| Ok(())).await?;
     if contents.sha256 != manifest.sha256 {
-        return Err(BackupError::Corrupt(format!(
+        return Err(BackupError::corrupt(format!(
             "SHA-256 mismatch: the manifest says {}, the archive is {}",
             manifest.sha256, contents.sha256
         )));
@@ -366,7 +420,7 @@ pub async fn verify(s3: &aws_sdk_s3::Client, target: &Target, key: &str) -> Resu
     for c in &manifest.collections {
         let got = contents.documents.get(&(c.database.clone(), c.collection.clone())).copied();
         if got != Some(c.documents) {
-            return Err(BackupError::Corrupt(format!(
+            return Err(BackupError::corrupt(format!(
                 "{}/{}: the manifest says {} documents, the archive has {}",
                 c.database,
                 c.collection,
@@ -450,7 +504,7 @@ pub async fn restore(
         if !batch.is_empty() && (end || batch.len() >= 1_000 || batch_bytes >= 8 << 20) {
             batch_bytes = 0;
             tx.blocking_send((db.to_string(), coll.to_string(), std::mem::take(&mut batch)))
-                .map_err(|_| BackupError::Io("the restore writer stopped".into()))?;
+                .map_err(|_| BackupError::io("the restore writer stopped"))?;
         }
         Ok(())
     });

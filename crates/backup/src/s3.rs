@@ -47,7 +47,7 @@ pub fn explain<E: ProvideErrorMetadata + std::error::Error + 'static>(
             "{what} in bucket {bucket}: {code}; check the access key, or the instance role's policy"
         ));
     }
-    BackupError::S3(format!("{what} in bucket {bucket}: {text}"))
+    BackupError::S3 { what: format!("{what} in bucket {bucket}"), source: Some(text.into()) }
 }
 
 /// Checks that the bucket exists and the credentials work.
@@ -122,7 +122,7 @@ pub async fn upload_parts(
             let _ = s3.abort_multipart_upload().bucket(&bucket).key(&key).upload_id(&upload_id).send().await;
             match other {
                 Err(e) => Err(e),
-                _ => Err(BackupError::S3("the archive was empty".into())),
+                _ => Err(BackupError::S3 { what: "the archive was empty".into(), source: None }),
             }
         }
     }
@@ -144,11 +144,15 @@ pub async fn put_json(s3: &Client, bucket: &str, key: &str, value: &serde_json::
 pub async fn get_json(s3: &Client, bucket: &str, key: &str) -> Result<Option<serde_json::Value>, BackupError> {
     match s3.get_object().bucket(bucket).key(key).send().await {
         Ok(o) => {
-            let bytes =
-                o.body.collect().await.map_err(|e| BackupError::S3(format!("reading {key}: {e}")))?.into_bytes();
+            let bytes = o
+                .body
+                .collect()
+                .await
+                .map_err(|e| BackupError::S3 { what: format!("reading {key}"), source: Some(Box::new(e)) })?
+                .into_bytes();
             serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| BackupError::Corrupt(format!("{key} is not JSON: {e}")))
+                .map_err(|e| BackupError::corrupt_by(format!("{key} is not JSON"), e))
         }
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
         Err(e) => Err(explain(bucket, &format!("reading {key}"), e)),

@@ -1,10 +1,16 @@
-//! When scheduled backups run: a cron expression (with seconds) in a time zone, and the
-//! run a down host missed.
+//! Scheduled backups: when they run (a cron expression with seconds, in a time zone, and
+//! the run a down host missed) and the loop of `cashtag-backup schedule`.
 
 use std::str::FromStr;
 
+use cashtag_bus::Bus;
+use cashtag_core::{Clock, catalog};
+use cashtag_telemetry::progress::Progress;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
+use tokio_util::sync::CancellationToken;
+
+use crate::{BackupError, Target};
 
 pub struct Plan {
     schedule: cron::Schedule,
@@ -12,10 +18,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(expr: &str, tz: &str) -> Result<Self, String> {
-        let schedule = cron::Schedule::from_str(expr)
-            .map_err(|e| format!("backup.cron {expr:?}: {e} (expected `sec min hour day month weekday`)"))?;
-        let tz: Tz = tz.parse().map_err(|_| format!("backup.timezone {tz:?} is not an IANA time zone"))?;
+    pub fn new(expr: &str, tz: &str) -> Result<Self, BackupError> {
+        let schedule = cron::Schedule::from_str(expr).map_err(|e| {
+            BackupError::Config(format!("backup.cron {expr:?}: {e} (expected `sec min hour day month weekday`)"))
+        })?;
+        let tz: Tz =
+            tz.parse().map_err(|_| BackupError::Config(format!("backup.timezone {tz:?} is not an IANA time zone")))?;
         Ok(Plan { schedule, tz })
     }
 
@@ -36,6 +44,56 @@ impl Plan {
         match newest {
             Some(n) if n >= due => None,
             _ => Some(due),
+        }
+    }
+}
+
+/// What a scheduler backs up and where.
+pub struct Scheduled<'a> {
+    pub plan: &'a Plan,
+    pub clock: &'a Clock,
+    pub bus: &'a Bus,
+    pub mongo: &'a mongodb::Client,
+    pub s3: &'a crate::s3::S3Client,
+    pub target: &'a Target,
+    pub databases: &'a [String],
+}
+
+/// Backs up on the plan until shutdown: first the run a down host missed (if any), then
+/// each scheduled one. Every run is a `backup.start` and a `backup.done` or
+/// `backup.failed` event; a failure never stops the schedule.
+pub async fn run_schedule(job: Scheduled<'_>, shutdown: CancellationToken) {
+    let Scheduled { plan, clock, bus, mongo, s3, target, databases } = job;
+    let progress = Progress::new(true);
+    let newest = crate::list(s3, target).await.ok().and_then(|l| l.last().map(|b| b.at));
+    let mut due = plan.missed(clock.now(), newest);
+    if let Some(missed) = due {
+        bus.emit(catalog::backup_missed(missed));
+    }
+    loop {
+        if due.is_none() {
+            let Some(next) = plan.next_after(clock.now()) else { break };
+            tracing::info!(next = %cashtag_core::time::rfc3339(&next), "next backup");
+            tokio::select! {
+                _ = clock.sleep_until(next) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        due = None;
+        bus.emit(catalog::backup_start());
+        let t0 = std::time::Instant::now();
+        match crate::backup(mongo, s3, target, databases, clock.now(), &progress).await {
+            Ok(m) => bus.emit(catalog::backup_done(
+                &m.key,
+                m.collections.len(),
+                m.documents(),
+                m.archive_bytes,
+                m.duration_secs,
+            )),
+            Err(e) => bus.emit(catalog::backup_failed(e.chain(), t0.elapsed().as_secs_f64(), e.exit_code())),
+        }
+        if shutdown.is_cancelled() {
+            break;
         }
     }
 }

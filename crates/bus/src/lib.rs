@@ -24,7 +24,7 @@ mod watchlist;
 
 use std::time::Duration;
 
-use cashtag_core::{Clock, Event, EventKind};
+use cashtag_core::{Clock, Event, EventDraft, EventKind};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use control::{ControlCommand, ControlState};
@@ -144,24 +144,30 @@ impl Bus {
         Ok(())
     }
 
-    /// Builds an event stamped with this service's identity and the clock's time.
-    pub fn event(&self, kind: EventKind, code: &str, message: impl Into<String>) -> Event {
-        Event::new(self.clock.now(), &self.identity.service, &self.identity.instance, kind, code, message)
+    /// A draft with any code, for tests; services use the constructors of
+    /// [`cashtag_core::catalog`].
+    pub fn event(&self, kind: EventKind, code: &'static str, message: impl Into<String>) -> EventDraft {
+        EventDraft::ad_hoc(kind, code, message)
     }
 
-    /// Queues an event for the events stream (never blocks, survives Redis outages up to
-    /// the writer's buffer) and logs it through `tracing`.
-    pub fn emit(&self, event: Event) {
+    /// Stamps a draft with the clock's time and this service's identity.
+    pub fn stamp(&self, draft: EventDraft) -> Event {
+        draft.stamp(self.clock.now(), &self.identity.service, &self.identity.instance)
+    }
+
+    /// Stamps an event and queues it for the events stream (never blocks, survives Redis
+    /// outages up to the writer's buffer); also logs it through `tracing`.
+    pub fn emit(&self, draft: EventDraft) {
+        self.publish(self.stamp(draft));
+    }
+
+    /// Queues a stamped event for the events stream and logs it.
+    pub fn publish(&self, event: Event) {
+        let fields = serde_json::Value::Object(event.fields.clone());
         match event.kind {
-            EventKind::Error => {
-                tracing::error!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message)
-            }
-            EventKind::Warning => {
-                tracing::warn!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message)
-            }
-            EventKind::Activity => {
-                tracing::info!(code = %event.code, fields = %serde_json::Value::Object(event.fields.clone()), "{}", event.message)
-            }
+            EventKind::Error => tracing::error!(code = %event.code, %fields, "{}", event.message),
+            EventKind::Warning => tracing::warn!(code = %event.code, %fields, "{}", event.message),
+            EventKind::Activity => tracing::info!(code = %event.code, %fields, "{}", event.message),
         }
         self.events.push(event);
     }

@@ -9,7 +9,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cashtag_core::EventKind;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
@@ -37,17 +36,7 @@ impl OutageTracker {
 
     fn up(&self, bus: &Bus, at: DateTime<Utc>) {
         let Some(since) = self.down_since.lock().unwrap().take() else { return };
-        let secs = (at - since).as_seconds_f64();
-        bus.emit(
-            bus.event(
-                EventKind::Warning,
-                "redis.outage",
-                format!("Redis was unreachable for {secs:.1} s; reconnected, resubscribed and re-read state"),
-            )
-            .with("since", cashtag_core::time::rfc3339(&since))
-            .with("until", cashtag_core::time::rfc3339(&at))
-            .with("seconds", secs),
-        );
+        bus.emit(cashtag_core::catalog::redis_outage(since, at));
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
-use cashtag_core::{Clock, Event, EventKind};
+use cashtag_core::{Clock, Event, EventDraft, EventKind};
 use cashtag_testkit::{PrivateServer, ServerKind, eventually, redis_url, unique};
 
 fn bus(url: &str, prefix: &str, service: &str) -> Bus {
@@ -107,7 +107,7 @@ async fn heartbeats_list_who_is_alive() {
     assert!(a.alive().await.unwrap().is_empty(), "a clean stop removes the heartbeat");
 }
 
-fn test_event(b: &Bus, i: usize) -> Event {
+fn test_event(b: &Bus, i: usize) -> EventDraft {
     b.event(EventKind::Activity, "test.event", format!("event {i}")).with("i", i)
 }
 

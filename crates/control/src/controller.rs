@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cashtag_bus::{Bus, ControlCommand, ControlState};
 use cashtag_calendar::Calendar;
-use cashtag_core::EventKind;
+use cashtag_core::catalog;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -91,25 +91,13 @@ impl Controller {
                 };
                 match self.bus.publish_control(&state).await {
                     Ok(()) => {
-                        let (code, message) = if decision.on {
-                            ("control.start", format!("data sources on: {reason}; off at {}", ny(decision.next_change)))
-                        } else {
-                            (
-                                "control.stop",
-                                format!("data sources off: {reason}; next on at {}", ny(decision.next_change)),
-                            )
-                        };
-                        self.bus.emit(
-                            self.bus
-                                .event(EventKind::Activity, code, message)
-                                .with("reason", reason)
-                                // On: the session now running; off: the next one.
-                                .with(
-                                    if decision.on { "session_date" } else { "next_session_date" },
-                                    decision.session.date.to_string(),
-                                )
-                                .with("next_change", cashtag_core::time::rfc3339(&decision.next_change)),
-                        );
+                        self.bus.emit(catalog::control_switched(
+                            decision.on,
+                            &reason,
+                            decision.session.date,
+                            decision.next_change,
+                            ny(decision.next_change),
+                        ));
                         published = Some(state);
                     }
                     Err(e) => {
@@ -127,13 +115,7 @@ impl Controller {
                         ny(decision.next_change)
                     )
                 };
-                self.bus.emit(
-                    self.bus
-                        .event(EventKind::Activity, "control.resume", message)
-                        .with("on", decision.on)
-                        .with("reason", decision.reason.clone())
-                        .with("next_change", cashtag_core::time::rfc3339(&decision.next_change)),
-                );
+                self.bus.emit(catalog::control_resume(message, decision.on, &decision.reason, decision.next_change));
             }
             first = false;
             {

@@ -7,11 +7,14 @@
 //!   sleeping host or a jumping clock (it re-evaluates every few seconds);
 //! - [`WatchlistPublisher`]: publishes the watchlist file and re-publishes it on change;
 //! - [`HeartbeatMonitor`]: reports services that go missing and return;
-//! - [`Status`]: the snapshot behind the manager's `GET /status`.
+//! - [`Status`]: the snapshot behind the manager's `GET /status` ([`status::routes`]);
+//! - [`flags::init_flag_defaults`]: the configured flag defaults, where Redis lacks them.
 
 mod controller;
+pub mod flags;
 pub mod hours;
 mod monitor;
+pub mod status;
 mod watchlist;
 
 pub use controller::{Controller, Status};

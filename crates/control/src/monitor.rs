@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cashtag_bus::{Bus, Heartbeat};
-use cashtag_core::EventKind;
+use cashtag_core::catalog;
 use tokio_util::sync::CancellationToken;
 
 /// The live services, as last seen.
@@ -56,20 +56,13 @@ impl HeartbeatMonitor {
                 let changes = compare(&before, &now);
                 for svc in &changes.missing {
                     gone.insert(svc.clone(), ());
-                    self.bus.emit(
-                        self.bus
-                            .event(EventKind::Warning, "service.missing", format!("{svc} stopped sending heartbeats"))
-                            .with("service", svc.clone()),
-                    );
+                    self.bus.emit(catalog::service_missing(svc));
                 }
                 for svc in &changes.appeared {
-                    let (code, kind, msg) = if gone.remove(svc).is_some() {
-                        ("service.returned", EventKind::Activity, format!("{svc} is back"))
-                    } else {
-                        ("service.seen", EventKind::Activity, format!("{svc} is alive"))
-                    };
-                    if !first || code == "service.returned" {
-                        self.bus.emit(self.bus.event(kind, code, msg).with("service", svc.clone()));
+                    if gone.remove(svc).is_some() {
+                        self.bus.emit(catalog::service_returned(svc));
+                    } else if !first {
+                        self.bus.emit(catalog::service_seen(svc));
                     }
                 }
                 *self.alive.lock().unwrap() = now;

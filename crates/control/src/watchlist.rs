@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use cashtag_bus::Bus;
-use cashtag_core::{EventKind, Watchlist};
+use cashtag_core::{Watchlist, catalog};
 use tokio_util::sync::CancellationToken;
 
 /// Owns the watchlist: the file (or the built-in list) is the source of truth.
@@ -19,10 +19,10 @@ impl WatchlistPublisher {
         WatchlistPublisher { bus, file, poll }
     }
 
-    fn load(&self) -> Result<Watchlist, String> {
+    fn load(&self) -> Result<Watchlist, cashtag_core::watchlist::WatchlistError> {
         match &self.file {
             None => Ok(Watchlist::builtin()),
-            Some(p) => Watchlist::load(p).map_err(|e| e.to_string()),
+            Some(p) => Watchlist::load(p),
         }
     }
 
@@ -60,13 +60,10 @@ impl WatchlistPublisher {
                         }
                     }
                     Err(e) => {
-                        if reported_error.as_deref() != Some(e.as_str()) {
-                            self.bus.emit(self.bus.event(
-                                EventKind::Error,
-                                "watchlist.invalid",
-                                format!("{e}; keeping the previous watchlist"),
-                            ));
-                            reported_error = Some(e);
+                        let problem = e.to_string();
+                        if reported_error.as_deref() != Some(problem.as_str()) {
+                            self.bus.emit(catalog::watchlist_invalid(&problem));
+                            reported_error = Some(problem);
                         }
                         seen_mtime = mtime;
                     }
@@ -84,28 +81,10 @@ impl WatchlistPublisher {
         match before {
             Some(b) if b != list => {
                 let (added, removed) = b.diff(list);
-                self.bus.emit(
-                    self.bus
-                        .event(
-                            EventKind::Activity,
-                            "watchlist.changed",
-                            format!("watchlist changed: {} tickers, +{} -{}", list.len(), added.len(), removed.len()),
-                        )
-                        .with("added", tickers(added))
-                        .with("removed", tickers(removed))
-                        .with("size", list.len()),
-                );
+                self.bus.emit(catalog::watchlist_changed(list.len(), tickers(added), tickers(removed)));
             }
             Some(_) => {}
-            None => self.bus.emit(
-                self.bus
-                    .event(
-                        EventKind::Activity,
-                        "watchlist.published",
-                        format!("watchlist published: {} tickers", list.len()),
-                    )
-                    .with("size", list.len()),
-            ),
+            None => self.bus.emit(catalog::watchlist_published(list.len())),
         }
     }
 }

@@ -47,23 +47,29 @@ impl SimSpec {
         )
     }
 
-    pub fn parse(spec: &str) -> Result<Self, String> {
+    pub fn parse(spec: &str) -> Result<Self, SpecError> {
         let parts: Vec<&str> = spec.split('@').collect();
         let [start, speed, anchor] = parts[..] else {
-            return Err(format!("clock spec {spec:?} is not START@SPEED@ANCHOR"));
+            return Err(SpecError(format!("clock spec {spec:?} is not START@SPEED@ANCHOR")));
         };
         let ts = |s: &str| {
             DateTime::parse_from_rfc3339(s)
                 .map(|d| d.with_timezone(&Utc))
-                .map_err(|e| format!("clock spec: {s:?} is not an RFC 3339 instant: {e}"))
+                .map_err(|e| SpecError(format!("clock spec: {s:?} is not an RFC 3339 instant: {e}")))
         };
-        let speed: f64 = speed.parse().map_err(|_| format!("clock spec: speed {speed:?} is not a number"))?;
+        let speed: f64 =
+            speed.parse().map_err(|_| SpecError(format!("clock spec: speed {speed:?} is not a number")))?;
         if !(speed.is_finite() && speed > 0.0) {
-            return Err(format!("clock spec: speed must be positive, got {speed}"));
+            return Err(SpecError(format!("clock spec: speed must be positive, got {speed}")));
         }
         Ok(SimSpec { start: ts(start)?, speed, anchor: ts(anchor)? })
     }
 }
+
+/// A simulated clock spec that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SpecError(String);
 
 /// A hand-moved clock for unit tests.
 #[derive(Debug)]
@@ -179,9 +185,11 @@ mod tests {
 
     #[test]
     fn bad_specs_say_why() {
-        assert!(SimSpec::parse("x").unwrap_err().contains("START@SPEED@ANCHOR"));
-        assert!(SimSpec::parse("2026-01-01T00:00:00Z@0@2026-01-01T00:00:00Z").unwrap_err().contains("positive"));
-        assert!(SimSpec::parse("2026-01-01@1@2026-01-01T00:00:00Z").unwrap_err().contains("RFC 3339"));
+        assert!(SimSpec::parse("x").unwrap_err().to_string().contains("START@SPEED@ANCHOR"));
+        assert!(
+            SimSpec::parse("2026-01-01T00:00:00Z@0@2026-01-01T00:00:00Z").unwrap_err().to_string().contains("positive")
+        );
+        assert!(SimSpec::parse("2026-01-01@1@2026-01-01T00:00:00Z").unwrap_err().to_string().contains("RFC 3339"));
     }
 
     #[tokio::test]

@@ -4,11 +4,14 @@
 //! samples, predictions), the suite-wide configuration schema and loader, and the
 //! [`Clock`] that is the only source of "now" in the suite.
 
+pub mod backoff;
 pub mod bsondoc;
+pub mod catalog;
 pub mod clock;
 pub mod collections;
 pub mod config;
 pub mod event;
+pub mod exit;
 pub mod prediction;
 pub mod records;
 pub mod secret;
@@ -16,9 +19,10 @@ pub mod ticker;
 pub mod time;
 pub mod watchlist;
 
+pub use backoff::Backoff;
 pub use clock::{Clock, SimSpec};
 pub use config::{ConfigError, Settings};
-pub use event::{CountKind, CountSample, Event, EventKind};
+pub use event::{CountKind, CountSample, Event, EventDraft, EventKind};
 pub use prediction::Prediction;
 pub use records::{
     Author, Bar, Engagement, FinanceScore, Post, PostSentiment, Quote, Record, SentimentLabel, Trade, VaderScores,

@@ -39,10 +39,10 @@ impl Ticker {
         if !root.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(err("the symbol must be upper-case letters A-Z only"));
         }
-        if let Some(class) = class {
-            if class.is_empty() || class.len() > 2 || !class.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(err("a share class after '.' must be 1 or 2 upper-case letters"));
-            }
+        if let Some(class) = class
+            && (class.is_empty() || class.len() > 2 || !class.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(err("a share class after '.' must be 1 or 2 upper-case letters"));
         }
         Ok(Ticker(input.to_string()))
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cashtag_bus::{Bus, StreamConsumer, StreamEntry};
-use cashtag_core::{CountSample, Event, EventKind, Ticker};
+use cashtag_core::{CountSample, Event, EventKind, Ticker, catalog};
 use chrono::{TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
@@ -133,28 +133,10 @@ async fn market_loop(bus: Bus, stale: Arc<Mutex<StaleDetector>>, every: Duration
 
 fn emit_feed_change(bus: &Bus, c: FeedChange) {
     match c {
-        FeedChange::Stale { source, silent_since, minutes } => bus.emit(
-            bus.event(
-                EventKind::Warning,
-                "feed.stale",
-                format!(
-                    "{source}: no records newer than {} for {minutes} minutes during market hours",
-                    silent_since.format("%H:%M UTC")
-                ),
-            )
-            .with("source", source)
-            .with("silent_since", cashtag_core::time::rfc3339(&silent_since))
-            .with("minutes", minutes),
-        ),
-        FeedChange::Recovered { source, silent_minutes } => bus.emit(
-            bus.event(
-                EventKind::Activity,
-                "feed.recovered",
-                format!("{source}: current records again after {silent_minutes} minutes"),
-            )
-            .with("source", source)
-            .with("silent_minutes", silent_minutes),
-        ),
+        FeedChange::Stale { source, silent_since, minutes } => {
+            bus.emit(catalog::feed_stale(&source, silent_since, minutes))
+        }
+        FeedChange::Recovered { source, silent_minutes } => bus.emit(catalog::feed_recovered(&source, silent_minutes)),
     }
 }
 
@@ -217,11 +199,7 @@ fn split<T>(
             Ok(v) => valid.push((e.id, v)),
             Err(reason) => {
                 stats.malformed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                bus.emit(
-                    bus.event(EventKind::Error, "log.malformed", format!("{stream} entry {}: {reason}", e.id))
-                        .with("stream", stream)
-                        .with("entry", e.id),
-                );
+                bus.emit(catalog::log_malformed(stream, &e.id, reason));
             }
         }
     }
@@ -295,27 +273,15 @@ impl EventsLoop {
                 e.message
             );
         }
-        if e.kind == EventKind::Error {
-            if let Some(b) = self.bursts.error(&e.service, e.at, &e.message) {
-                let message = format!(
-                    "{} errors from {} within {} s; first: {}",
-                    b.errors,
-                    b.service,
-                    b.window_secs,
-                    b.samples.first().cloned().unwrap_or_default()
-                );
-                let alert = self
-                    .bus
-                    .event(EventKind::Error, "alert.error_burst", message)
-                    .with("service", b.service.clone())
-                    .with("errors", b.errors)
-                    .with("window_secs", b.window_secs)
-                    .with("samples", b.samples.clone());
-                if let Some(w) = &self.webhook {
-                    w.send(serde_json::to_value(&alert).expect("serializes"));
-                }
-                self.bus.emit(alert);
+        if e.kind == EventKind::Error
+            && let Some(b) = self.bursts.error(&e.service, e.at, &e.message)
+        {
+            let alert =
+                self.bus.stamp(catalog::alert_error_burst(&b.service, b.errors, b.window_secs, b.samples.clone()));
+            if let Some(w) = &self.webhook {
+                w.send(serde_json::to_value(&alert).expect("serializes"));
             }
+            self.bus.publish(alert);
         }
     }
 }

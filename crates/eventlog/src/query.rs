@@ -7,21 +7,32 @@ use serde::Serialize;
 
 use crate::store::{StoredCount, StoredEvent};
 
+/// A `--since` that is not a span.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--since {0}")]
+pub struct SpanError(String);
+
+impl cashtag_core::exit::ExitStatus for SpanError {
+    fn exit_code(&self) -> u8 {
+        cashtag_core::exit::CONFIG
+    }
+}
+
 /// Parses `90s`, `15m`, `1h`, `2d`, `1w`.
-pub fn parse_span(s: &str) -> Result<TimeDelta, String> {
+pub fn parse_span(s: &str) -> Result<TimeDelta, SpanError> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("{s:?} is not a span like 30s, 15m, 1h, 2d"))?;
+    let n: i64 = num.parse().map_err(|_| SpanError(format!("{s:?} is not a span like 30s, 15m, 1h, 2d")))?;
     let d = match unit {
         "s" => TimeDelta::seconds(n),
         "m" => TimeDelta::minutes(n),
         "h" => TimeDelta::hours(n),
         "d" => TimeDelta::days(n),
         "w" => TimeDelta::weeks(n),
-        _ => return Err(format!("{s:?}: unit must be s, m, h, d or w")),
+        _ => return Err(SpanError(format!("{s:?}: unit must be s, m, h, d or w"))),
     };
     if d <= TimeDelta::zero() {
-        return Err(format!("{s:?} must be positive"));
+        return Err(SpanError(format!("{s:?} must be positive")));
     }
     Ok(d)
 }
@@ -94,7 +105,9 @@ pub fn count_rows(samples: &[StoredCount], grain: Grain) -> Vec<CountRow> {
         Grain::Hour => TimeDelta::hours(1),
     };
     let mut rows: Vec<CountRow> = Vec::with_capacity(sums.len());
-    let mut prev: Option<((String, String, String), DateTime<Utc>, u64)> = None;
+    /// (source, ticker, kind): one series of counts.
+    type Series = (String, String, String);
+    let mut prev: Option<(Series, DateTime<Utc>, u64)> = None;
     for ((source, ticker, kind, bucket), count) in sums {
         let series = (source.clone(), ticker.clone(), kind.clone());
         let change = match &prev {

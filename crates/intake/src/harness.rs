@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{Intake, IntakeConfig, RunSource, Transform};
+use crate::{Intake, IntakeConfig, Sources, Transform};
 use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
 use cashtag_core::{Clock, CountKind, Event, Ticker, Watchlist};
 use cashtag_sinks::{FanOut, MongoSink, SinkMetrics, Spool, WorkerConfig, spawn_worker};
+use cashtag_sources::{RestartPolicy, Source};
 use cashtag_testkit::{mongo_uri, redis_url, unique};
 use tokio_util::sync::CancellationToken;
 
@@ -32,13 +33,13 @@ pub struct Harness {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-pub async fn start<S: RunSource>(source: S, tickers: &[&str], config: IntakeConfig) -> Harness {
+pub async fn start(source: impl Source + 'static, tickers: &[&str], config: IntakeConfig) -> Harness {
     start_with(source, tickers, config, None).await
 }
 
 /// Like [`start`], with a transform on every record.
-pub async fn start_with<S: RunSource>(
-    source: S,
+pub async fn start_with(
+    source: impl Source + 'static,
     tickers: &[&str],
     config: IntakeConfig,
     transform: Option<Transform>,
@@ -58,7 +59,14 @@ pub async fn start_with<S: RunSource>(
         vec![("mongo_write".into(), worker)],
     ));
     let watchlist = b.watch_watchlist(Watchlist::from_tickers(tickers.iter().map(|t| Ticker::parse(t).unwrap())));
-    let mut intake = Intake::new(b.clone(), fan, source, watchlist, b.counts_writer(100_000).unwrap(), config);
+    let mut intake = Intake::new(
+        b.clone(),
+        fan,
+        Sources(vec![Box::new(source)]),
+        watchlist,
+        b.counts_writer(100_000).unwrap(),
+        config,
+    );
     if let Some(t) = transform {
         intake = intake.with_transform(t);
     }
@@ -70,8 +78,7 @@ pub async fn start_with<S: RunSource>(
 pub fn fast_config() -> IntakeConfig {
     IntakeConfig {
         primary_kind: CountKind::Trades,
-        restart_pause: Duration::from_millis(200),
-        auth_pause: Duration::from_secs(1),
+        restart: RestartPolicy { restart_pause: Duration::from_millis(200), auth_pause: Duration::from_secs(1) },
         ..Default::default()
     }
 }

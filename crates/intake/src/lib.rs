@@ -16,15 +16,14 @@ pub mod harness;
 pub mod posts;
 pub mod service;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use cashtag_bus::{Bus, StreamWriter};
-use cashtag_core::{CountKind, CountSample, EventKind, Record, Watchlist};
+use cashtag_core::{CountKind, CountSample, Record, Watchlist, catalog};
 use cashtag_sinks::FanOut;
-use cashtag_sources::{Recorder, SourceCtx, SourceError};
+use cashtag_sources::supervisor::{RestartPolicy, supervise};
+use cashtag_sources::{Recorder, Source, SourceCtx};
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -32,28 +31,25 @@ use tokio_util::sync::CancellationToken;
 use crate::bars::{BarBuilder, minute_of};
 use crate::counts::CountBook;
 
-/// A source the intake can run.
-pub trait RunSource: Send + 'static {
-    /// The names records carry as their origin (one per provider run together).
-    fn names(&self) -> Vec<String>;
-    fn run(&mut self, ctx: &SourceCtx) -> impl Future<Output = Result<(), SourceError>> + Send;
-}
+/// The sources an intake runs together: one, or several.
+pub struct Sources(pub Vec<Box<dyn Source>>);
 
-impl RunSource for cashtag_sources::market::MarketSource {
-    fn names(&self) -> Vec<String> {
-        vec![cashtag_sources::market::MarketSource::name(self).to_string()]
-    }
-    async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
-        cashtag_sources::market::MarketSource::run(self, ctx).await
+impl Sources {
+    /// The names records carry as their origin, one per source.
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|s| s.name().to_string()).collect()
     }
 }
 
-impl RunSource for cashtag_sources::social::SocialSources {
-    fn names(&self) -> Vec<String> {
-        cashtag_sources::social::SocialSources::names(self)
+impl From<Box<dyn Source>> for Sources {
+    fn from(s: Box<dyn Source>) -> Self {
+        Sources(vec![s])
     }
-    async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
-        cashtag_sources::social::SocialSources::run(self, ctx).await
+}
+
+impl From<Vec<Box<dyn Source>>> for Sources {
+    fn from(v: Vec<Box<dyn Source>>) -> Self {
+        Sources(v)
     }
 }
 
@@ -66,8 +62,8 @@ pub struct IntakeConfig {
     pub bars_from_trades: bool,
     /// The kind whose total is published every minute, also when zero, per source.
     pub primary_kind: CountKind,
-    pub restart_pause: Duration,
-    pub auth_pause: Duration,
+    /// Pauses before a failed source restarts.
+    pub restart: RestartPolicy,
     /// Longest gap a source is asked to backfill.
     pub max_backfill: TimeDelta,
 }
@@ -77,8 +73,7 @@ impl Default for IntakeConfig {
         IntakeConfig {
             bars_from_trades: true,
             primary_kind: CountKind::Trades,
-            restart_pause: Duration::from_secs(5),
-            auth_pause: Duration::from_secs(60),
+            restart: RestartPolicy::default(),
             max_backfill: TimeDelta::hours(8),
         }
     }
@@ -92,10 +87,11 @@ pub struct IntakeStatus {
     pub dropped: AtomicU64,
 }
 
-pub struct Intake<S: RunSource> {
+pub struct Intake {
     bus: Bus,
     fanout: Arc<FanOut>,
-    source: Option<S>,
+    sources: Option<Vec<Box<dyn Source>>>,
+    names: Vec<String>,
     recorder: Option<Recorder>,
     watchlist: watch::Receiver<Watchlist>,
     counts_writer: StreamWriter<CountSample>,
@@ -104,19 +100,21 @@ pub struct Intake<S: RunSource> {
     status: Arc<IntakeStatus>,
 }
 
-impl<S: RunSource> Intake<S> {
+impl Intake {
     pub fn new(
         bus: Bus,
         fanout: Arc<FanOut>,
-        source: S,
+        sources: impl Into<Sources>,
         watchlist: watch::Receiver<Watchlist>,
         counts_writer: StreamWriter<CountSample>,
         config: IntakeConfig,
     ) -> Self {
+        let sources = sources.into();
         Intake {
             bus,
             fanout,
-            source: Some(source),
+            names: sources.names(),
+            sources: Some(sources.0),
             recorder: None,
             watchlist,
             counts_writer,
@@ -143,7 +141,7 @@ impl<S: RunSource> Intake<S> {
     /// Runs until `shutdown`; the source runs only while the control state is on.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut control = self.bus.watch_control();
-        let names = self.source.as_ref().expect("source").names();
+        let names = self.names.clone();
         let source_name = names.join("+");
         let instance = self.bus.identity().instance.clone();
         let mut book = CountBook::new(&self.bus.identity().service, &instance);
@@ -163,15 +161,7 @@ impl<S: RunSource> Intake<S> {
             self.status.on.store(true, Ordering::SeqCst);
             let now = self.bus.clock().now();
             let resume_from = (now - on_at <= self.config.max_backfill).then_some(on_at);
-            self.bus.emit(
-                self.bus
-                    .event(
-                        EventKind::Activity,
-                        "intake.start",
-                        format!("{source_name}: market on, starting the source"),
-                    )
-                    .with("source", source_name.clone()),
-            );
+            self.bus.emit(catalog::intake_start(&source_name));
             let stop = shutdown.child_token();
             let (tx, mut rx) = mpsc::channel::<Record>(10_000);
             let ctx = SourceCtx {
@@ -182,10 +172,8 @@ impl<S: RunSource> Intake<S> {
                 cancel: stop.clone(),
                 resume_from,
             };
-            let source = self.source.take().expect("source is home while off");
-            let config = self.config.clone();
-            let bus = self.bus.clone();
-            let task = tokio::spawn(supervise(source, ctx, config, bus));
+            let sources = self.sources.take().expect("the sources are home while off");
+            let task = tokio::spawn(supervise(sources, ctx, self.config.restart.clone()));
             let mut accepted = 0u64;
             let mut task = Some(task);
             let mut counted_through = minute_of(self.bus.clock().now()) - TimeDelta::minutes(1);
@@ -214,7 +202,7 @@ impl<S: RunSource> Intake<S> {
             // The source has stopped (its sender is dropped): the last bars and counts.
             if let Some(t) = task.take() {
                 match t.await {
-                    Ok(s) => self.source = Some(s),
+                    Ok(s) => self.sources = Some(s),
                     Err(e) => {
                         tracing::error!(error = %e, "source task panicked");
                         return;
@@ -224,16 +212,7 @@ impl<S: RunSource> Intake<S> {
             let now = self.bus.clock().now();
             self.close_minutes(now, &mut counted_through, &mut book, &mut bars, &names, true).await;
             self.status.on.store(false, Ordering::SeqCst);
-            self.bus.emit(
-                self.bus
-                    .event(
-                        EventKind::Activity,
-                        "intake.stop",
-                        format!("{source_name}: stopped; {accepted} records this session"),
-                    )
-                    .with("source", source_name.clone())
-                    .with("records", accepted),
-            );
+            self.bus.emit(catalog::intake_stop(&source_name, accepted));
             if shutdown.is_cancelled() {
                 return;
             }
@@ -257,10 +236,10 @@ impl<S: RunSource> Intake<S> {
             },
             None => record,
         };
-        if self.config.bars_from_trades {
-            if let Record::Trade(t) = &record {
-                bars.add(t);
-            }
+        if self.config.bars_from_trades
+            && let Record::Trade(t) = &record
+        {
+            bars.add(t);
         }
         book.add(minute, &record);
         self.fanout.accept(record).await;
@@ -294,39 +273,5 @@ impl<S: RunSource> Intake<S> {
             *counted_through += TimeDelta::minutes(1);
             book.close_minute(*counted_through, &always, &self.counts_writer);
         }
-    }
-}
-
-/// Runs the source, restarting it after failures, until cancelled; hands it back.
-async fn supervise<S: RunSource>(mut source: S, mut ctx: SourceCtx, config: IntakeConfig, bus: Bus) -> S {
-    loop {
-        let result = source.run(&ctx).await;
-        if ctx.cancel.is_cancelled() {
-            return source;
-        }
-        let pause = match result {
-            Ok(()) => config.restart_pause,
-            Err(e @ SourceError::Auth { .. }) => {
-                bus.emit(bus.event(
-                    EventKind::Error,
-                    "source.failed",
-                    format!("{e}; retrying in {} s", config.auth_pause.as_secs()),
-                ));
-                config.auth_pause
-            }
-            Err(e) => {
-                bus.emit(bus.event(
-                    EventKind::Error,
-                    "source.failed",
-                    format!("{e}; restarting in {} s", config.restart_pause.as_secs()),
-                ));
-                config.restart_pause
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = ctx.cancel.cancelled() => return source,
-        }
-        ctx.resume_from = Some(bus.clock().now() - TimeDelta::from_std(pause).unwrap_or_default());
     }
 }

@@ -24,10 +24,10 @@ impl RecentKeys {
         if self.set.contains(&key) {
             return false;
         }
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+        if self.order.len() == self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
         }
         self.set.insert(key.clone());
         self.order.push_back(key);
@@ -53,10 +53,10 @@ impl PostFilter {
         if p.is_repost && !self.include_reposts {
             return None;
         }
-        if let (false, Some(lang)) = (self.languages.is_empty(), &p.lang) {
-            if !self.languages.iter().any(|l| l == lang) {
-                return None;
-            }
+        if let (false, Some(lang)) = (self.languages.is_empty(), &p.lang)
+            && !self.languages.iter().any(|l| l == lang)
+        {
+            return None;
         }
         if !self.seen.insert(format!("{}:{}", p.source, p.id)) {
             return None;

@@ -141,7 +141,7 @@ impl Finance {
     }
 
     fn clean_token(&self, raw: &str, tickers: &[&str]) -> Option<String> {
-        let lead = raw.trim_start_matches(|c: char| c == '(' || c == '[' || c == '"' || c == '\'');
+        let lead = raw.trim_start_matches(['(', '[', '"', '\'']);
         if lead.starts_with("http://") || lead.starts_with("https://") || lead.starts_with("www.") {
             return None;
         }

@@ -522,15 +522,15 @@ fn special_idioms_check(mut valence: f64, tokens: &[Token<'_>], i: usize) -> f64
             break;
         }
     }
-    if n - 1 > i {
-        if let Some(v) = special_case(&[l[3], l[4]]) {
-            valence = v;
-        }
+    if n - 1 > i
+        && let Some(v) = special_case(&[l[3], l[4]])
+    {
+        valence = v;
     }
-    if n - 1 > i + 1 {
-        if let Some(v) = special_case(&[l[3], l[4], l[5]]) {
-            valence = v;
-        }
+    if n - 1 > i + 1
+        && let Some(v) = special_case(&[l[3], l[4], l[5]])
+    {
+        valence = v;
     }
     let n_grams: [&[&str]; 3] = [&threetwoone, &threetwo, &twoone];
     for g in n_grams {

@@ -48,6 +48,21 @@ pub struct SimParams {
     pub volatility: f64,
 }
 
+impl From<&cashtag_core::config::SimSettings> for SimParams {
+    /// The parameters the suite's settings give (stocks and twitter must agree on them).
+    fn from(s: &cashtag_core::config::SimSettings) -> Self {
+        SimParams {
+            seed: s.seed,
+            lead_minutes: s.lead_minutes,
+            strength: s.strength,
+            noise: s.noise,
+            trades_per_minute: s.trades_per_minute,
+            posts_per_minute: s.posts_per_minute,
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for SimParams {
     fn default() -> Self {
         SimParams {

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cashtag_bus::{Bus, Flags};
-use cashtag_core::{EventKind, Record};
+use cashtag_core::{Record, catalog};
 use tokio::sync::{oneshot, watch};
 
 use crate::worker::{Cmd, SinkHandle};
@@ -187,20 +187,7 @@ fn spawn_switch_watcher(
                     continue;
                 }
                 let pending = state.pending.load(Ordering::SeqCst);
-                let message = if now[i] {
-                    format!("{flag} switched on: new records go to {sink}")
-                } else {
-                    format!(
-                        "{flag} switched off: new records are not written to {sink}; {pending} accepted before the switch are flushed"
-                    )
-                };
-                bus.emit(
-                    bus.event(EventKind::Activity, "flag.switched", message)
-                        .with("flag", flag.clone())
-                        .with("value", now[i])
-                        .with("sink", *sink)
-                        .with("pending", pending),
-                );
+                bus.emit(catalog::flag_switched(flag, now[i], sink, pending));
                 if !now[i] {
                     let (ack, _done) = oneshot::channel();
                     let _ = tx.send(Cmd::Flush(ack)).await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use cashtag_core::Record;
+use cashtag_core::{Backoff, Record};
 
 use crate::sink::{Rejected, Sink, WriteFailure, WriteReport};
 
@@ -105,11 +105,6 @@ pub fn entry(record: &Record) -> Entry {
     }
 }
 
-fn jittered(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    d.mul_f64((nanos % 1000) as f64 / 1000.0).max(Duration::from_millis(10))
-}
-
 impl<A: PutRecordsApi> Sink for KinesisSink<A> {
     fn name(&self) -> &'static str {
         "kinesis"
@@ -160,7 +155,8 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
             }
             let mut calls = calls.into_iter();
             for mut pending in calls.by_ref() {
-                let mut backoff = Duration::from_millis(100);
+                let mut backoff =
+                    Backoff::exponential(Duration::from_millis(100), Duration::from_secs(2)).with_jitter(1.0);
                 for attempt in 0..ENTRY_ATTEMPTS {
                     self.calls.fetch_add(1, Ordering::Relaxed);
                     let entries: Vec<Entry> = pending.iter().map(|(_, e)| e.clone()).collect();
@@ -194,8 +190,7 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
                     }
                     if attempt + 1 < ENTRY_ATTEMPTS {
                         report.retries += 1;
-                        tokio::time::sleep(jittered(backoff)).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                        tokio::time::sleep(backoff.next_delay().max(Duration::from_millis(10))).await;
                     }
                 }
                 if !pending.is_empty() {

@@ -33,6 +33,21 @@ pub use sink::{Rejected, Sink, WriteFailure, WriteReport};
 pub use spool::Spool;
 pub use worker::{SinkHandle, WorkerConfig, spawn_worker};
 
+/// Why the sinks could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("mongo.uri: {0}")]
+    Mongo(#[source] mongodb::error::Error),
+    #[error("sinks.spool_dir: {0}")]
+    Spool(#[from] spool::SpoolError),
+}
+
+impl cashtag_core::exit::ExitStatus for SetupError {
+    fn exit_code(&self) -> u8 {
+        cashtag_core::exit::CONFIG
+    }
+}
+
 /// Worker settings from the suite settings.
 pub fn worker_config(s: &cashtag_core::config::SinkSettings) -> WorkerConfig {
     WorkerConfig {
@@ -55,15 +70,15 @@ pub async fn fanout_from_settings(
     settings: &cashtag_core::Settings,
     bus: &cashtag_bus::Bus,
     telemetry: &cashtag_telemetry::Telemetry,
-) -> Result<FanOut, String> {
+) -> Result<FanOut, SetupError> {
     let s = &settings.sinks;
     let metrics = SinkMetrics::register(telemetry);
     let config = worker_config(s);
     let service = bus.identity().service.clone();
-    let client = mongo::connect(settings.mongo.uri.expose(), &service).await.map_err(|e| format!("mongo.uri: {e}"))?;
+    let client = mongo::connect(settings.mongo.uri.expose(), &service).await.map_err(SetupError::Mongo)?;
     let mongo = spawn_worker(
         MongoSink::new(&client, &settings.mongo.database),
-        open_spool(s, "mongo").map_err(|e| format!("sinks.spool_dir: {e}"))?,
+        open_spool(s, "mongo")?,
         config.clone(),
         bus.clone(),
         metrics.clone(),
@@ -71,7 +86,7 @@ pub async fn fanout_from_settings(
     let kin = kinesis::client(&settings.aws.region, &settings.aws.endpoint).await;
     let kinesis = spawn_worker(
         KinesisSink::new(kin, &s.kinesis_posts_stream, &s.kinesis_market_stream),
-        open_spool(s, "kinesis").map_err(|e| format!("sinks.spool_dir: {e}"))?,
+        open_spool(s, "kinesis")?,
         config,
         bus.clone(),
         metrics,

@@ -26,7 +26,7 @@ pub async fn connect(uri: &str, app: &str) -> Result<Client, mongodb::error::Err
 
 /// The BSON document of a record: the record's fields (dates as BSON dates) with `_id` =
 /// its natural key.
-pub fn document(record: &Record) -> Result<RawDocumentBuf, String> {
+pub fn document(record: &Record) -> Result<RawDocumentBuf, cashtag_core::bsondoc::BsonError> {
     let key = record.key();
     match record {
         Record::Post(p) => with_id(&key, p),
@@ -97,14 +97,14 @@ impl Sink for MongoSink {
     }
 
     async fn write(&mut self, batch: Vec<Record>) -> Result<WriteReport, WriteFailure> {
-        if !self.indexes_ready {
-            if let Err(e) = self.ensure_indexes().await {
-                return Err(WriteFailure {
-                    remaining: batch,
-                    done: WriteReport::default(),
-                    reason: format!("creating indexes: {e}"),
-                });
-            }
+        if !self.indexes_ready
+            && let Err(e) = self.ensure_indexes().await
+        {
+            return Err(WriteFailure {
+                remaining: batch,
+                done: WriteReport::default(),
+                reason: format!("creating indexes: {e}"),
+            });
         }
         let mut report = WriteReport::default();
         // Group by collection, keeping order within each.

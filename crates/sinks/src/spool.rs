@@ -105,11 +105,11 @@ impl Spool {
         for entry in fs::read_dir(&dir).map_err(io(&dir))? {
             let entry = entry.map_err(io(&dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(n) = name.strip_prefix("seg-").and_then(|r| r.strip_suffix(".spool")) {
-                if let Ok(n) = n.parse::<u64>() {
-                    segments.push(n);
-                    bytes += entry.metadata().map_err(io(&dir))?.len();
-                }
+            if let Some(n) = name.strip_prefix("seg-").and_then(|r| r.strip_suffix(".spool"))
+                && let Ok(n) = n.parse::<u64>()
+            {
+                segments.push(n);
+                bytes += entry.metadata().map_err(io(&dir))?.len();
             }
         }
         segments.sort_unstable();

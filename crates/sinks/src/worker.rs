@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cashtag_bus::Bus;
-use cashtag_core::{EventKind, Record};
+use cashtag_core::{Backoff, Record, catalog};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::SinkMetrics;
@@ -137,13 +137,6 @@ struct Worker<S: Sink> {
 /// Spooled batches replayed per turn of the loop, so intake keeps flowing during a long replay.
 const REPLAY_PER_TURN: usize = 8;
 
-fn jitter(d: Duration) -> Duration {
-    // Full jitter: uniform in [d/2, d], from the clock's nanoseconds (no RNG dependency).
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
-    let frac = 0.5 + (nanos % 1000) as f64 / 2000.0;
-    d.mul_f64(frac)
-}
-
 impl<S: Sink> Worker<S> {
     fn label(&self) -> [&'static str; 1] {
         [self.sink.name()]
@@ -155,16 +148,7 @@ impl<S: Sink> Worker<S> {
             self.spool_oldest = Some(Instant::now());
             self.down_since = Some(Instant::now());
             self.down_reason = "backlog from a previous run".into();
-            self.bus.emit(
-                self.bus
-                    .event(
-                        EventKind::Warning,
-                        "sink.backlog",
-                        format!("{name}: {} bytes in the spool from a previous run; replaying", self.spool.bytes()),
-                    )
-                    .with("sink", name)
-                    .with("spool_bytes", self.spool.bytes()),
-            );
+            self.bus.emit(catalog::sink_backlog(name, self.spool.bytes()));
         }
         self.metrics.up.with_label_values(&self.label()).set(if self.down_since.is_none() { 1.0 } else { 0.0 });
         let mut batch: Vec<Record> = Vec::with_capacity(self.config.batch_size);
@@ -241,17 +225,7 @@ impl<S: Sink> Worker<S> {
             self.state.rejected.fetch_add(k, Ordering::SeqCst);
             let sample: Vec<String> =
                 report.rejected.iter().take(5).map(|r| format!("{}: {}", r.key, r.reason)).collect();
-            self.bus.emit(
-                self.bus
-                    .event(
-                        EventKind::Error,
-                        "sink.rejected",
-                        format!("{}: {} record(s) refused and not retried: {}", self.sink.name(), k, sample.join("; ")),
-                    )
-                    .with("sink", self.sink.name())
-                    .with("count", k)
-                    .with("sample", sample),
-            );
+            self.bus.emit(catalog::sink_rejected(self.sink.name(), k, sample));
         }
         if !replay {
             self.state.pending.fetch_sub(n + report.rejected.len() as u64, Ordering::SeqCst);
@@ -262,12 +236,12 @@ impl<S: Sink> Worker<S> {
         self.metrics.batch_size.with_label_values(&self.label()).observe(batch.len() as f64);
         self.metrics.records_in.with_label_values(&self.label()).inc_by(batch.len() as u64);
         if self.down_since.is_some() || !self.spool.is_empty() {
-            self.to_spool(batch).await;
+            self.spool_batch(batch).await;
             return;
         }
         if let Err((remaining, reason)) = self.write_with_retry(batch, self.config.retry_budget).await {
             self.mark_down(&reason);
-            self.to_spool(remaining).await;
+            self.spool_batch(remaining).await;
         }
     }
 
@@ -276,10 +250,10 @@ impl<S: Sink> Worker<S> {
         if self.down_since.is_none() && self.spool.is_empty() {
             match self.write_with_retry(batch, Duration::from_secs(2)).await {
                 Ok(()) => {}
-                Err((remaining, _)) => self.to_spool(remaining).await,
+                Err((remaining, _)) => self.spool_batch(remaining).await,
             }
         } else {
-            self.to_spool(batch).await;
+            self.spool_batch(batch).await;
         }
     }
 
@@ -289,7 +263,7 @@ impl<S: Sink> Worker<S> {
         budget: Duration,
     ) -> Result<(), (Vec<Record>, String)> {
         let deadline = Instant::now() + budget;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5)).with_jitter(0.5);
         loop {
             match self.sink.write(batch).await {
                 Ok(report) => {
@@ -302,20 +276,19 @@ impl<S: Sink> Worker<S> {
                         return Ok(());
                     }
                     self.metrics.retries.with_label_values(&self.label()).inc();
-                    let pause = jitter(backoff);
+                    let pause = backoff.next_delay();
                     if Instant::now() + pause >= deadline {
                         return Err((failure.remaining, failure.reason));
                     }
                     tracing::debug!(sink = self.sink.name(), reason = %failure.reason, "write failed; retrying");
                     tokio::time::sleep(pause).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     batch = failure.remaining;
                 }
             }
         }
     }
 
-    async fn to_spool(&mut self, records: Vec<Record>) {
+    async fn spool_batch(&mut self, records: Vec<Record>) {
         let n = records.len() as u64;
         loop {
             match self.spool.append(&records) {
@@ -332,33 +305,16 @@ impl<S: Sink> Worker<S> {
                 Err(SpoolError::Full { bytes, max }) => {
                     if !self.full_reported {
                         self.full_reported = true;
-                        self.bus.emit(
-                            self.bus
-                                .event(
-                                    EventKind::Error,
-                                    "spool.full",
-                                    format!(
-                                        "{}: spool full ({bytes} of {max} bytes); intake slowed until the sink is back",
-                                        self.sink.name()
-                                    ),
-                                )
-                                .with("sink", self.sink.name())
-                                .with("bytes", bytes),
-                        );
+                        self.bus.emit(catalog::spool_full(self.sink.name(), bytes, max));
                     }
                 }
                 Err(e) => {
                     if !self.io_reported {
                         self.io_reported = true;
-                        self.bus.emit(
-                            self.bus
-                                .event(
-                                    EventKind::Error,
-                                    "spool.io",
-                                    format!("{}: cannot write the spool: {e}; retrying", self.sink.name()),
-                                )
-                                .with("sink", self.sink.name()),
-                        );
+                        self.bus.emit(catalog::spool_io(
+                            self.sink.name(),
+                            format!("cannot write the spool: {e}; retrying"),
+                        ));
                     }
                 }
             }
@@ -375,40 +331,19 @@ impl<S: Sink> Worker<S> {
             let (batch, damages) = match self.spool.oldest() {
                 Ok(x) => x,
                 Err(e) => {
-                    self.bus.emit(
-                        self.bus
-                            .event(
-                                EventKind::Error,
-                                "spool.io",
-                                format!("{}: cannot read the spool: {e}", self.sink.name()),
-                            )
-                            .with("sink", self.sink.name()),
-                    );
+                    self.bus.emit(catalog::spool_io(self.sink.name(), format!("cannot read the spool: {e}")));
                     self.next_probe = Instant::now() + self.config.probe_every;
                     return;
                 }
             };
             for d in damages {
-                self.bus.emit(
-                    self.bus
-                        .event(
-                            EventKind::Error,
-                            "spool.corrupt",
-                            format!(
-                                "{}: damaged spool segment {} at byte {}: {}; moved to {}; the rest replays",
-                                self.sink.name(),
-                                d.segment,
-                                d.offset,
-                                d.reason,
-                                d.quarantined_as
-                            ),
-                        )
-                        .with("sink", self.sink.name())
-                        .with("segment", d.segment)
-                        .with("offset", d.offset)
-                        .with("reason", d.reason)
-                        .with("quarantined_as", d.quarantined_as),
-                );
+                self.bus.emit(catalog::spool_corrupt(
+                    self.sink.name(),
+                    &d.segment,
+                    d.offset,
+                    &d.reason,
+                    &d.quarantined_as,
+                ));
             }
             self.state.spool_bytes.store(self.spool.bytes(), Ordering::SeqCst);
             let Some(batch) = batch else {
@@ -460,16 +395,7 @@ impl<S: Sink> Worker<S> {
         self.next_probe = Instant::now() + self.config.probe_every;
         self.state.up.store(false, Ordering::SeqCst);
         self.metrics.up.with_label_values(&self.label()).set(0.0);
-        self.bus.emit(
-            self.bus
-                .event(
-                    EventKind::Error,
-                    "sink.down",
-                    format!("{} unreachable past its retry budget ({reason}); spooling to disk", self.sink.name()),
-                )
-                .with("sink", self.sink.name())
-                .with("reason", reason),
-        );
+        self.bus.emit(catalog::sink_down(self.sink.name(), reason));
     }
 
     fn mark_up(&mut self) {
@@ -478,22 +404,8 @@ impl<S: Sink> Worker<S> {
         self.state.up.store(true, Ordering::SeqCst);
         self.metrics.up.with_label_values(&self.label()).set(1.0);
         let secs = since.elapsed().as_secs_f64();
-        self.bus.emit(
-            self.bus
-                .event(
-                    EventKind::Activity,
-                    "sink.recovered",
-                    format!(
-                        "{} recovered after {secs:.1} s; {} record(s) replayed from the spool",
-                        self.sink.name(),
-                        self.replayed_since_down
-                    ),
-                )
-                .with("sink", self.sink.name())
-                .with("down_seconds", secs)
-                .with("replayed", self.replayed_since_down)
-                .with("reason", std::mem::take(&mut self.down_reason)),
-        );
+        let reason = std::mem::take(&mut self.down_reason);
+        self.bus.emit(catalog::sink_recovered(self.sink.name(), secs, self.replayed_since_down, &reason));
         self.replayed_since_down = 0;
     }
 }

@@ -63,18 +63,17 @@ pub fn extract(text: &str, watched: &HashSet<Ticker>) -> Vec<Ticker> {
     };
     for (root, class) in candidates(text) {
         // `$BRK.B` is BRK.B; `$AAPL.` at a sentence end, or `$AAPL.Is`, is AAPL.
-        if let Some(c) = &class {
-            if let Ok(t) = Ticker::parse(&format!("{root}.{c}")) {
-                if watched.contains(&t) {
-                    push(t);
-                    continue;
-                }
-            }
+        if let Some(c) = &class
+            && let Ok(t) = Ticker::parse(&format!("{root}.{c}"))
+            && watched.contains(&t)
+        {
+            push(t);
+            continue;
         }
-        if let Ok(t) = Ticker::parse(&root) {
-            if watched.contains(&t) {
-                push(t);
-            }
+        if let Ok(t) = Ticker::parse(&root)
+            && watched.contains(&t)
+        {
+            push(t);
         }
     }
     out
@@ -89,10 +88,11 @@ pub fn merge_tags<'a>(
 ) -> Vec<Ticker> {
     for tag in tags {
         let sym = tag.trim_start_matches('$').to_ascii_uppercase();
-        if let Ok(t) = Ticker::parse(&sym) {
-            if watched.contains(&t) && !found.contains(&t) {
-                found.push(t);
-            }
+        if let Ok(t) = Ticker::parse(&sym)
+            && watched.contains(&t)
+            && !found.contains(&t)
+        {
+            found.push(t);
         }
     }
     found

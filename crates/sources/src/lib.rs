@@ -1,28 +1,63 @@
 //! cashtag-sources: the providers cashtag reads, one module per provider, each turning
 //! the provider's own payloads into cashtag records.
 //!
-//! Every provider has a pure **parser** (payload → records), used live and by [`replay`];
-//! and a **client** that connects, authenticates, subscribes, reconnects with backoff, and
-//! emits records, raw payloads (for `--record`) and events through a [`SourceCtx`]. A
-//! source runs until its context is cancelled (the market closed, or shutdown) and then
-//! closes its connections. Which source runs is configuration
-//! ([`market::from_settings`]), never a branch in a service.
+//! Every provider has the same two halves:
+//! - a pure **parser**, `parse(channel, payload, received_at, watched) -> Parsed`, used live
+//!   and by [`replay`]; [`Parsed`] is the one shape every provider's payload becomes:
+//!   records, the items that did not parse, and [`Signal`]s (greetings, errors, cursors);
+//! - a **client** implementing [`Source`]: it connects, authenticates, subscribes,
+//!   reconnects with backoff and emits records, raw payloads (for `--record`) and events
+//!   through a [`SourceCtx`]. Streaming providers plug into the shared WebSocket loop
+//!   ([`ws`]), pollers into the shared HTTP loop ([`http`]).
+//!
+//! A source runs until its context is cancelled (the market closed, or shutdown) and then
+//! closes its connections; [`supervisor`] restarts one that fails or panics. Which sources
+//! run is configuration: [`registry`] knows every provider, and no provider knows it.
 
-pub mod backoff;
 pub mod cashtag;
+pub mod http;
 pub mod market;
 pub mod recorder;
+pub mod registry;
 pub mod replay;
 pub mod social;
+pub mod supervisor;
 pub mod ws;
 
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+
 use cashtag_bus::Bus;
-use cashtag_core::{Clock, EventKind, Record, Watchlist};
+use cashtag_core::{Clock, EventDraft, Record, Ticker, Watchlist, catalog};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use recorder::Recorder;
+pub use supervisor::RestartPolicy;
+
+/// A boxed future, as [`Source::run`] returns (sources are chosen at run time).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A provider client the intake can run.
+pub trait Source: Send {
+    /// The provider's name: records carry it as their origin, events name it.
+    fn name(&self) -> &'static str;
+
+    /// Runs until the context is cancelled (Ok) or the source fails.
+    fn run<'a>(&'a mut self, ctx: &'a SourceCtx) -> BoxFuture<'a, Result<(), SourceError>>;
+}
+
+impl<S: Source + ?Sized> Source for Box<S> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a SourceCtx) -> BoxFuture<'a, Result<(), SourceError>> {
+        (**self).run(ctx)
+    }
+}
 
 /// Why a source stopped.
 #[derive(Debug, thiserror::Error)]
@@ -30,13 +65,91 @@ pub enum SourceError {
     /// The provider refused our credentials; retrying soon will not help.
     #[error("{provider}: authentication failed: {message}")]
     Auth { provider: &'static str, message: String },
-    /// Configuration that cannot work (bad URL, missing key).
+    /// Configuration that cannot work (bad URL, missing directory).
     #[error("{provider}: {message}")]
     Config { provider: &'static str, message: String },
-    /// Anything else; the intake restarts the source after a pause.
+    /// A local file could not be read.
+    #[error("{provider}: {path}: {source}")]
+    Io {
+        provider: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else; the supervisor restarts the source after a pause.
     #[error("{provider}: {message}")]
     Other { provider: &'static str, message: String },
 }
+
+/// A payload that does not parse (or an item of it that does not).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+impl ParseError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ParseError(message.into())
+    }
+}
+
+impl From<String> for ParseError {
+    fn from(s: String) -> Self {
+        ParseError(s)
+    }
+}
+
+impl From<&str> for ParseError {
+    fn from(s: &str) -> Self {
+        ParseError(s.to_string())
+    }
+}
+
+/// What one provider payload says, the same shape for every provider, live or replayed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Parsed {
+    /// Normalized records, in payload order.
+    pub records: Vec<Record>,
+    /// Items that did not parse: each is reported as malformed and skipped.
+    pub errors: Vec<String>,
+    /// What the payload says that is not data.
+    pub signals: Vec<Signal>,
+}
+
+impl Parsed {
+    pub fn records(records: Vec<Record>) -> Self {
+        Parsed { records, ..Default::default() }
+    }
+
+    pub fn signal(signal: Signal) -> Self {
+        Parsed { signals: vec![signal], ..Default::default() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.errors.is_empty() && self.signals.is_empty()
+    }
+}
+
+/// A provider message that is not data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// A greeting or acknowledgement: `connected`, `authenticated` …
+    Status(String),
+    /// The subscription the provider confirmed.
+    Subscribed(serde_json::Value),
+    /// A keep-alive line or an application-level ping.
+    KeepAlive,
+    /// An error message from the provider, with its code when it has one.
+    Error { code: Option<i64>, message: String },
+    /// The provider asks the client to reconnect.
+    Disconnect(String),
+    /// Where a resumable stream is (Bluesky's `time_us`, StockTwits' newest message id).
+    Cursor(i64),
+    /// Where the next page starts (REST pagination).
+    NextPage(String),
+}
+
+/// A provider's parser: `(channel, payload, received_at, watched tickers)`.
+pub type ParseFn = fn(&str, &str, DateTime<Utc>, &HashSet<Ticker>) -> Result<Parsed, ParseError>;
 
 /// What a running source has to talk to.
 #[derive(Clone)]
@@ -68,6 +181,20 @@ impl SourceCtx {
         self.out.send(record).await.is_ok()
     }
 
+    /// Sends every record of a payload on, reporting the items that did not parse; false
+    /// when the intake has gone away.
+    pub async fn deliver(&self, provider: &str, payload: &str, parsed: Parsed) -> bool {
+        for e in &parsed.errors {
+            self.malformed(provider, e, payload);
+        }
+        for r in parsed.records {
+            if !self.emit(r).await {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Keeps a raw payload for replay, if recording.
     pub fn record_raw(&self, provider: &str, channel: &str, payload: &str, at: DateTime<Utc>) {
         if let Some(r) = &self.recorder {
@@ -75,26 +202,24 @@ impl SourceCtx {
         }
     }
 
-    /// Emits an event from this source.
-    pub fn event(&self, kind: EventKind, code: &str, message: impl Into<String>) {
-        self.bus.emit(self.bus.event(kind, code, message));
+    /// Emits an event.
+    pub fn emit_event(&self, draft: EventDraft) {
+        self.bus.emit(draft);
     }
 
-    /// Reports a payload that does not parse, with a short sample (never a secret: payloads
-    /// come from the provider, credentials are only in headers and auth messages).
-    pub fn malformed(&self, provider: &str, error: &str, payload: &str) {
-        let sample: String = payload.chars().take(200).collect();
-        self.bus.emit(
-            self.bus
-                .event(EventKind::Error, "source.malformed", format!("{provider}: malformed payload skipped: {error}"))
-                .with("provider", provider)
-                .with("sample", sample),
-        );
+    /// Reports a payload that does not parse, with a short sample.
+    pub fn malformed(&self, provider: &str, problem: &str, payload: &str) {
+        self.bus.emit(catalog::source_malformed(provider, problem, payload));
     }
 
     /// The watched tickers now.
     pub fn tickers(&self) -> Vec<String> {
         self.watchlist.borrow().tickers().iter().map(|t| t.to_string()).collect()
+    }
+
+    /// The watched tickers as a set (what the social parsers match against).
+    pub fn watched(&self) -> HashSet<Ticker> {
+        self.watchlist.borrow().tickers().into_iter().collect()
     }
 }
 

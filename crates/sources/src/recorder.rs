@@ -57,10 +57,10 @@ impl Recorder {
         let line = RecordedPayload { at, provider: provider.into(), channel: channel.into(), payload: payload.into() };
         let mut bytes = serde_json::to_vec(&line).expect("serializes");
         bytes.push(b'\n');
-        if let Some((_, _, f)) = g.open.as_mut() {
-            if let Err(e) = f.write_all(&bytes) {
-                tracing::error!(error = %e, "cannot write the recording file");
-            }
+        if let Some((_, _, f)) = g.open.as_mut()
+            && let Err(e) = f.write_all(&bytes)
+        {
+            tracing::error!(error = %e, "cannot write the recording file");
         }
     }
 }

@@ -4,15 +4,14 @@
 //! option value), 4 no data for the request, 5 MongoDB.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::Context;
 use cashtag_analysis::export::{ExportSpec, Format};
+use cashtag_analysis::follow::{FollowConfig, RollupMetrics};
 use cashtag_analysis::series::{Measure, parse_interval};
 use cashtag_analysis::study::StudyConfig;
-use cashtag_analysis::{AnalysisError, StudyRequest, rollup};
-use cashtag_bus::Bus;
-use cashtag_core::{Clock, EventKind, Settings};
+use cashtag_analysis::{AnalysisError, StudyRequest};
+use cashtag_core::Settings;
+use cashtag_runtime::{Failure, Logging, Service};
 use cashtag_telemetry::progress::Progress;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use clap::{Parser, Subcommand};
@@ -131,62 +130,25 @@ struct StudyArgs {
     json: bool,
 }
 
-/// A failure and its exit code.
-struct Failure {
-    code: u8,
-    error: anyhow::Error,
-}
-
-impl From<AnalysisError> for Failure {
-    fn from(e: AnalysisError) -> Self {
-        let code = match &e {
-            AnalysisError::Mongo(_) => 5,
-            AnalysisError::Input(_) => 3,
-            AnalysisError::NoData(_) => 4,
-            AnalysisError::Io { .. } | AnalysisError::Parquet(_) => 1,
-        };
-        Failure { code, error: e.into() }
-    }
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(error: anyhow::Error) -> Self {
-        Failure { code: 1, error }
-    }
-}
-
-fn usage(msg: impl std::fmt::Display) -> Failure {
-    Failure { code: 2, error: anyhow::anyhow!("{msg}") }
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Run | Command::Aggregate { follow: true, .. }) {
-        cashtag_telemetry::init_tracing("analysis");
+    let logging = if matches!(cli.command, Command::Run | Command::Aggregate { follow: true, .. }) {
+        Logging::Service
     } else {
-        cashtag_telemetry::init_cli_tracing();
-    }
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("cashtag-analysis: invalid configuration: {e}");
-            return std::process::ExitCode::from(2);
-        }
+        Logging::Cli
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    match rt.block_on(dispatch(cli, settings)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("cashtag-analysis: {:#}", f.error);
-            std::process::ExitCode::from(f.code)
-        }
-    }
+    let config = cli.config.clone();
+    cashtag_runtime::main("cashtag-analysis", logging, config.as_deref(), |settings| dispatch(cli, settings))
+}
+
+fn input(e: impl std::fmt::Display) -> Failure {
+    Failure::from(AnalysisError::Input(e.to_string()))
 }
 
 async fn database(settings: &Settings) -> Result<mongodb::Database, Failure> {
     let client = cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "cashtag-analysis")
         .await
-        .map_err(|e| usage(format!("mongo.uri: {e}")))?;
+        .map_err(|e| Failure::usage(format!("mongo.uri: {e}")))?;
     Ok(client.database(&settings.mongo.database))
 }
 
@@ -195,9 +157,10 @@ fn instant(s: &str, end: bool) -> Result<DateTime<Utc>, Failure> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let d: NaiveDate =
-        s.parse().map_err(|_| usage(format!("{s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant")))?;
-    let d = if end { d.succ_opt().ok_or_else(|| usage("date out of range"))? } else { d };
+    let d: NaiveDate = s
+        .parse()
+        .map_err(|_| Failure::usage(format!("{s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 instant")))?;
+    let d = if end { d.succ_opt().ok_or_else(|| Failure::usage("date out of range"))? } else { d };
     Ok(cashtag_calendar::local(d, chrono::NaiveTime::MIN))
 }
 
@@ -206,24 +169,24 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
         Command::Run => follow(&settings, None).await,
         Command::Aggregate { from, to, follow: true } => {
             if to.is_some() {
-                return Err(usage("--to does not go with --follow (it follows the clock)"));
+                return Err(Failure::usage("--to does not go with --follow (it follows the clock)"));
             }
             follow(&settings, from.as_deref().map(|f| instant(f, false)).transpose()?).await
         }
         Command::Aggregate { from, to, follow: false } => {
             let Some(from) = from else {
-                return Err(usage("aggregate needs --from (and optionally --to), or --follow"));
+                return Err(Failure::usage("aggregate needs --from (and optionally --to), or --follow"));
             };
             let from = instant(&from, false)?;
             let to = match to {
                 Some(t) => instant(&t, true)?,
-                None => settings.clock.clock().map_err(usage)?.now(),
+                None => settings.clock.clock()?.now(),
             };
             if to <= from {
-                return Err(usage(format!("--to ({to}) is not after --from ({from})")));
+                return Err(Failure::usage(format!("--to ({to}) is not after --from ({from})")));
             }
             let db = database(&settings).await?;
-            let (s, p) = backfill(&db, from, to, &Progress::new(cli.quiet)).await?;
+            let (s, p) = cashtag_analysis::follow::backfill(&db, from, to, &Progress::new(cli.quiet)).await?;
             println!(
                 "rolled up {} to {}: {s} sentiment minutes, {p} price minutes",
                 cashtag_core::time::rfc3339(&from),
@@ -287,121 +250,42 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
     }
 }
 
-async fn backfill(
-    db: &mongodb::Database,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    progress: &Progress,
-) -> Result<(usize, usize), Failure> {
-    rollup::ensure_indexes(db).await?;
-    let steps = rollup::day_steps(from, to);
-    let mut bar = progress.task("roll-ups", steps.len() as u64, "days");
-    let (mut s, mut p) = (0, 0);
-    for (a, b) in steps {
-        let (ds, dp) = rollup::rollup_range(db, a, b).await?;
-        s += ds;
-        p += dp;
-        bar.add(1);
-    }
-    bar.done();
-    Ok((s, p))
-}
-
-/// Keeps the roll-ups current: after each minute closes (plus `analysis.delay_secs`),
-/// recomputes the last `analysis.trailing_minutes` minutes.
+/// The roll-up service: `run`, or `aggregate --follow`.
 async fn follow(settings: &Settings, backfill_from: Option<DateTime<Utc>>) -> Result<(), Failure> {
-    let clock: Clock = settings.clock.clock().map_err(usage)?;
-    let bus = Bus::from_settings(settings, "analysis", clock.clone()).map_err(usage)?;
-    let telemetry = cashtag_telemetry::Telemetry::new("analysis");
-    let shutdown = cashtag_telemetry::shutdown_token();
-    let (_addr, server) = telemetry
-        .serve(settings.http_listen(DEFAULT_PORT), axum::Router::new(), shutdown.clone())
-        .await
-        .context("http.listen")?;
-    let passes = telemetry.counter("rollup_passes_total", "Roll-up passes completed");
-    let failures = telemetry.counter("rollup_failures_total", "Roll-up passes that failed");
-    let minutes = telemetry.counter_vec("rollup_minutes_total", "Ticker-minutes written", &["kind"]);
-    let hb = bus.spawn_heartbeat(
-        Duration::from_secs(settings.heartbeat.interval_secs),
-        Duration::from_secs(settings.heartbeat.ttl_secs),
-        shutdown.clone(),
-        || serde_json::Value::Null,
-    );
+    let what = format!("roll-ups following, trailing {} minutes", settings.analysis.trailing_minutes);
+    let mut svc = Service::start("analysis", settings, what)?;
+    svc.serve(DEFAULT_PORT, axum::Router::new()).await?;
+    svc.heartbeat(|| serde_json::Value::Null);
+    let metrics = RollupMetrics::register(&svc.telemetry);
     let db = database(settings).await?;
-    let trailing = TimeDelta::minutes(settings.analysis.trailing_minutes as i64);
-    let delay = TimeDelta::seconds(settings.analysis.delay_secs as i64);
-    bus.emit(bus.event(
-        EventKind::Activity,
-        "service.start",
-        format!("roll-ups following, trailing {} minutes", settings.analysis.trailing_minutes),
-    ));
-    if let Err(e) = rollup::ensure_indexes(&db).await {
-        bus.emit(bus.event(EventKind::Warning, "rollup.indexes", format!("could not create the roll-up indexes: {e}")));
-    }
-    if let Some(from) = backfill_from {
-        let to = minute_floor(clock.now());
-        match backfill(&db, from, to, &Progress::new(true)).await {
-            Ok((s, p)) => bus.emit(bus.event(
-                EventKind::Activity,
-                "rollup.backfill",
-                format!("backfilled {s} sentiment and {p} price minutes"),
-            )),
-            Err(f) => bus.emit(bus.event(EventKind::Error, "rollup.failed", format!("backfill failed: {:#}", f.error))),
-        }
-    }
-    let mut healthy = true;
-    loop {
-        let next = minute_floor(clock.now()) + TimeDelta::minutes(1) + delay;
-        tokio::select! {
-            _ = clock.sleep_until(next) => {}
-            _ = shutdown.cancelled() => break,
-        }
-        let end = minute_floor(clock.now() - delay);
-        match rollup::rollup_range(&db, end - trailing, end).await {
-            Ok((s, p)) => {
-                passes.inc();
-                minutes.with_label_values(&["sentiment"]).inc_by(s as u64);
-                minutes.with_label_values(&["price"]).inc_by(p as u64);
-                if !healthy {
-                    bus.emit(bus.event(EventKind::Activity, "rollup.recovered", "roll-ups are working again"));
-                    healthy = true;
-                }
-                telemetry.health.set(true, serde_json::json!({"last_minute": cashtag_core::time::rfc3339(&end)}));
-            }
-            Err(e) => {
-                failures.inc();
-                if healthy {
-                    bus.emit(bus.event(
-                        EventKind::Error,
-                        "rollup.failed",
-                        format!("roll-up of the minutes before {} failed: {e}", cashtag_core::time::rfc3339(&end)),
-                    ));
-                    healthy = false;
-                }
-                telemetry.health.set(false, serde_json::json!({"error": e.to_string()}));
-            }
-        }
-    }
-    let _ = hb.await;
-    bus.emit(bus.event(EventKind::Activity, "service.stop", "roll-ups stopped"));
-    bus.events().flush(Duration::from_secs(2)).await;
-    let _ = server.await;
+    let config = FollowConfig {
+        trailing: TimeDelta::minutes(settings.analysis.trailing_minutes as i64),
+        delay: TimeDelta::seconds(settings.analysis.delay_secs as i64),
+        backfill_from,
+    };
+    cashtag_analysis::follow::follow(
+        &db,
+        &svc.clock,
+        &svc.bus,
+        &svc.telemetry.health,
+        &metrics,
+        &config,
+        svc.shutdown.clone(),
+    )
+    .await;
+    svc.stop("roll-ups stopped").await;
     Ok(())
 }
 
-fn minute_floor(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.timestamp().div_euclid(60) * 60, 0).expect("valid")
-}
-
 async fn study(settings: &Settings, a: StudyArgs) -> Result<(), Failure> {
-    let interval = parse_interval(&a.interval).map_err(|e| Failure { code: 3, error: anyhow::anyhow!(e) })?;
+    let interval = parse_interval(&a.interval)?;
     if !(0.0..1.0).contains(&a.alpha) || a.alpha == 0.0 {
-        return Err(Failure { code: 3, error: anyhow::anyhow!("--alpha must be in (0, 1)") });
+        return Err(input("--alpha must be in (0, 1)"));
     }
     let to = a.to.unwrap_or(a.from);
     let market = (!a.market.eq_ignore_ascii_case("none")).then(|| a.market.to_uppercase());
     let tickers: Vec<String> = if a.tickers.is_empty() {
-        let wl = settings.watchlist.load().map_err(usage)?;
+        let wl = settings.watchlist.load()?;
         wl.tickers().into_iter().map(|t| t.to_string()).filter(|t| Some(t) != market.as_ref()).collect()
     } else {
         a.tickers
@@ -410,11 +294,11 @@ async fn study(settings: &Settings, a: StudyArgs) -> Result<(), Failure> {
                 t.trim_start_matches('$')
                     .parse::<cashtag_core::Ticker>()
                     .map(|t| t.to_string())
-                    .map_err(|e| Failure { code: 3, error: anyhow::anyhow!("--tickers: {e}") })
+                    .map_err(|e| input(format!("--tickers: {e}")))
             })
             .collect::<Result<_, _>>()?
     };
-    let calendar = cashtag_control::calendar_from_settings(settings).map_err(usage)?;
+    let calendar = cashtag_control::calendar_from_settings(settings)?;
     let req = StudyRequest {
         tickers,
         from: a.from,

@@ -4,12 +4,11 @@
 //! missing, 5 MongoDB, 6 damaged backup, 7 backup not found, 8 refused (non-empty target).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use cashtag_backup::schedule::Plan;
+use cashtag_backup::schedule::{Plan, Scheduled, run_schedule};
 use cashtag_backup::{BackupError, RestoreOptions, Target};
-use cashtag_bus::Bus;
-use cashtag_core::{EventKind, Settings};
+use cashtag_core::Settings;
+use cashtag_runtime::{Failure, Logging, Service};
 use cashtag_telemetry::progress::Progress;
 use clap::{Parser, Subcommand};
 
@@ -65,26 +64,11 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Schedule) {
-        cashtag_telemetry::init_tracing("backup");
-    } else {
-        cashtag_telemetry::init_cli_tracing();
-    }
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("cashtag-backup: invalid configuration: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    match rt.block_on(dispatch(cli, settings)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cashtag-backup: {e}");
-            std::process::ExitCode::from(e.exit_code())
-        }
-    }
+    let logging = if matches!(cli.command, Command::Schedule) { Logging::Service } else { Logging::Cli };
+    let config = cli.config.clone();
+    cashtag_runtime::main("cashtag-backup", logging, config.as_deref(), |settings| async move {
+        dispatch(cli, settings).await
+    })
 }
 
 async fn mongo(settings: &Settings) -> Result<mongodb::Client, BackupError> {
@@ -101,11 +85,11 @@ fn credentials_present() -> bool {
         || std::env::var_os("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
 }
 
-async fn dispatch(cli: Cli, settings: Settings) -> Result<(), BackupError> {
+async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
     let target = Target::from_settings(&settings.backup);
     let s3 = cashtag_backup::s3::client(&settings.aws.region, &settings.aws.endpoint).await;
     let progress = Progress::new(cli.quiet);
-    let clock = settings.clock.clock().map_err(|e| BackupError::Config(e.to_string()))?;
+    let clock = settings.clock.clock()?;
     match cli.command {
         Command::Run => {
             let m = cashtag_backup::backup(
@@ -200,96 +184,34 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), BackupError> {
 }
 
 fn hint_credentials(e: BackupError) -> BackupError {
+    let detail = e.chain();
     match e {
-        BackupError::S3(msg)
-            if !credentials_present() && (msg.contains("credential") || msg.contains("dispatch failure")) =>
+        BackupError::S3 { .. }
+            if !credentials_present() && (detail.contains("credential") || detail.contains("dispatch failure")) =>
         {
-            BackupError::Credentials(format!("{msg} (no AWS_ACCESS_KEY_ID or AWS_PROFILE in the environment)"))
+            BackupError::Credentials(format!("{detail} (no AWS_ACCESS_KEY_ID or AWS_PROFILE in the environment)"))
         }
         other => other,
     }
 }
 
-async fn schedule(settings: Settings, target: Target, s3: cashtag_backup::s3::S3Client) -> Result<(), BackupError> {
-    let plan = Plan::new(&settings.backup.cron, &settings.backup.timezone).map_err(BackupError::Config)?;
-    let clock = settings.clock.clock().map_err(|e| BackupError::Config(e.to_string()))?;
-    let bus = Bus::from_settings(&settings, "backup", clock.clone()).map_err(|e| BackupError::Config(e.to_string()))?;
-    let telemetry = cashtag_telemetry::Telemetry::new("backup");
-    let shutdown = cashtag_telemetry::shutdown_token();
-    let (_addr, server) = telemetry
-        .serve(settings.http_listen(DEFAULT_PORT), axum::Router::new(), shutdown.clone())
-        .await
-        .map_err(|e| BackupError::Config(format!("http.listen: {e}")))?;
-    let hb = bus.spawn_heartbeat(
-        Duration::from_secs(settings.heartbeat.interval_secs),
-        Duration::from_secs(settings.heartbeat.ttl_secs),
-        shutdown.clone(),
-        || serde_json::Value::Null,
-    );
+async fn schedule(settings: Settings, target: Target, s3: cashtag_backup::s3::S3Client) -> Result<(), Failure> {
+    let plan = Plan::new(&settings.backup.cron, &settings.backup.timezone)?;
+    let what = format!("scheduler, {} ({})", settings.backup.cron, settings.backup.timezone);
+    let mut svc = Service::start("backup", &settings, what)?;
+    svc.serve(DEFAULT_PORT, axum::Router::new()).await?;
+    svc.heartbeat(|| serde_json::Value::Null);
     let mongo = mongo(&settings).await?;
-    let progress = Progress::new(true);
-    bus.emit(bus.event(
-        EventKind::Activity,
-        "service.start",
-        format!("backup scheduler starting: {} ({})", settings.backup.cron, settings.backup.timezone),
-    ));
-
-    // A run the host missed while it was down runs now.
-    let newest = cashtag_backup::list(&s3, &target).await.ok().and_then(|l| l.last().map(|b| b.at));
-    let mut due = plan.missed(clock.now(), newest);
-    if let Some(missed) = due {
-        bus.emit(bus.event(
-            EventKind::Warning,
-            "backup.missed",
-            format!("the backup due at {} did not run; running it now", cashtag_core::time::rfc3339(&missed)),
-        ));
-    }
-    loop {
-        if due.is_none() {
-            let Some(next) = plan.next_after(clock.now()) else { break };
-            tracing::info!(next = %cashtag_core::time::rfc3339(&next), "next backup");
-            tokio::select! {
-                _ = clock.sleep_until(next) => {}
-                _ = shutdown.cancelled() => break,
-            }
-        }
-        due = None;
-        bus.emit(bus.event(EventKind::Activity, "backup.start", "backup starting"));
-        let t0 = std::time::Instant::now();
-        match cashtag_backup::backup(&mongo, &s3, &target, &settings.backup.databases, clock.now(), &progress).await {
-            Ok(m) => bus.emit(
-                bus.event(
-                    EventKind::Activity,
-                    "backup.done",
-                    format!(
-                        "backup done: {} collections, {} documents, {} bytes in {:.1} s",
-                        m.collections.len(),
-                        m.documents(),
-                        m.archive_bytes,
-                        m.duration_secs
-                    ),
-                )
-                .with("key", m.key.clone())
-                .with("bytes", m.archive_bytes)
-                .with("documents", m.documents())
-                .with("seconds", m.duration_secs),
-            ),
-            Err(e) => bus.emit(
-                bus.event(
-                    EventKind::Error,
-                    "backup.failed",
-                    format!("backup failed after {:.1} s: {e}", t0.elapsed().as_secs_f64()),
-                )
-                .with("exit_code", e.exit_code()),
-            ),
-        }
-        if shutdown.is_cancelled() {
-            break;
-        }
-    }
-    let _ = hb.await;
-    bus.emit(bus.event(EventKind::Activity, "service.stop", "backup scheduler stopped"));
-    bus.events().flush(Duration::from_secs(2)).await;
-    let _ = server.await;
+    let job = Scheduled {
+        plan: &plan,
+        clock: &svc.clock,
+        bus: &svc.bus,
+        mongo: &mongo,
+        s3: &s3,
+        target: &target,
+        databases: &settings.backup.databases,
+    };
+    run_schedule(job, svc.shutdown.clone()).await;
+    svc.stop("backup scheduler stopped").await;
     Ok(())
 }

@@ -7,11 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use cashtag_bus::Bus;
 use cashtag_core::{EventKind, Settings};
 use cashtag_eventlog::query::{self, Grain};
 use cashtag_eventlog::{DailyFiles, Ingest, IngestConfig, LogStore, Webhook};
-use cashtag_telemetry::Telemetry;
+use cashtag_runtime::{Failure, Logging, Service};
 use chrono::TimeDelta;
 use clap::{Parser, Subcommand};
 
@@ -69,29 +68,18 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = (|| -> anyhow::Result<()> {
-        let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        match cli.command {
-            Command::Run => {
-                cashtag_telemetry::init_tracing("log");
-                rt.block_on(run(settings))
-            }
-            Command::Tail { service, kind, since, limit, follow, json } => {
-                cashtag_telemetry::init_cli_tracing();
-                rt.block_on(tail(settings, service, kind, &since, limit, follow, json))
-            }
-            Command::Counts { source, ticker, since, by, json } => {
-                cashtag_telemetry::init_cli_tracing();
-                rt.block_on(counts(settings, source, ticker, &since, by, json))
-            }
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Run => cashtag_runtime::main("cashtag-log", Logging::Service, config, run),
+        Command::Tail { service, kind, since, limit, follow, json } => {
+            cashtag_runtime::main("cashtag-log", Logging::Cli, config, |s| async move {
+                tail(s, service, kind, &since, limit, follow, json).await
+            })
         }
-    })();
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cashtag-log: {e:#}");
-            std::process::ExitCode::FAILURE
+        Command::Counts { source, ticker, since, by, json } => {
+            cashtag_runtime::main("cashtag-log", Logging::Cli, config, |s| async move {
+                counts(s, source, ticker, &since, by, json).await
+            })
         }
     }
 }
@@ -103,29 +91,20 @@ async fn store(settings: &Settings) -> anyhow::Result<LogStore> {
     Ok(LogStore::new(&client, &settings.mongo.database))
 }
 
-async fn run(settings: Settings) -> anyhow::Result<()> {
-    let clock = settings.clock.clock()?;
-    let bus = Bus::from_settings(&settings, "log", clock)?;
-    let store = store(&settings).await?;
-    let telemetry = Telemetry::new("log");
-    let shutdown = cashtag_telemetry::shutdown_token();
-    bus.emit(bus.event(EventKind::Activity, "service.start", format!("log {} starting", env!("CARGO_PKG_VERSION"))));
-
+async fn run(settings: Settings) -> Result<(), Failure> {
+    let mut svc = Service::start("log", &settings, "events and counts")?;
+    let store = store(&settings).await.map_err(cashtag_runtime::config)?;
     let retention = Duration::from_secs(settings.log.retention_days * 86_400);
-    if let Err(e) = tokio::time::timeout(Duration::from_secs(10), store.ensure_indexes(retention))
-        .await
-        .unwrap_or_else(|_| Err(mongodb::error::Error::custom("timed out")))
-    {
+    let indexes = tokio::time::timeout(Duration::from_secs(10), store.ensure_indexes(retention)).await;
+    if let Err(e) = indexes.unwrap_or_else(|_| Err(mongodb::error::Error::custom("timed out"))) {
         tracing::warn!(error = %e, "cannot create indexes now; entries are stored anyway and indexes are created at the next start");
     }
     let files = if settings.log.files_dir.is_empty() {
         None
     } else {
         let keep = settings.log.files_keep_days as usize;
-        Some((
-            DailyFiles::new(&settings.log.files_dir, "events", keep).context("events files")?,
-            DailyFiles::new(&settings.log.files_dir, "counts", keep).context("counts files")?,
-        ))
+        let open = |kind| DailyFiles::new(&settings.log.files_dir, kind, keep).map_err(cashtag_runtime::config);
+        Some((open("events")?, open("counts")?))
     };
     let webhook = (!settings.log.webhook_url.is_empty()).then(|| {
         Webhook::spawn(
@@ -139,7 +118,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.service.instance.clone()
     };
     let ingest = Ingest::new(
-        bus.clone(),
+        svc.bus.clone(),
         store,
         files,
         webhook,
@@ -152,24 +131,15 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             print: true,
         },
     );
-    let hb = bus.spawn_heartbeat(
-        Duration::from_secs(settings.heartbeat.interval_secs),
-        Duration::from_secs(settings.heartbeat.ttl_secs),
-        shutdown.clone(),
-        || serde_json::Value::Null,
-    );
-    let (_addr, server) =
-        telemetry.serve(settings.http_listen(DEFAULT_PORT), axum::Router::new(), shutdown.clone()).await?;
-    let stats = ingest.run(shutdown.clone()).await;
-    let _ = hb.await;
+    svc.heartbeat(|| serde_json::Value::Null);
+    svc.serve(DEFAULT_PORT, axum::Router::new()).await?;
+    let stats = ingest.run(svc.shutdown.clone()).await;
     tracing::info!(
         events = stats.events.load(std::sync::atomic::Ordering::Relaxed),
         counts = stats.counts.load(std::sync::atomic::Ordering::Relaxed),
         "log stopped"
     );
-    bus.emit(bus.event(EventKind::Activity, "service.stop", "log stopped"));
-    bus.events().flush(Duration::from_secs(3)).await;
-    let _ = server.await;
+    svc.stop("log stopped").await;
     Ok(())
 }
 
@@ -181,14 +151,18 @@ async fn tail(
     limit: usize,
     follow: bool,
     json: bool,
-) -> anyhow::Result<()> {
-    let span = query::parse_span(since).map_err(anyhow::Error::msg)?;
+) -> Result<(), Failure> {
+    let span = query::parse_span(since)?;
     let clock = settings.clock.clock()?;
-    let store = store(&settings).await?;
+    let store = store(&settings).await.map_err(cashtag_runtime::config)?;
     let mut from = clock.now() - span;
     let mut seen: HashSet<String> = HashSet::new();
     loop {
-        let events = store.events_since(from, service.as_deref(), kind, limit).await.context("querying events")?;
+        let events = store
+            .events_since(from, service.as_deref(), kind, limit)
+            .await
+            .context("querying events")
+            .map_err(cashtag_runtime::other)?;
         for e in &events {
             if !seen.insert(e.id.clone()) {
                 continue;
@@ -214,18 +188,19 @@ async fn counts(
     since: &str,
     by: Grain,
     json: bool,
-) -> anyhow::Result<()> {
-    let span = query::parse_span(since).map_err(anyhow::Error::msg)?;
+) -> Result<(), Failure> {
+    let span = query::parse_span(since)?;
     let clock = settings.clock.clock()?;
-    let store = store(&settings).await?;
+    let store = store(&settings).await.map_err(cashtag_runtime::config)?;
     let samples = store
         .counts_since(clock.now() - span, source.as_deref(), ticker.as_deref())
         .await
-        .context("querying counts")?;
+        .context("querying counts")
+        .map_err(cashtag_runtime::other)?;
     let rows = query::count_rows(&samples, by);
     if json {
         for r in &rows {
-            println!("{}", serde_json::to_string(r)?);
+            println!("{}", serde_json::to_string(r).map_err(cashtag_runtime::other)?);
         }
     } else {
         println!("{}", query::count_header());

@@ -4,14 +4,13 @@
 mod calendar_cmd;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use cashtag_bus::Bus;
 use cashtag_control::{Controller, HeartbeatMonitor, WatchlistPublisher};
-use cashtag_core::{EventKind, Settings};
-use cashtag_telemetry::Telemetry;
+use cashtag_core::{Settings, catalog};
+use cashtag_runtime::{Failure, Logging, Service};
 use clap::{Parser, Subcommand};
 
 /// The HTTP port of the manager unless `http.listen` says otherwise.
@@ -50,79 +49,26 @@ enum FlagsAction {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Calendar(args) => load(&cli.config).and_then(|s| calendar_cmd::run(&s, &args)),
-        Command::Run => {
-            cashtag_telemetry::init_tracing("manager");
-            load(&cli.config).and_then(|s| runtime()?.block_on(run(s)))
-        }
-        Command::Flags { action } => {
-            cashtag_telemetry::init_cli_tracing();
-            load(&cli.config).and_then(|s| runtime()?.block_on(flags(s, action.unwrap_or(FlagsAction::List))))
-        }
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cashtag-manager: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Calendar(args) => cashtag_runtime::main("cashtag-manager", Logging::Cli, config, |s| async move {
+            calendar_cmd::run(&s, &args).map_err(cashtag_runtime::other)
+        }),
+        Command::Run => cashtag_runtime::main("cashtag-manager", Logging::Service, config, run),
+        Command::Flags { action } => cashtag_runtime::main("cashtag-manager", Logging::Cli, config, |s| {
+            flags(s, action.unwrap_or(FlagsAction::List))
+        }),
     }
 }
 
-fn load(config: &Option<PathBuf>) -> anyhow::Result<Settings> {
-    Settings::load(config.as_deref()).context("invalid configuration")
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")
-}
-
-async fn run(settings: Settings) -> anyhow::Result<()> {
-    let clock = settings.clock.clock()?;
+async fn run(settings: Settings) -> Result<(), Failure> {
     let calendar = cashtag_control::calendar_from_settings(&settings)?;
     let policy = cashtag_control::policy_from_settings(&settings);
-    let bus = Bus::from_settings(&settings, "manager", clock.clone())?;
-    let telemetry = Telemetry::new("manager");
-    let shutdown = cashtag_telemetry::shutdown_token();
-
-    bus.emit(bus.event(
-        EventKind::Activity,
-        "service.start",
-        format!("manager {} starting", env!("CARGO_PKG_VERSION")),
-    ));
-
+    let mut svc = Service::start("manager", &settings, "calendar, watchlist, flags, heartbeats")?;
+    let bus = svc.bus.clone();
+    let shutdown = svc.shutdown.clone();
     // Flag defaults: written only where absent, so an operator's change survives restarts.
-    {
-        let bus = bus.clone();
-        let defaults = settings.flags.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                match bus.init_flag_defaults(&defaults).await {
-                    Ok(written) => {
-                        for name in written {
-                            bus.emit(
-                                bus.event(
-                                    EventKind::Activity,
-                                    "flag.default",
-                                    format!("flag {name} initialized to {}", defaults[&name]),
-                                )
-                                .with("flag", name.clone())
-                                .with("value", defaults[&name]),
-                            );
-                        }
-                        return;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot initialize flag defaults; retrying"),
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = stop.cancelled() => return,
-                }
-            }
-        });
-    }
+    tokio::spawn(cashtag_control::flags::init_flag_defaults(bus.clone(), settings.flags.clone(), shutdown.clone()));
 
     let controller =
         Controller::new(bus.clone(), calendar, policy, Duration::from_millis(settings.manager.evaluate_every_ms));
@@ -132,82 +78,38 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let watchlist_file = (!settings.watchlist.file.is_empty()).then(|| PathBuf::from(&settings.watchlist.file));
     let publisher = WatchlistPublisher::new(bus.clone(), watchlist_file, Duration::from_secs(2));
 
-    let market_on = telemetry.gauge("market_on", "1 while the data sources are told to run");
-    let mut tasks = vec![
+    let market_on = svc.telemetry.gauge("market_on", "1 while the data sources are told to run");
+    let tasks = vec![
         tokio::spawn(controller.run(shutdown.clone())),
         tokio::spawn(monitor.run(shutdown.clone())),
         tokio::spawn(publisher.run(shutdown.clone())),
     ];
     let hb_status = status.clone();
-    tasks.push(bus.spawn_heartbeat(
-        Duration::from_secs(settings.heartbeat.interval_secs),
-        Duration::from_secs(settings.heartbeat.ttl_secs),
-        shutdown.clone(),
-        move || {
-            let on = hb_status.lock().unwrap().state.as_ref().is_some_and(|s| s.is_on());
-            market_on.set(if on { 1.0 } else { 0.0 });
-            serde_json::json!({ "market_on": on })
-        },
-    ));
-
-    let routes = status_routes(bus.clone(), status, alive);
-    let (addr, server) = telemetry.serve(settings.http_listen(DEFAULT_PORT), routes, shutdown.clone()).await?;
+    svc.heartbeat(move || {
+        let on = hb_status.lock().unwrap().state.as_ref().is_some_and(|s| s.is_on());
+        market_on.set(if on { 1.0 } else { 0.0 });
+        serde_json::json!({ "market_on": on })
+    });
+    let addr = svc.serve(DEFAULT_PORT, cashtag_control::status::routes(bus.clone(), status, alive)).await?;
     tracing::info!(%addr, "manager running");
 
     shutdown.cancelled().await;
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
-    bus.emit(bus.event(EventKind::Activity, "service.stop", "manager stopped"));
-    bus.events().flush(Duration::from_secs(3)).await;
-    let _ = server.await;
+    svc.stop("manager stopped").await;
     Ok(())
 }
 
-fn status_routes(
-    bus: Bus,
-    status: Arc<Mutex<cashtag_control::Status>>,
-    alive: Arc<Mutex<Vec<cashtag_bus::Heartbeat>>>,
-) -> axum::Router {
-    axum::Router::new().route(
-        "/status",
-        axum::routing::get(move || {
-            let bus = bus.clone();
-            let status = status.lock().unwrap().clone();
-            let alive = alive.lock().unwrap().clone();
-            async move {
-                let flags = bus
-                    .flags()
-                    .await
-                    .map(|f| serde_json::to_value(f.0).unwrap())
-                    .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
-                let watchlist_size = bus.watchlist().await.ok().flatten().map(|w| w.len());
-                let decision = status.decision.as_ref();
-                axum::Json(serde_json::json!({
-                    "now": cashtag_core::time::rfc3339(&bus.clock().now()),
-                    "market": {
-                        "on": status.state.as_ref().map(|s| s.is_on()),
-                        "state": status.state,
-                        "reason": decision.map(|d| d.reason.clone()),
-                        "session": decision.map(|d| &d.session),
-                        "next_transition": decision.map(|d| cashtag_core::time::rfc3339(&d.next_change)),
-                    },
-                    "flags": flags,
-                    "services": alive,
-                    "watchlist_size": watchlist_size,
-                }))
-            }
-        }),
-    )
-}
-
-async fn flags(settings: Settings, action: FlagsAction) -> anyhow::Result<()> {
-    let bus = Bus::from_settings(&settings, "cashtagctl", settings.clock.clock()?)?;
+async fn flags(settings: Settings, action: FlagsAction) -> Result<(), Failure> {
+    let bus = Bus::from_settings(&settings, "cashtagctl", settings.clock.clock()?).map_err(cashtag_runtime::config)?;
     match action {
         FlagsAction::List => {
             let flags = tokio::time::timeout(Duration::from_secs(5), bus.flags())
                 .await
-                .context("Redis did not answer within 5 s")??;
+                .context("Redis did not answer within 5 s")
+                .map_err(cashtag_runtime::other)?
+                .map_err(cashtag_runtime::other)?;
             for (name, value) in flags.0 {
                 println!("{name:<20} {}", if value { "on" } else { "off" });
             }
@@ -216,27 +118,16 @@ async fn flags(settings: Settings, action: FlagsAction) -> anyhow::Result<()> {
             let value = match value.to_ascii_lowercase().as_str() {
                 "on" | "true" | "1" | "yes" => true,
                 "off" | "false" | "0" | "no" => false,
-                other => anyhow::bail!("flag value must be on or off, not {other:?}"),
+                other => return Err(Failure::usage(format!("flag value must be on or off, not {other:?}"))),
             };
-            let known = bus.flags().await?;
+            let known = bus.flags().await.map_err(cashtag_runtime::other)?;
             if !known.0.contains_key(&name) && !settings.flags.contains_key(&name) {
-                anyhow::bail!(
-                    "unknown flag {name:?}; known flags: {}",
-                    known.0.keys().cloned().collect::<Vec<_>>().join(", ")
-                );
+                let names = known.0.keys().cloned().collect::<Vec<_>>().join(", ");
+                return Err(Failure::usage(format!("unknown flag {name:?}; known flags: {names}")));
             }
             let by = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-            bus.set_flag(&name, value, &by).await?;
-            bus.emit(
-                bus.event(
-                    EventKind::Activity,
-                    "flag.changed",
-                    format!("flag {name} set {} by {by}", if value { "on" } else { "off" }),
-                )
-                .with("flag", name.clone())
-                .with("value", value)
-                .with("by", by),
-            );
+            bus.set_flag(&name, value, &by).await.map_err(cashtag_runtime::other)?;
+            bus.emit(catalog::flag_changed(&name, value, &by));
             bus.events().flush(Duration::from_secs(3)).await;
             println!("{name} = {}", if value { "on" } else { "off" });
         }

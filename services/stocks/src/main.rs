@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use cashtag_core::{CountKind, Settings};
 use cashtag_intake::IntakeConfig;
-use cashtag_intake::service::{FetcherSpec, run_fetcher};
+use cashtag_intake::service::{FetcherSpec, recorder, run_fetcher};
+use cashtag_runtime::{Failure, Logging};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -35,38 +35,22 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    cashtag_telemetry::init_tracing("stocks");
-    let result = (|| -> anyhow::Result<()> {
-        let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;
-        let Command::Run { record } = cli.command;
-        let record = record
-            .or_else(|| (!settings.stocks.record_dir.is_empty()).then(|| settings.stocks.record_dir.clone().into()));
-        let recorder = record
-            .map(|d| cashtag_sources::Recorder::new(&d).with_context(|| format!("recording directory {}", d.display())))
-            .transpose()?;
-        let spec = FetcherSpec {
-            service: "stocks",
-            default_port: 9102,
-            source: cashtag_sources::market::from_settings(&settings)?,
-            config: IntakeConfig {
-                bars_from_trades: settings.stocks.bars_from_trades,
-                primary_kind: CountKind::Trades,
-                ..Default::default()
-            },
-            recorder,
-            transform: None,
-        };
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(run_fetcher(&settings, spec))
-            .map_err(anyhow::Error::msg)
-    })();
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cashtag-stocks: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let Command::Run { record } = cli.command;
+    cashtag_runtime::main("cashtag-stocks", Logging::Service, cli.config.as_deref(), |settings| run(settings, record))
+}
+
+async fn run(settings: Settings, record: Option<PathBuf>) -> Result<(), Failure> {
+    let spec = FetcherSpec {
+        service: "stocks",
+        default_port: 9102,
+        sources: cashtag_sources::registry::market_source(&settings).into(),
+        config: IntakeConfig {
+            bars_from_trades: settings.stocks.bars_from_trades,
+            primary_kind: CountKind::Trades,
+            ..Default::default()
+        },
+        recorder: recorder(record, &settings.stocks.record_dir)?,
+        transform: None,
+    };
+    run_fetcher(&settings, spec).await
 }

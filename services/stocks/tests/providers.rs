@@ -1,5 +1,7 @@
 //! The market sources against fake provider servers that speak the documented protocols,
 //! with the intake writing to a real MongoDB and the control state on a real Redis.
+// tungstenite's handshake callback returns its error response by value; that is its API.
+#![allow(clippy::result_large_err)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,7 +9,7 @@ use std::time::Duration;
 use bson::doc;
 use cashtag_core::Secret;
 use cashtag_intake::harness::*;
-use cashtag_sources::market::MarketSource;
+use cashtag_sources::Source;
 use cashtag_sources::market::alpaca::{Alpaca, AlpacaConfig};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
@@ -144,14 +146,14 @@ async fn alpaca_rest(seen: Arc<Mutex<Seen>>) -> String {
     url
 }
 
-fn alpaca(ws: &str, rest: &str, key: &str) -> MarketSource {
-    MarketSource::Alpaca(Alpaca::new(AlpacaConfig {
+fn alpaca(ws: &str, rest: &str, key: &str) -> Alpaca {
+    Alpaca::new(AlpacaConfig {
         ws_url: ws.into(),
         rest_url: rest.into(),
         feed: "iex".into(),
         key_id: Secret::new(key),
         secret_key: Secret::new("s3cret"),
-    }))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,7 +224,7 @@ async fn alpaca_auth_failure_is_reported_and_retried_without_a_crash() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let events = h.events().await;
-    assert!(events.iter().any(|e| e.code == "source.auth_failed" && e.message.contains("alpaca_key_id")));
+    assert!(events.iter().any(|e| e.code == "source.auth_failed" && e.message.contains("alpaca.key_id")));
     assert!(events.iter().all(|e| !e.message.contains("s3cret")));
     assert_eq!(h.count("trades", doc! {}).await, 0);
     h.finish().await;
@@ -258,8 +260,7 @@ async fn iex_batch_polling_with_a_429_and_a_bad_response() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let source =
-        MarketSource::Iex(cashtag_sources::market::iex::Iex::new(url, Secret::new("tok"), Duration::from_millis(100)));
+    let source = cashtag_sources::market::iex::Iex::new(url, Secret::new("tok"), Duration::from_millis(100));
     let h = start(source, &["AAPL", "MSFT"], fast_config()).await;
     h.control(true, 0).await;
     // Two symbols' first quotes, then AAPL's update; repeats are not stored twice.
@@ -319,7 +320,7 @@ async fn finnhub_trades_pings_bad_lines_and_a_reconnect() {
             });
         }
     });
-    let source = MarketSource::Finnhub(cashtag_sources::market::finnhub::Finnhub::new(url, Secret::new("fh")));
+    let source = cashtag_sources::market::finnhub::Finnhub::new(url, Secret::new("fh"));
     let h = start(source, &["AAPL", "MSFT"], fast_config()).await;
     h.control(true, 0).await;
     assert_eq!(h.wait_count("trades", doc! {}, 3, Duration::from_secs(15)).await, 3);
@@ -366,7 +367,7 @@ async fn a_recording_replays_into_the_same_records() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(1_000);
     let cancel = tokio_util::sync::CancellationToken::new();
     let replay_ctx = ctx(tx, None, cancel.clone());
-    let mut replay = MarketSource::Replay(cashtag_sources::replay::Replay::new(dir.clone(), 0.0));
+    let mut replay = cashtag_sources::replay::Replay::new(dir.clone(), 0.0, cashtag_sources::registry::parse_recorded);
     let task = tokio::spawn(async move { replay.run(&replay_ctx).await });
     let mut replayed = Vec::new();
     while replayed.len() < live.len() {

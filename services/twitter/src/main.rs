@@ -6,11 +6,11 @@ mod score_cmd;
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use cashtag_core::{CountKind, Settings};
 use cashtag_intake::IntakeConfig;
 use cashtag_intake::posts::PostFilter;
-use cashtag_intake::service::{FetcherSpec, run_fetcher};
+use cashtag_intake::service::{FetcherSpec, recorder, run_fetcher};
+use cashtag_runtime::{Failure, Logging};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -42,47 +42,25 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Score(args) => score_cmd::run(&args),
-        Command::Run { record } => {
-            cashtag_telemetry::init_tracing("twitter");
-            (|| -> anyhow::Result<()> {
-                let settings = Settings::load(cli.config.as_deref()).context("invalid configuration")?;
-                let record = record.or_else(|| {
-                    (!settings.twitter.record_dir.is_empty()).then(|| settings.twitter.record_dir.clone().into())
-                });
-                let recorder = record
-                    .map(|d| {
-                        cashtag_sources::Recorder::new(&d)
-                            .with_context(|| format!("recording directory {}", d.display()))
-                    })
-                    .transpose()?;
-                let mut filter = PostFilter::new(settings.twitter.languages.clone(), settings.twitter.include_reposts);
-                let spec = FetcherSpec {
-                    service: "twitter",
-                    default_port: 9103,
-                    source: cashtag_sources::social::from_settings(&settings)?,
-                    config: IntakeConfig {
-                        bars_from_trades: false,
-                        primary_kind: CountKind::Posts,
-                        ..Default::default()
-                    },
-                    recorder,
-                    transform: Some(Box::new(move |r| filter.apply(r))),
-                };
-                tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(run_fetcher(&settings, spec))
-                    .map_err(anyhow::Error::msg)
-            })()
+    match cli.command {
+        Command::Score(args) => {
+            cashtag_runtime::exit("cashtag-twitter", score_cmd::run(&args).map_err(cashtag_runtime::other))
         }
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("cashtag-twitter: {e:#}");
-            std::process::ExitCode::FAILURE
+        Command::Run { record } => {
+            cashtag_runtime::main("cashtag-twitter", Logging::Service, cli.config.as_deref(), |s| run(s, record))
         }
     }
+}
+
+async fn run(settings: Settings, record: Option<PathBuf>) -> Result<(), Failure> {
+    let mut filter = PostFilter::new(settings.twitter.languages.clone(), settings.twitter.include_reposts);
+    let spec = FetcherSpec {
+        service: "twitter",
+        default_port: 9103,
+        sources: cashtag_sources::registry::social_sources(&settings).into(),
+        config: IntakeConfig { bars_from_trades: false, primary_kind: CountKind::Posts, ..Default::default() },
+        recorder: recorder(record, &settings.twitter.record_dir)?,
+        transform: Some(Box::new(move |r| filter.apply(r))),
+    };
+    run_fetcher(&settings, spec).await
 }

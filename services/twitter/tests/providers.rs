@@ -1,5 +1,7 @@
 //! The social sources against fake X, StockTwits and Jetstream servers, through the intake
 //! (dedup, filters, scoring) into a real MongoDB, with the control state on a real Redis.
+// tungstenite's handshake callback returns its error response by value; that is its API.
+#![allow(clippy::result_large_err)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,17 +12,12 @@ use cashtag_intake::IntakeConfig;
 use cashtag_intake::harness::*;
 use cashtag_intake::posts::PostFilter;
 use cashtag_sources::social::x::{XConfig, XStream, XTiming};
-use cashtag_sources::social::{OneSocial, SocialSources};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 fn config() -> IntakeConfig {
     IntakeConfig { bars_from_trades: false, primary_kind: CountKind::Posts, ..fast_config() }
-}
-
-fn social(s: OneSocial) -> SocialSources {
-    SocialSources { sources: vec![s], restart_pause: Duration::from_millis(200), auth_pause: Duration::from_secs(1) }
 }
 
 fn filter() -> Option<cashtag_intake::Transform> {
@@ -171,7 +168,7 @@ async fn x_rules_sync_and_the_stream_survives_its_failures_without_loss_or_dupli
             rate_limit_initial: Duration::from_millis(300),
         },
     });
-    let h = start_with(social(OneSocial::X(x)), &["AAPL", "MSFT", "TSLA", "BA"], config(), filter()).await;
+    let h = start_with(x, &["AAPL", "MSFT", "TSLA", "BA"], config(), filter()).await;
     h.control(true, 0).await;
     assert_eq!(h.wait_count("posts", doc! {}, 4, Duration::from_secs(20)).await, 4, "posts 1–4");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -252,7 +249,7 @@ async fn stocktwits_polls_with_a_cursor_keeps_labels_and_waits_on_429() {
     );
     let url = serve(app).await;
     let st = cashtag_sources::social::stocktwits::StockTwits::new(url, Duration::from_millis(100));
-    let h = start_with(social(OneSocial::StockTwits(st)), &["AAPL", "MSFT"], config(), filter()).await;
+    let h = start_with(st, &["AAPL", "MSFT"], config(), filter()).await;
     h.control(true, 0).await;
     assert_eq!(h.wait_count("posts", doc! {}, 6, Duration::from_secs(20)).await, 6);
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -330,7 +327,7 @@ async fn jetstream_filters_locally_and_resumes_from_its_cursor() {
         }
     });
     let js = cashtag_sources::social::bluesky::Jetstream::new(url);
-    let h = start_with(social(OneSocial::Bluesky(js)), &["AAPL", "TSLA"], config(), filter()).await;
+    let h = start_with(js, &["AAPL", "TSLA"], config(), filter()).await;
     h.control(true, 0).await;
     assert_eq!(h.wait_count("posts", doc! {}, 3, Duration::from_secs(20)).await, 3);
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -1,20 +1,20 @@
 //! Finnhub trades over WebSocket: `wss://ws.finnhub.io?token=…`, one
 //! `{"type":"subscribe","symbol":…}` per symbol; messages `{"type":"trade","data":[…]}`,
-//! `{"type":"ping"}` and `{"type":"error","msg":…}`. Reconnects with backoff.
+//! `{"type":"ping"}` and `{"type":"error","msg":…}`. Reconnects with backoff (the shared
+//! loop of [`crate::ws`]).
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashSet};
 
-use cashtag_core::{EventKind, Record, Secret, Ticker, Trade};
+use cashtag_core::config::FinnhubSettings;
+use cashtag_core::{Record, Secret, Ticker, Trade, catalog};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::backoff::Backoff;
-use crate::ws;
-use crate::{SourceCtx, SourceError, content_seq};
+use crate::ws::{Ended, Flow, WsConn, WsProvider};
+use crate::{BoxFuture, ParseError, Parsed, Signal, Source, SourceCtx, SourceError, content_seq};
 
-const PROVIDER: &str = "finnhub";
+pub const NAME: &str = "finnhub";
 
 #[derive(Deserialize)]
 struct FinnhubTrade {
@@ -26,51 +26,54 @@ struct FinnhubTrade {
     c: Option<Vec<String>>,
 }
 
-/// A message of the stream.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FinnhubMsg {
-    Trades(Vec<Record>),
-    Ping,
-    Error(String),
-    Other,
+fn trade(item: &serde_json::Value, received_at: DateTime<Utc>) -> Result<Record, String> {
+    let t: FinnhubTrade = serde_json::from_value(item.clone()).map_err(|e| format!("trade: {e}"))?;
+    Ok(Record::Trade(Trade {
+        provider: NAME.into(),
+        ticker: Ticker::parse(&t.s).map_err(|e| e.to_string())?,
+        ts: DateTime::from_timestamp_millis(t.t).ok_or("bad timestamp")?,
+        received_at,
+        price: t.p,
+        size: t.v,
+        exchange: None,
+        trade_id: None,
+        conditions: t.c.unwrap_or_default(),
+        seq: content_seq(&item.to_string()),
+    }))
 }
 
-pub fn parse_message(text: &str, received_at: DateTime<Utc>) -> Result<(FinnhubMsg, Vec<String>), String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+/// Parses one stream message.
+pub fn parse_message(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| ParseError(format!("not JSON: {e}")))?;
+    let mut out = Parsed::default();
     match v.get("type").and_then(|t| t.as_str()) {
         Some("trade") => {
             let data = v.get("data").and_then(|d| d.as_array()).ok_or("trade message without data")?;
-            let mut out = Vec::new();
-            let mut errors = Vec::new();
             for item in data {
-                let r: Result<Record, String> = (|| {
-                    let t: FinnhubTrade = serde_json::from_value(item.clone()).map_err(|e| format!("trade: {e}"))?;
-                    Ok(Record::Trade(Trade {
-                        provider: PROVIDER.into(),
-                        ticker: Ticker::parse(&t.s).map_err(|e| e.to_string())?,
-                        ts: DateTime::from_timestamp_millis(t.t).ok_or("bad timestamp")?,
-                        received_at,
-                        price: t.p,
-                        size: t.v,
-                        exchange: None,
-                        trade_id: None,
-                        conditions: t.c.unwrap_or_default(),
-                        seq: content_seq(&item.to_string()),
-                    }))
-                })();
-                match r {
-                    Ok(r) => out.push(r),
-                    Err(e) => errors.push(e),
+                match trade(item, received_at) {
+                    Ok(r) => out.records.push(r),
+                    Err(e) => out.errors.push(e),
                 }
             }
-            Ok((FinnhubMsg::Trades(out), errors))
         }
-        Some("ping") => Ok((FinnhubMsg::Ping, vec![])),
-        Some("error") => {
-            Ok((FinnhubMsg::Error(v.get("msg").and_then(|m| m.as_str()).unwrap_or_default().into()), vec![]))
-        }
-        _ => Ok((FinnhubMsg::Other, vec![])),
+        Some("ping") => out.signals.push(Signal::KeepAlive),
+        Some("error") => out.signals.push(Signal::Error {
+            code: None,
+            message: v.get("msg").and_then(|m| m.as_str()).unwrap_or_default().into(),
+        }),
+        _ => {}
     }
+    Ok(out)
+}
+
+/// Finnhub's parser (one channel, `ws`).
+pub fn parse(
+    _channel: &str,
+    payload: &str,
+    at: DateTime<Utc>,
+    _watched: &HashSet<Ticker>,
+) -> Result<Parsed, ParseError> {
+    parse_message(payload, at)
 }
 
 pub struct Finnhub {
@@ -83,97 +86,73 @@ impl Finnhub {
         Finnhub { url, token }
     }
 
-    pub async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        loop {
-            if ctx.cancel.is_cancelled() {
-                return Ok(());
-            }
-            let url = format!("{}/?token={}", self.url.trim_end_matches('/'), self.token.expose());
-            let mut socket = match ws::connect(&url, Duration::from_secs(10)).await {
-                Ok(s) => s,
-                Err(e) => {
-                    ctx.event(EventKind::Warning, "source.disconnected", format!("finnhub: {e}; retrying"));
-                    if !backoff.wait(&ctx.cancel).await {
-                        return Ok(());
-                    }
-                    continue;
-                }
-            };
-            let mut subscribed = BTreeSet::new();
-            let mut failed = None;
-            for s in ctx.tickers() {
-                if let Err(e) = ws::send_json(&mut socket, &json!({"type": "subscribe", "symbol": s})).await {
-                    failed = Some(e);
-                    break;
-                }
-                subscribed.insert(s);
-            }
-            if failed.is_none() {
-                ctx.event(
-                    EventKind::Activity,
-                    "source.connected",
-                    format!("finnhub: connected, {} symbols", subscribed.len()),
-                );
-                backoff.reset();
-            }
-            let mut watchlist = ctx.watchlist.clone();
-            while failed.is_none() {
-                tokio::select! {
-                    m = tokio::time::timeout(Duration::from_secs(90), ws::next_text(&mut socket)) => {
-                        let text = match m {
-                            Ok(Some(Ok(t))) => t,
-                            Ok(Some(Err(e))) => { failed = Some(e); break; }
-                            Ok(None) => { failed = Some("closed by the server".into()); break; }
-                            Err(_) => { failed = Some("no data for 90 s".into()); break; }
-                        };
-                        let at = ctx.now();
-                        ctx.record_raw(PROVIDER, "ws", &text, at);
-                        match parse_message(&text, at) {
-                            Ok((FinnhubMsg::Trades(records), errors)) => {
-                                for e in errors { ctx.malformed(PROVIDER, &e, &text); }
-                                for r in records {
-                                    if !ctx.emit(r).await { return Ok(()); }
-                                }
-                            }
-                            Ok((FinnhubMsg::Error(msg), _)) => {
-                                if msg.to_ascii_lowercase().contains("token") || msg.to_ascii_lowercase().contains("auth") {
-                                    ctx.event(EventKind::Error, "source.auth_failed", format!("finnhub: {msg}; check stocks.finnhub_token"));
-                                    let _ = socket.close(None).await;
-                                    return Err(SourceError::Auth { provider: PROVIDER, message: msg });
-                                }
-                                ctx.event(EventKind::Error, "source.error", format!("finnhub: {msg}"));
-                            }
-                            Ok(_) => {}
-                            Err(e) => ctx.malformed(PROVIDER, &e, &text),
-                        }
-                    }
-                    changed = watchlist.changed() => {
-                        if changed.is_err() { continue; }
-                        let want: BTreeSet<String> = watchlist.borrow_and_update().tickers().iter().map(|t| t.to_string()).collect();
-                        for s in want.difference(&subscribed) {
-                            let _ = ws::send_json(&mut socket, &json!({"type": "subscribe", "symbol": s})).await;
-                        }
-                        for s in subscribed.difference(&want) {
-                            let _ = ws::send_json(&mut socket, &json!({"type": "unsubscribe", "symbol": s})).await;
-                        }
-                        subscribed = want;
-                    }
-                    _ = ctx.cancel.cancelled() => {
-                        let _ = socket.close(None).await;
-                        return Ok(());
-                    }
-                }
-            }
-            ctx.event(
-                EventKind::Warning,
-                "source.disconnected",
-                format!("finnhub: {}; reconnecting", failed.unwrap_or_default()),
-            );
-            if !backoff.wait(&ctx.cancel).await {
-                return Ok(());
-            }
+    pub fn from_settings(s: &FinnhubSettings) -> Self {
+        Finnhub::new(s.ws_url.clone(), s.token.clone())
+    }
+}
+
+impl Source for Finnhub {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a SourceCtx) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(crate::ws::run(self, ctx))
+    }
+}
+
+async fn send_each(conn: &mut WsConn<'_>, kind: &str, symbols: &BTreeSet<String>) -> Result<(), String> {
+    for s in symbols {
+        conn.send_json(&json!({"type": kind, "symbol": s})).await?;
+    }
+    Ok(())
+}
+
+impl WsProvider for Finnhub {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn url(&self) -> String {
+        format!("{}/?token={}", self.url.trim_end_matches('/'), self.token.expose())
+    }
+
+    fn open<'a>(
+        &'a mut self,
+        conn: &'a mut WsConn<'_>,
+        tickers: &'a BTreeSet<String>,
+    ) -> BoxFuture<'a, Result<String, Ended>> {
+        Box::pin(async move {
+            send_each(conn, "subscribe", tickers).await.map_err(Ended::Lost)?;
+            Ok(format!("connected, {} symbols", tickers.len()))
+        })
+    }
+
+    fn parse(&mut self, text: &str, at: DateTime<Utc>, _ctx: &SourceCtx) -> Result<Parsed, ParseError> {
+        parse_message(text, at)
+    }
+
+    fn on_signal(&mut self, signal: &Signal, ctx: &SourceCtx) -> Flow {
+        let Signal::Error { message, .. } = signal else { return Flow::Continue };
+        let lower = message.to_ascii_lowercase();
+        if lower.contains("token") || lower.contains("auth") {
+            ctx.emit_event(catalog::source_auth_failed(NAME, message, "stocks.finnhub.token"));
+            return Flow::Fail(SourceError::Auth { provider: NAME, message: message.clone() });
         }
+        ctx.emit_event(catalog::source_error(NAME, message));
+        Flow::Continue
+    }
+
+    fn resubscribe<'a>(
+        &'a mut self,
+        conn: &'a mut WsConn<'_>,
+        add: &'a BTreeSet<String>,
+        remove: &'a BTreeSet<String>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            send_each(conn, "subscribe", add).await?;
+            send_each(conn, "unsubscribe", remove).await
+        })
     }
 }
 
@@ -184,14 +163,17 @@ mod tests {
     #[test]
     fn parses_trades_pings_and_errors() {
         let at: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
-        let (m, errs) = parse_message(r#"{"type":"trade","data":[{"p":231.5,"s":"AAPL","t":1795532399123,"v":100,"c":["1"]},{"p":1,"s":"BINANCE:BTCUSDT","t":1,"v":1}]}"#, at).unwrap();
-        let FinnhubMsg::Trades(t) = m else { panic!() };
-        assert_eq!(t.len(), 1);
-        assert_eq!(errs.len(), 1);
-        assert_eq!(parse_message(r#"{"type":"ping"}"#, at).unwrap().0, FinnhubMsg::Ping);
+        let m = parse_message(
+            r#"{"type":"trade","data":[{"p":231.5,"s":"AAPL","t":1795532399123,"v":100,"c":["1"]},{"p":1,"s":"BINANCE:BTCUSDT","t":1,"v":1}]}"#,
+            at,
+        )
+        .unwrap();
+        assert_eq!(m.records.len(), 1);
+        assert_eq!(m.errors.len(), 1);
+        assert_eq!(parse_message(r#"{"type":"ping"}"#, at).unwrap().signals, vec![Signal::KeepAlive]);
         assert!(matches!(
-            parse_message(r#"{"type":"error","msg":"Invalid token"}"#, at).unwrap().0,
-            FinnhubMsg::Error(_)
+            parse_message(r#"{"type":"error","msg":"Invalid token"}"#, at).unwrap().signals[0],
+            Signal::Error { .. }
         ));
     }
 }

@@ -2,21 +2,23 @@
 //! `/stable/stock/market/batch?symbols=…&types=quote&token=…`, every `poll` interval.
 //! IEX Cloud itself shut down in 2024; compatible endpoints (and the original system's
 //! data shape) remain. A quote is emitted when its `latestUpdate` changes. HTTP 429 is
-//! honoured with `Retry-After`. The token travels in the query string, so URLs are never
-//! logged.
+//! honoured with `Retry-After` (the shared loop of [`crate::http`]). The token travels in
+//! the query string, so URLs are never logged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use cashtag_core::{EventKind, Quote, Record, Secret, Ticker};
+use cashtag_core::config::IexSettings;
+use cashtag_core::{Quote, Record, Secret, Ticker};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::backoff::{Backoff, sleep_or_cancel};
-use crate::market::alpaca::retry_after;
-use crate::{SourceCtx, SourceError};
+use crate::http::{PollPolicy, PollRequest, Poller};
+use crate::{BoxFuture, ParseError, Parsed, Source, SourceCtx, SourceError};
 
-const PROVIDER: &str = "iex";
+pub const NAME: &str = "iex";
+/// The recording channel of batch answers.
+pub const BATCH: &str = "batch";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,46 +38,50 @@ struct Entry {
     quote: Option<IexQuote>,
 }
 
-/// Parses a batch response: `{"AAPL": {"quote": {...}}, ...}`.
-pub fn parse_batch(text: &str, received_at: DateTime<Utc>) -> Result<(Vec<Record>, Vec<String>), String> {
-    let map: HashMap<String, Entry> = serde_json::from_str(text).map_err(|e| format!("batch: {e}"))?;
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
+fn quote(q: &IexQuote, received_at: DateTime<Utc>) -> Result<Record, String> {
+    let ticker = Ticker::parse(&q.symbol).map_err(|e| e.to_string())?;
+    let ms = q.latest_update.ok_or_else(|| format!("{}: quote without latestUpdate", q.symbol))?;
+    let ts = DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("{}: bad latestUpdate {ms}", q.symbol))?;
+    let nz = |v: Option<f64>| v.filter(|x| *x > 0.0);
+    Ok(Record::Quote(Quote {
+        provider: NAME.into(),
+        ticker,
+        ts,
+        received_at,
+        bid_price: nz(q.iex_bid_price),
+        bid_size: nz(q.iex_bid_size),
+        ask_price: nz(q.iex_ask_price),
+        ask_size: nz(q.iex_ask_size),
+        last_price: q.latest_price,
+        volume: q.latest_volume,
+        seq: 0,
+    }))
+}
+
+/// Parses a batch response: `{"AAPL": {"quote": {...}}, ...}`, in symbol order.
+pub fn parse_batch(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    let map: HashMap<String, Entry> = serde_json::from_str(text).map_err(|e| ParseError(format!("batch: {e}")))?;
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
+    let mut out = Parsed::default();
     for k in keys {
         let Some(q) = &map[k].quote else { continue };
-        let ticker = match Ticker::parse(&q.symbol) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(e.to_string());
-                continue;
-            }
-        };
-        let Some(ms) = q.latest_update else {
-            errors.push(format!("{}: quote without latestUpdate", q.symbol));
-            continue;
-        };
-        let Some(ts) = DateTime::from_timestamp_millis(ms) else {
-            errors.push(format!("{}: bad latestUpdate {ms}", q.symbol));
-            continue;
-        };
-        let nz = |v: Option<f64>| v.filter(|x| *x > 0.0);
-        out.push(Record::Quote(Quote {
-            provider: PROVIDER.into(),
-            ticker,
-            ts,
-            received_at,
-            bid_price: nz(q.iex_bid_price),
-            bid_size: nz(q.iex_bid_size),
-            ask_price: nz(q.iex_ask_price),
-            ask_size: nz(q.iex_ask_size),
-            last_price: q.latest_price,
-            volume: q.latest_volume,
-            seq: 0,
-        }));
+        match quote(q, received_at) {
+            Ok(r) => out.records.push(r),
+            Err(e) => out.errors.push(e),
+        }
     }
-    Ok((out, errors))
+    Ok(out)
+}
+
+/// IEX's parser (one channel, `batch`).
+pub fn parse(
+    _channel: &str,
+    payload: &str,
+    at: DateTime<Utc>,
+    _watched: &HashSet<Ticker>,
+) -> Result<Parsed, ParseError> {
+    parse_batch(payload, at)
 }
 
 pub struct Iex {
@@ -83,114 +89,70 @@ pub struct Iex {
     token: Secret,
     poll: Duration,
     http: reqwest::Client,
+    /// The last `latestUpdate` emitted per symbol: an unchanged quote is not emitted again.
+    last_update: HashMap<String, DateTime<Utc>>,
 }
 
 impl Iex {
     pub fn new(base: String, token: Secret, poll: Duration) -> Self {
-        Iex {
-            base,
-            token,
-            poll,
-            http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("http client"),
+        Iex { base, token, poll, http: crate::http::client(Duration::from_secs(15)), last_update: HashMap::new() }
+    }
+
+    pub fn from_settings(s: &IexSettings) -> Self {
+        Iex::new(s.url.clone(), s.token.clone(), Duration::from_millis(s.poll_ms))
+    }
+}
+
+impl Source for Iex {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a SourceCtx) -> BoxFuture<'a, Result<(), SourceError>> {
+        let http = self.http.clone();
+        Box::pin(async move { crate::http::run(self, &http, ctx).await })
+    }
+}
+
+impl Poller for Iex {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn policy(&self) -> PollPolicy {
+        PollPolicy {
+            interval: self.poll,
+            errors_wait_interval: false,
+            rate_limit_wait: None,
+            auth_is_fatal: true,
+            auth_hint: "stocks.iex.token",
         }
     }
 
-    pub async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
-        let mut last_update: HashMap<String, DateTime<Utc>> = HashMap::new();
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        let mut connected = false;
-        loop {
-            let symbols = ctx.tickers().join(",");
-            let req = self.http.get(format!("{}/stable/stock/market/batch", self.base.trim_end_matches('/'))).query(&[
-                ("symbols", symbols.as_str()),
-                ("types", "quote"),
-                ("token", self.token.expose()),
-            ]);
-            let resp = tokio::select! {
-                r = req.send() => r,
-                _ = ctx.cancel.cancelled() => return Ok(()),
-            };
-            let wait = match resp {
-                Err(e) => {
-                    ctx.event(
-                        EventKind::Warning,
-                        "source.disconnected",
-                        format!("iex: request failed: {}", e.without_url()),
-                    );
-                    connected = false;
-                    backoff.next_delay()
-                }
-                Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
-                    let w = retry_after(&r).unwrap_or_else(|| backoff.next_delay());
-                    ctx.event(
-                        EventKind::Warning,
-                        "source.rate_limited",
-                        format!("iex: HTTP 429; waiting {:.1} s", w.as_secs_f64()),
-                    );
-                    w
-                }
-                Ok(r)
-                    if r.status() == reqwest::StatusCode::UNAUTHORIZED
-                        || r.status() == reqwest::StatusCode::FORBIDDEN =>
-                {
-                    ctx.event(
-                        EventKind::Error,
-                        "source.auth_failed",
-                        format!("iex: HTTP {}; check stocks.iex_token", r.status()),
-                    );
-                    return Err(SourceError::Auth { provider: PROVIDER, message: r.status().to_string() });
-                }
-                Ok(r) if !r.status().is_success() => {
-                    ctx.event(EventKind::Warning, "source.error", format!("iex: HTTP {}", r.status()));
-                    backoff.next_delay()
-                }
-                Ok(r) => {
-                    let at = ctx.now();
-                    match r.text().await {
-                        Ok(text) => {
-                            ctx.record_raw(PROVIDER, "batch", &text, at);
-                            if !connected {
-                                ctx.event(
-                                    EventKind::Activity,
-                                    "source.connected",
-                                    "iex: polling the batch quote endpoint",
-                                );
-                                connected = true;
-                            }
-                            backoff.reset();
-                            match parse_batch(&text, at) {
-                                Ok((quotes, errors)) => {
-                                    for e in errors {
-                                        ctx.malformed(PROVIDER, &e, &text);
-                                    }
-                                    for q in quotes {
-                                        let Record::Quote(qq) = &q else { continue };
-                                        let key = qq.ticker.to_string();
-                                        if last_update.get(&key) == Some(&qq.ts) {
-                                            continue;
-                                        }
-                                        last_update.insert(key, qq.ts);
-                                        if !ctx.emit(q).await {
-                                            return Ok(());
-                                        }
-                                    }
-                                }
-                                Err(e) => ctx.malformed(PROVIDER, &e, &text),
-                            }
-                        }
-                        Err(e) => ctx.event(
-                            EventKind::Warning,
-                            "source.error",
-                            format!("iex: reading the response: {}", e.without_url()),
-                        ),
-                    }
-                    self.poll
-                }
-            };
-            if !sleep_or_cancel(wait, &ctx.cancel).await {
-                return Ok(());
-            }
-        }
+    fn next_request(&mut self, http: &reqwest::Client, ctx: &SourceCtx) -> Option<PollRequest> {
+        let symbols = ctx.tickers().join(",");
+        let request = http.get(format!("{}/stable/stock/market/batch", self.base.trim_end_matches('/'))).query(&[
+            ("symbols", symbols.as_str()),
+            ("types", "quote"),
+            ("token", self.token.expose()),
+        ]);
+        Some(PollRequest { request, channel: BATCH, about: String::new() })
+    }
+
+    fn parse(&mut self, _channel: &str, text: &str, at: DateTime<Utc>, _ctx: &SourceCtx) -> Result<Parsed, ParseError> {
+        parse_batch(text, at)
+    }
+
+    fn keep(&mut self, mut parsed: Parsed) -> Parsed {
+        parsed.records.retain(|r| {
+            let Record::Quote(q) = r else { return true };
+            self.last_update.insert(q.ticker.to_string(), q.ts) != Some(q.ts)
+        });
+        parsed
+    }
+
+    fn connected(&self) -> String {
+        "polling the batch quote endpoint".into()
     }
 }
 
@@ -204,10 +166,10 @@ mod tests {
         let text = r#"{"AAPL":{"quote":{"symbol":"AAPL","companyName":"Apple Inc","latestPrice":231.5,"latestVolume":1234567,"latestUpdate":1795532399000,"iexBidPrice":231.4,"iexAskPrice":0,"previousClose":230}},
                       "BAD":{"quote":{"symbol":"B@D","latestUpdate":1}},
                       "MSFT":{"quote":{"symbol":"MSFT","latestPrice":410}}}"#;
-        let (quotes, errors) = parse_batch(text, at).unwrap();
-        assert_eq!(quotes.len(), 1);
-        assert_eq!(errors.len(), 2);
-        let Record::Quote(q) = &quotes[0] else { panic!() };
+        let parsed = parse_batch(text, at).unwrap();
+        assert_eq!(parsed.records.len(), 1);
+        assert_eq!(parsed.errors.len(), 2);
+        let Record::Quote(q) = &parsed.records[0] else { panic!() };
         assert_eq!((q.last_price, q.bid_price, q.ask_price), (Some(231.5), Some(231.4), None));
     }
 }

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use cashtag_core::{Record, Ticker};
+use cashtag_core::{Record, Ticker, catalog};
 use cashtag_sim::{Sim, minute_index};
 
-use crate::{SourceCtx, SourceError};
+use crate::{BoxFuture, Source, SourceCtx, SourceError};
+
+pub const NAME: &str = "sim";
 
 pub struct SimMarket {
     sim: Arc<Sim>,
@@ -17,10 +19,10 @@ impl SimMarket {
         SimMarket { sim }
     }
 
-    pub async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
+    async fn stream(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
         let started = ctx.now();
         let mut m = minute_index(started);
-        ctx.event(cashtag_core::EventKind::Activity, "source.connected", "sim: simulated market running");
+        ctx.emit_event(catalog::source_connected(NAME, "simulated market running"));
         loop {
             let tickers: Vec<Ticker> = ctx.watchlist.borrow().tickers();
             // All tickers' trades of this minute, in time order.
@@ -51,5 +53,15 @@ impl SimMarket {
                 _ = ctx.cancel.cancelled() => return Ok(()),
             }
         }
+    }
+}
+
+impl Source for SimMarket {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a SourceCtx) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(self.stream(ctx))
     }
 }

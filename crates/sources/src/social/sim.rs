@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
-use cashtag_core::{EventKind, Record};
+use cashtag_core::{Record, catalog};
 use cashtag_sim::{Sim, minute_index, minute_start};
 
-use crate::{SourceCtx, SourceError};
+use crate::{BoxFuture, Source, SourceCtx, SourceError};
+
+pub const NAME: &str = "sim";
 
 pub struct SimPosts {
     sim: Arc<Sim>,
@@ -16,10 +18,10 @@ impl SimPosts {
         SimPosts { sim }
     }
 
-    pub async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
+    async fn stream(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
         let started = ctx.now();
         let mut m = minute_index(started);
-        ctx.event(EventKind::Activity, "source.connected", "sim: simulated posts running");
+        ctx.emit_event(catalog::source_connected(NAME, "simulated posts running"));
         loop {
             let tickers: Vec<String> = ctx.tickers();
             let mut posts = Vec::new();
@@ -43,5 +45,15 @@ impl SimPosts {
                 _ = ctx.cancel.cancelled() => return Ok(()),
             }
         }
+    }
+}
+
+impl Source for SimPosts {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a SourceCtx) -> BoxFuture<'a, Result<(), SourceError>> {
+        Box::pin(self.stream(ctx))
     }
 }

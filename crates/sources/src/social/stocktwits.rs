@@ -1,22 +1,24 @@
 //! StockTwits symbol streams: `/api/2/streams/symbol/{SYMBOL}.json?since={id}`, up to 30
 //! messages each, polled round-robin over the watchlist at a pace that stays within the
-//! unauthenticated hourly limit, with a `since` cursor per symbol. The author's own
-//! Bullish/Bearish label is kept. HTTP 429 waits (`Retry-After`, else a minute).
+//! unauthenticated hourly limit, with a `since` cursor per symbol (the shared loop of
+//! [`crate::http`]). The author's own Bullish/Bearish label is kept. HTTP 429 waits
+//! (`Retry-After`, else a minute).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use cashtag_core::{Author, EventKind, Post, Record, SentimentLabel, Ticker};
+use cashtag_core::config::StocktwitsSettings;
+use cashtag_core::{Author, Post, Record, SentimentLabel, Ticker};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::backoff::sleep_or_cancel;
 use crate::cashtag::{extract, merge_tags};
-use crate::market::alpaca::retry_after;
-use crate::social::{post, watched};
-use crate::{SourceCtx, SourceError};
+use crate::http::{PollPolicy, PollRequest, Poller};
+use crate::{BoxFuture, ParseError, Parsed, Signal, Source, SourceCtx, SourceError};
 
-const PROVIDER: &str = "stocktwits";
+pub const NAME: &str = "stocktwits";
+/// The recording channel of symbol-stream pages.
+pub const SYMBOL: &str = "symbol";
 
 #[derive(Deserialize)]
 struct User {
@@ -58,47 +60,58 @@ struct Response {
     messages: Vec<Message>,
 }
 
-/// Parses a symbol stream page: the posts about watched tickers and the newest id seen.
+/// Parses a symbol stream page: the posts about watched tickers, and the newest message id
+/// as a [`Signal::Cursor`].
 pub fn parse_symbol_stream(
     text: &str,
     received_at: DateTime<Utc>,
     watched: &HashSet<Ticker>,
-) -> Result<(Vec<Post>, Option<u64>), String> {
-    let r: Response = serde_json::from_str(text).map_err(|e| format!("symbol stream: {e}"))?;
-    let newest = r.messages.iter().map(|m| m.id).max();
-    let posts = r
-        .messages
-        .into_iter()
-        .filter_map(|m| {
-            let tickers = merge_tags(extract(&m.body, watched), m.symbols.iter().map(|s| s.symbol.as_str()), watched);
-            if tickers.is_empty() {
-                return None;
-            }
-            let label = m.entities.and_then(|e| e.sentiment).and_then(|s| s.basic).and_then(|b| match b.as_str() {
-                "Bullish" => Some(SentimentLabel::Bullish),
-                "Bearish" => Some(SentimentLabel::Bearish),
-                _ => None,
-            });
-            let author_id = match &m.user.id {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            Some(post(
-                PROVIDER,
-                m.id.to_string(),
-                m.created_at,
-                received_at,
-                m.body,
-                None,
-                Author { id: author_id, name: m.user.username.unwrap_or_default(), followers: m.user.followers },
-                None,
-                tickers,
-                false,
-                label,
-            ))
-        })
-        .collect();
-    Ok((posts, newest))
+) -> Result<Parsed, ParseError> {
+    let r: Response = serde_json::from_str(text).map_err(|e| ParseError(format!("symbol stream: {e}")))?;
+    let mut out = Parsed::default();
+    if let Some(newest) = r.messages.iter().map(|m| m.id).max() {
+        out.signals.push(Signal::Cursor(newest as i64));
+    }
+    for m in r.messages {
+        let tickers = merge_tags(extract(&m.body, watched), m.symbols.iter().map(|s| s.symbol.as_str()), watched);
+        if tickers.is_empty() {
+            continue;
+        }
+        let label = m.entities.and_then(|e| e.sentiment).and_then(|s| s.basic).and_then(|b| match b.as_str() {
+            "Bullish" => Some(SentimentLabel::Bullish),
+            "Bearish" => Some(SentimentLabel::Bearish),
+            _ => None,
+        });
+        let author_id = match &m.user.id {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.records.push(Record::Post(Post {
+            source: NAME.into(),
+            id: m.id.to_string(),
+            created_at: m.created_at,
+            received_at,
+            text: m.body,
+            lang: None,
+            author: Author { id: author_id, name: m.user.username.unwrap_or_default(), followers: m.user.followers },
+            engagement: None,
+            tickers,
+            is_repost: false,
+            author_label: label,
+            sentiment: None,
+        }));
+    }
+    Ok(out)
+}
+
+/// StockTwits' parser (one channel, `symbol`).
+pub fn parse(
+    _channel: &str,
+    payload: &str,
+    at: DateTime<Utc>,
+    watched: &HashSet<Ticker>,
+) -> Result<Parsed, ParseError> {
+    parse_symbol_stream(payload, at, watched)
 }
 
 pub struct StockTwits {
@@ -106,6 +119,9 @@ pub struct StockTwits {
     /// Pause between two requests (the hourly budget spread evenly).
     every: Duration,
     since: HashMap<String, u64>,
+    /// The symbol of the request in flight, and the round-robin position.
+    current: Option<String>,
+    next: usize,
     http: reqwest::Client,
 }
 
@@ -115,75 +131,74 @@ impl StockTwits {
             base,
             every,
             since: HashMap::new(),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().expect("http client"),
+            current: None,
+            next: 0,
+            http: crate::http::client(Duration::from_secs(15)),
         }
     }
 
-    pub async fn run(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
-        let mut connected = false;
-        let mut next = 0usize;
-        loop {
-            let symbols = ctx.tickers();
-            if symbols.is_empty() {
-                if !sleep_or_cancel(self.every, &ctx.cancel).await {
-                    return Ok(());
-                }
-                continue;
-            }
-            let sym = symbols[next % symbols.len()].clone();
-            next += 1;
-            let mut req = self.http.get(format!("{}/api/2/streams/symbol/{sym}.json", self.base.trim_end_matches('/')));
-            if let Some(since) = self.since.get(&sym) {
-                req = req.query(&[("since", since.to_string())]);
-            }
-            let resp = tokio::select! {
-                r = req.send() => r,
-                _ = ctx.cancel.cancelled() => return Ok(()),
-            };
-            let mut wait = self.every;
-            match resp {
-                Err(e) => {
-                    ctx.event(EventKind::Warning, "source.disconnected", format!("stocktwits: {}", e.without_url()));
-                    connected = false;
-                }
-                Ok(r) if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS => {
-                    wait = retry_after(&r).unwrap_or(Duration::from_secs(60)).max(self.every);
-                    ctx.event(
-                        EventKind::Warning,
-                        "source.rate_limited",
-                        format!("stocktwits: HTTP 429; waiting {:.0} s", wait.as_secs_f64()),
-                    );
-                }
-                Ok(r) if !r.status().is_success() => {
-                    ctx.event(EventKind::Warning, "source.error", format!("stocktwits: HTTP {} for {sym}", r.status()));
-                }
-                Ok(r) => {
-                    let at = ctx.now();
-                    let text = r.text().await.unwrap_or_default();
-                    ctx.record_raw(PROVIDER, "symbol", &text, at);
-                    if !connected {
-                        ctx.event(EventKind::Activity, "source.connected", "stocktwits: polling symbol streams");
-                        connected = true;
-                    }
-                    match parse_symbol_stream(&text, at, &watched(ctx)) {
-                        Ok((posts, newest)) => {
-                            if let Some(n) = newest {
-                                let e = self.since.entry(sym.clone()).or_insert(0);
-                                *e = (*e).max(n);
-                            }
-                            for p in posts {
-                                if !ctx.emit(Record::Post(p)).await {
-                                    return Ok(());
-                                }
-                            }
-                        }
-                        Err(e) => ctx.malformed(PROVIDER, &e, &text),
-                    }
-                }
-            }
-            if !sleep_or_cancel(wait, &ctx.cancel).await {
-                return Ok(());
-            }
+    pub fn from_settings(s: &StocktwitsSettings) -> Self {
+        StockTwits::new(s.url.clone(), Duration::from_secs_f64(3600.0 / s.requests_per_hour as f64))
+    }
+}
+
+impl Source for StockTwits {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a SourceCtx) -> BoxFuture<'a, Result<(), SourceError>> {
+        let http = self.http.clone();
+        Box::pin(async move { crate::http::run(self, &http, ctx).await })
+    }
+}
+
+impl Poller for StockTwits {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn policy(&self) -> PollPolicy {
+        PollPolicy {
+            interval: self.every,
+            errors_wait_interval: true,
+            rate_limit_wait: Some(Duration::from_secs(60)),
+            auth_is_fatal: false,
+            auth_hint: "",
         }
+    }
+
+    fn next_request(&mut self, http: &reqwest::Client, ctx: &SourceCtx) -> Option<PollRequest> {
+        let symbols = ctx.tickers();
+        if symbols.is_empty() {
+            return None;
+        }
+        let sym = symbols[self.next % symbols.len()].clone();
+        self.next += 1;
+        let mut request = http.get(format!("{}/api/2/streams/symbol/{sym}.json", self.base.trim_end_matches('/')));
+        if let Some(since) = self.since.get(&sym) {
+            request = request.query(&[("since", since.to_string())]);
+        }
+        self.current = Some(sym.clone());
+        Some(PollRequest { request, channel: SYMBOL, about: format!("for {sym}") })
+    }
+
+    fn parse(&mut self, _channel: &str, text: &str, at: DateTime<Utc>, ctx: &SourceCtx) -> Result<Parsed, ParseError> {
+        parse_symbol_stream(text, at, &ctx.watched())
+    }
+
+    fn keep(&mut self, parsed: Parsed) -> Parsed {
+        if let (Some(sym), Some(newest)) = (
+            self.current.clone(),
+            parsed.signals.iter().find_map(|s| if let Signal::Cursor(c) = s { Some(*c as u64) } else { None }),
+        ) {
+            let e = self.since.entry(sym).or_insert(0);
+            *e = (*e).max(newest);
+        }
+        parsed
+    }
+
+    fn connected(&self) -> String {
+        "polling symbol streams".into()
     }
 }

@@ -1,0 +1,186 @@
+//! cashtag-runtime: the shell every cashtag binary shares, so each `main.rs` only wires.
+//!
+//! - [`main`]: logging (JSON lines for a service, readable lines on stderr for a command),
+//!   the settings (an invalid one exits 2 with the key named), a tokio runtime, and the
+//!   exit code of the error the command returns ([`Failure`]).
+//! - [`Service`]: what a long-running service has besides its own work — the clock, the
+//!   bus, `/healthz` and `/metrics` (plus its own routes), heartbeats, SIGTERM, and a stop
+//!   that reports and flushes before the process exits.
+
+use std::future::Future;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cashtag_bus::Bus;
+use cashtag_core::exit::{self, ExitStatus};
+use cashtag_core::{Clock, Settings, catalog};
+use cashtag_telemetry::Telemetry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logging {
+    /// JSON lines on stdout (a long-running service in a container).
+    Service,
+    /// Readable lines on stderr, warnings and progress only (a command a person runs).
+    Cli,
+    /// Nothing set up (commands whose stdout is their output, like `score`).
+    None,
+}
+
+/// A failed command: the error, and the exit code it means.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Self {
+        Failure { code, error: error.into() }
+    }
+
+    /// Bad configuration or usage (exit 2).
+    pub fn usage(message: impl std::fmt::Display) -> Self {
+        Failure { code: exit::CONFIG, error: anyhow::anyhow!("{message}") }
+    }
+}
+
+impl<E: ExitStatus + std::error::Error + Send + Sync + 'static> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure { code: e.exit_code(), error: e.into() }
+    }
+}
+
+/// Turns any error into a failure with exit code 1 (`.map_err(other)`).
+pub fn other(e: impl Into<anyhow::Error>) -> Failure {
+    Failure { code: exit::OTHER, error: e.into() }
+}
+
+/// Errors the bus and HTTP server give at start are configuration problems.
+pub fn config(e: impl Into<anyhow::Error>) -> Failure {
+    Failure { code: exit::CONFIG, error: e.into() }
+}
+
+/// The whole of a binary's `main`: sets up logging, loads the settings (`--config FILE`,
+/// `CASHTAG_CONFIG`, `CASHTAG_*`), runs `command` on a tokio runtime, and exits with the
+/// code of its failure after printing it as `<binary>: <error and causes>`.
+pub fn main<F, Fut>(binary: &'static str, logging: Logging, config_file: Option<&Path>, command: F) -> ExitCode
+where
+    F: FnOnce(Settings) -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    match logging {
+        Logging::Service => cashtag_telemetry::init_tracing(binary.trim_start_matches("cashtag-")),
+        Logging::Cli => cashtag_telemetry::init_cli_tracing(),
+        Logging::None => {}
+    }
+    let settings = match Settings::load(config_file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{binary}: invalid configuration: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{binary}: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::OTHER);
+        }
+    };
+    exit(binary, runtime.block_on(command(settings)))
+}
+
+/// The exit code of a command's result, after printing a failure as
+/// `<binary>: <error and causes>` (for commands that need no settings).
+pub fn exit(binary: &str, result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("{binary}: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+/// What a long-running service shares with every other: started by [`Service::start`],
+/// stopped by [`Service::stop`].
+pub struct Service {
+    pub name: &'static str,
+    pub clock: Clock,
+    pub bus: Bus,
+    pub telemetry: Telemetry,
+    /// Cancelled on SIGTERM or SIGINT.
+    pub shutdown: CancellationToken,
+    settings: Settings,
+    server: Option<JoinHandle<()>>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl Service {
+    /// The clock, the bus, the metrics registry and the shutdown token, and a
+    /// `service.start` event saying `what` runs.
+    pub fn start(name: &'static str, settings: &Settings, what: impl std::fmt::Display) -> Result<Service, Failure> {
+        let clock = settings.clock.clock()?;
+        let bus = Bus::from_settings(settings, name, clock.clone()).map_err(config)?;
+        let svc = Service {
+            name,
+            clock,
+            bus,
+            telemetry: Telemetry::new(name),
+            shutdown: cashtag_telemetry::shutdown_token(),
+            settings: settings.clone(),
+            server: None,
+            heartbeat: None,
+        };
+        svc.bus.emit(catalog::service_start(format!("{name} {} starting: {what}", env!("CARGO_PKG_VERSION"))));
+        Ok(svc)
+    }
+
+    /// Serves `/healthz`, `/metrics` and `routes` on `http.listen` (or `0.0.0.0:port`)
+    /// until shutdown; returns the bound address.
+    pub async fn serve(&mut self, port: u16, routes: axum::Router) -> Result<std::net::SocketAddr, Failure> {
+        let listen = self.settings.http_listen(port);
+        let (addr, server) = self
+            .telemetry
+            .serve(listen, routes, self.shutdown.clone())
+            .await
+            .map_err(|e| Failure::usage(format!("http.listen {listen}: {e}")))?;
+        self.server = Some(server);
+        Ok(addr)
+    }
+
+    /// Sends heartbeats with `info` (also shown on `/healthz`) until shutdown.
+    pub fn heartbeat(&mut self, info: impl Fn() -> serde_json::Value + Send + 'static) {
+        let hb = &self.settings.heartbeat;
+        self.heartbeat = Some(self.bus.spawn_heartbeat(
+            Duration::from_secs(hb.interval_secs),
+            Duration::from_secs(hb.ttl_secs),
+            self.shutdown.clone(),
+            info,
+        ));
+    }
+
+    /// Waits for the heartbeat task to end (it ends at shutdown), releasing what its
+    /// closure holds.
+    pub async fn end_heartbeat(&mut self) {
+        self.shutdown.cancel();
+        if let Some(hb) = self.heartbeat.take() {
+            let _ = hb.await;
+        }
+    }
+
+    /// Waits for the heartbeat to end, reports `service.stop` with `message`, writes the
+    /// events still queued (up to 3 s) and waits for the HTTP server to close.
+    pub async fn stop(mut self, message: impl Into<String>) {
+        self.end_heartbeat().await;
+        self.bus.emit(catalog::service_stop(message));
+        self.bus.events().flush(Duration::from_secs(3)).await;
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}

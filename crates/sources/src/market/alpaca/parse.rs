@@ -1,0 +1,220 @@
+//! Alpaca's payloads: stream frames (JSON arrays that may batch trades, quotes, bars,
+//! greetings and errors) and REST pages of historical bars.
+
+use cashtag_core::{Bar, Quote, Record, Ticker, Trade};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::NAME;
+use crate::{ParseError, Parsed, Signal, content_seq};
+
+/// The recording channel of stream frames.
+pub const WS: &str = "ws";
+/// The recording channel of REST bar pages.
+pub const BARS: &str = "bars";
+
+#[derive(Deserialize)]
+struct TradeMsg {
+    #[serde(rename = "S")]
+    symbol: String,
+    i: Option<u64>,
+    x: Option<String>,
+    p: f64,
+    s: f64,
+    #[serde(default)]
+    c: Vec<String>,
+    t: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct QuoteMsg {
+    #[serde(rename = "S")]
+    symbol: String,
+    bp: Option<f64>,
+    bs: Option<f64>,
+    ap: Option<f64>,
+    #[serde(rename = "as")]
+    ask_size: Option<f64>,
+    t: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct BarMsg {
+    #[serde(rename = "S", default)]
+    symbol: Option<String>,
+    o: f64,
+    h: f64,
+    l: f64,
+    c: f64,
+    v: f64,
+    t: DateTime<Utc>,
+    n: Option<u64>,
+    vw: Option<f64>,
+}
+
+fn ticker(symbol: &str) -> Result<Ticker, String> {
+    Ticker::parse(symbol).map_err(|e| e.to_string())
+}
+
+fn bar(symbol: &str, b: BarMsg, received_at: DateTime<Utc>) -> Result<Record, String> {
+    Ok(Record::Bar(Bar {
+        provider: NAME.into(),
+        ticker: ticker(symbol)?,
+        start: b.t,
+        open: b.o,
+        high: b.h,
+        low: b.l,
+        close: b.c,
+        volume: b.v,
+        trade_count: b.n,
+        vwap: b.vw,
+        origin: "provider".into(),
+        received_at: Some(received_at),
+    }))
+}
+
+/// One item of a stream frame: a record, a signal, or nothing cashtag uses (statuses,
+/// LULDs, corrections).
+fn item(item: &serde_json::Value, received_at: DateTime<Utc>) -> Result<Option<Result<Record, Signal>>, String> {
+    let kind = item.get("T").and_then(|t| t.as_str()).ok_or("message without \"T\"")?;
+    let text = |k: &str| item.get(k).and_then(|m| m.as_str()).unwrap_or_default().to_string();
+    Ok(Some(match kind {
+        "t" => {
+            let m: TradeMsg = serde_json::from_value(item.clone()).map_err(|e| format!("trade: {e}"))?;
+            let seq = m.i.unwrap_or_else(|| content_seq(&item.to_string()));
+            Ok(Record::Trade(Trade {
+                provider: NAME.into(),
+                ticker: ticker(&m.symbol)?,
+                ts: m.t,
+                received_at,
+                price: m.p,
+                size: m.s,
+                exchange: m.x,
+                trade_id: m.i.map(|i| i.to_string()),
+                conditions: m.c,
+                seq,
+            }))
+        }
+        "q" => {
+            let m: QuoteMsg = serde_json::from_value(item.clone()).map_err(|e| format!("quote: {e}"))?;
+            Ok(Record::Quote(Quote {
+                provider: NAME.into(),
+                ticker: ticker(&m.symbol)?,
+                ts: m.t,
+                received_at,
+                bid_price: m.bp,
+                bid_size: m.bs,
+                ask_price: m.ap,
+                ask_size: m.ask_size,
+                last_price: None,
+                volume: None,
+                seq: content_seq(&item.to_string()),
+            }))
+        }
+        "b" => {
+            let m: BarMsg = serde_json::from_value(item.clone()).map_err(|e| format!("bar: {e}"))?;
+            let sym = m.symbol.clone().ok_or("bar without \"S\"")?;
+            Ok(bar(&sym, m, received_at)?)
+        }
+        "success" => Err(Signal::Status(text("msg"))),
+        "subscription" => Err(Signal::Subscribed(item.clone())),
+        "error" => Err(Signal::Error { code: item.get("code").and_then(|c| c.as_i64()), message: text("msg") }),
+        _ => return Ok(None),
+    }))
+}
+
+/// Parses one stream frame. A bad item is reported in `errors` and skipped; the others
+/// still count.
+pub fn parse_frame(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    let items: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| ParseError(format!("not a JSON array: {e}")))?;
+    let mut out = Parsed::default();
+    for i in &items {
+        match item(i, received_at) {
+            Ok(Some(Ok(r))) => out.records.push(r),
+            Ok(Some(Err(s))) => out.signals.push(s),
+            Ok(None) => {}
+            Err(e) => out.errors.push(e),
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+struct BarsPage {
+    #[serde(default)]
+    bars: std::collections::BTreeMap<String, Vec<BarMsg>>,
+    next_page_token: Option<String>,
+}
+
+/// Parses a `/v2/stocks/bars` page: the bars, and the next page token as a
+/// [`Signal::NextPage`].
+pub fn parse_bars_page(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    let page: BarsPage = serde_json::from_str(text).map_err(|e| ParseError(format!("bars page: {e}")))?;
+    let mut out = Parsed::default();
+    for (sym, bars) in page.bars {
+        for b in bars {
+            match bar(&sym, b, received_at) {
+                Ok(r) => out.records.push(r),
+                Err(e) => out.errors.push(e),
+            }
+        }
+    }
+    if let Some(t) = page.next_page_token.filter(|t| !t.is_empty()) {
+        out.signals.push(Signal::NextPage(t));
+    }
+    Ok(out)
+}
+
+/// Alpaca's parser, by recording channel.
+pub fn parse(
+    channel: &str,
+    payload: &str,
+    at: DateTime<Utc>,
+    _watched: &std::collections::HashSet<Ticker>,
+) -> Result<Parsed, ParseError> {
+    match channel {
+        WS => parse_frame(payload, at),
+        BARS => parse_bars_page(payload, at),
+        other => Err(ParseError(format!("alpaca has no channel {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_batched_frames() {
+        let at: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
+        let text = r#"[{"T":"t","S":"AAPL","i":96921,"x":"V","p":231.5,"s":100,"c":["@"],"t":"2026-11-24T14:59:59.123456789Z","z":"C"},
+            {"T":"q","S":"AAPL","bx":"V","bp":231.4,"bs":2,"ax":"V","ap":231.6,"as":3,"c":["R"],"t":"2026-11-24T14:59:59.2Z","z":"C"},
+            {"T":"b","S":"MSFT","o":410,"h":411,"l":409.5,"c":410.5,"v":12000,"t":"2026-11-24T14:59:00Z","n":55,"vw":410.2},
+            {"T":"s","S":"AAPL"},
+            {"T":"success","msg":"authenticated"},
+            {"T":"t","S":"AAPL","p":"oops"},
+            {"T":"t","S":"aapl!","i":1,"p":1,"s":1,"t":"2026-11-24T14:59:59Z"}]"#;
+        let parsed = parse_frame(text, at).unwrap();
+        assert_eq!(parsed.records.len(), 3);
+        assert_eq!(parsed.signals, vec![Signal::Status("authenticated".into())]);
+        assert_eq!(parsed.errors.len(), 2, "{:?}", parsed.errors);
+        let Record::Trade(t) = &parsed.records[0] else { panic!() };
+        assert_eq!((t.ticker.as_str(), t.price, t.seq), ("AAPL", 231.5, 96921));
+        assert_eq!(t.ts.timestamp_subsec_nanos(), 123_456_789);
+        let Record::Quote(q) = &parsed.records[1] else { panic!() };
+        assert_eq!(q.ask_size, Some(3.0));
+        let Record::Bar(b) = &parsed.records[2] else { panic!() };
+        assert_eq!((b.trade_count, b.origin.as_str()), (Some(55), "provider"));
+        assert!(parse_frame("{not json", at).is_err());
+    }
+
+    #[test]
+    fn parses_bar_pages() {
+        let at: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
+        let page = parse_bars_page(r#"{"bars":{"AAPL":[{"t":"2026-11-24T14:30:00Z","o":1,"h":2,"l":0.5,"c":1.5,"v":10,"n":3,"vw":1.2}]},"next_page_token":"abc"}"#, at).unwrap();
+        assert_eq!(page.records.len(), 1);
+        assert_eq!(page.signals, vec![Signal::NextPage("abc".into())]);
+        let last = parse_bars_page(r#"{"bars":{},"next_page_token":null}"#, at).unwrap();
+        assert!(last.signals.is_empty());
+    }
+}
