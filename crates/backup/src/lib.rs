@@ -273,7 +273,11 @@ pub async fn backup(
     .map_err(io_err("staging directory"))?;
 
     let (part_tx, part_rx) = mpsc::channel::<Vec<u8>>(1);
-    let uploader = tokio::spawn(crate::s3::upload_parts(s3.clone(), target.bucket.clone(), key.clone(), part_rx));
+    // The upload completes only when the whole dump succeeded; otherwise it is aborted and
+    // no partial archive ever appears in the bucket.
+    let (commit_tx, commit_rx) = tokio::sync::oneshot::channel::<()>();
+    let uploader =
+        tokio::spawn(crate::s3::upload_parts(s3.clone(), target.bucket.clone(), key.clone(), part_rx, commit_rx));
     let (item_tx, item_rx) = std::sync::mpsc::sync_channel::<ArchiveItem>(1);
     let part_size = target.part_size;
     let builder = tokio::task::spawn_blocking(move || build_archive(item_rx, PartWriter::new(part_size, part_tx)));
@@ -309,13 +313,17 @@ pub async fn backup(
     }
     .await;
     drop(item_tx);
-    let built =
-        builder.await.map_err(|e| BackupError::Io { what: "archive writer".into(), source: Some(Box::new(e)) })?;
+    let built = builder.await.map_err(|e| BackupError::Io { what: "archive writer".into(), source: Some(Box::new(e)) });
+    if dump.is_ok() && matches!(built, Ok(Ok(_))) {
+        let _ = commit_tx.send(());
+    } else {
+        drop(commit_tx);
+    }
     let uploaded =
         uploader.await.map_err(|e| BackupError::Io { what: "uploader".into(), source: Some(Box::new(e)) })?;
     dump?;
+    let (sha256, archive_bytes) = built?.map_err(io_err("writing the archive"))?;
     let uploaded = uploaded?;
-    let (sha256, archive_bytes) = built.map_err(io_err("writing the archive"))?;
     debug_assert_eq!(uploaded, archive_bytes);
     let manifest = Manifest {
         format: manifest::FORMAT.into(),
@@ -326,8 +334,12 @@ pub async fn backup(
         sha256,
         duration_secs: started.elapsed().as_secs_f64(),
     };
-    crate::s3::put_json(s3, &target.bucket, &manifest_key(&key), &serde_json::to_value(&manifest).expect("serializes"))
-        .await?;
+    let manifest_json = serde_json::to_value(&manifest).expect("serializes");
+    if let Err(e) = crate::s3::put_json(s3, &target.bucket, &manifest_key(&key), &manifest_json).await {
+        // An archive without its manifest is not a backup: remove it.
+        let _ = crate::s3::delete(s3, &target.bucket, &key).await;
+        return Err(e);
+    }
     Ok(manifest)
 }
 
@@ -474,17 +486,65 @@ pub async fn restore(
     for c in &chosen {
         let coll = mongo.database(&target_db(&c.database)).collection::<Document>(&c.collection);
         let n = coll.estimated_document_count().await.map_err(mongo_err("checking the target"))?;
-        if n > 0 {
-            if !opts.drop {
-                return Err(BackupError::Refused(format!(
-                    "{}.{} already holds {n} documents; use --drop to replace it",
-                    target_db(&c.database),
-                    c.collection
-                )));
-            }
-            coll.drop().await.map_err(mongo_err("dropping the target"))?;
+        if n > 0 && !opts.drop {
+            return Err(BackupError::Refused(format!(
+                "{}.{} already holds {n} documents; use --drop to replace it",
+                target_db(&c.database),
+                c.collection
+            )));
         }
     }
+    // Everything goes into temporary collections first; only when all of them are
+    // complete (documents and indexes) are they renamed over the targets, so a failure on
+    // the way leaves the old data as it was.
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3f").to_string();
+    let staged = |coll: &str| format!("{coll}.restoring-{stamp}");
+    // What an earlier restore that failed half-way left behind.
+    for c in &chosen {
+        let db = mongo.database(&target_db(&c.database));
+        let names = db.list_collection_names().await.map_err(mongo_err("listing the target"))?;
+        let prefix = format!("{}.restoring-", c.collection);
+        for n in names.iter().filter(|n| n.starts_with(&prefix)) {
+            db.collection::<Document>(n).drop().await.map_err(mongo_err("dropping a left-over restore"))?;
+        }
+    }
+    let result = restore_into(mongo, s3, target, key, &manifest, &chosen, &target_db, &staged, progress).await;
+    let restored = match result {
+        Ok(n) => n,
+        Err(e) => {
+            for c in &chosen {
+                let db = mongo.database(&target_db(&c.database));
+                let _ = db.collection::<Document>(&staged(&c.collection)).drop().await;
+            }
+            return Err(e);
+        }
+    };
+    for c in &chosen {
+        let tdb = target_db(&c.database);
+        let from = format!("{tdb}.{}", staged(&c.collection));
+        let to = format!("{tdb}.{}", c.collection);
+        mongo
+            .database("admin")
+            .run_command(doc! {"renameCollection": &from, "to": &to, "dropTarget": true})
+            .await
+            .map_err(mongo_err(&format!("swapping {to} in")))?;
+    }
+    Ok(restored)
+}
+
+/// Restores the chosen collections' documents and indexes into their staged names.
+#[allow(clippy::too_many_arguments)]
+async fn restore_into(
+    mongo: &Client,
+    s3: &aws_sdk_s3::Client,
+    target: &Target,
+    key: &str,
+    manifest: &Manifest,
+    chosen: &[&CollectionEntry],
+    target_db: &(dyn Fn(&str) -> String + Sync),
+    staged: &(dyn Fn(&str) -> String + Sync),
+    progress: &Progress,
+) -> Result<u64, BackupError> {
     // Stream documents into the target in batches.
     let (tx, mut rx) = mpsc::channel::<(String, String, Vec<RawDocumentBuf>)>(2);
     let keep: std::collections::BTreeSet<(String, String)> =
@@ -508,7 +568,9 @@ pub async fn restore(
         }
         Ok(())
     });
-    let writer = async {
+    // The writer owns the receiver: when it fails, the channel closes and the reader's
+    // blocked send returns instead of waiting forever.
+    let writer = async move {
         let mut restored = 0u64;
         let mut bars: BTreeMap<String, progress::Bar> = BTreeMap::new();
         while let Some((db, coll, docs)) = rx.recv().await {
@@ -516,7 +578,7 @@ pub async fn restore(
             let tdb = target_db(&db);
             mongo
                 .database(&tdb)
-                .collection::<RawDocumentBuf>(&coll)
+                .collection::<RawDocumentBuf>(&staged(&coll))
                 .insert_many(docs)
                 .ordered(false)
                 .await
@@ -538,10 +600,11 @@ pub async fn restore(
         Ok::<u64, BackupError>(restored)
     };
     let (read, written) = tokio::join!(reader, writer);
-    let contents = read?;
+    // The writer's error is the cause when both failed (the reader then only saw it stop).
     let restored = written?;
+    let contents = read?;
     // Indexes (the `_id` index exists already).
-    for c in &chosen {
+    for c in chosen {
         let specs: Vec<Document> = contents
             .indexes
             .get(&(c.database.clone(), c.collection.clone()))
@@ -561,7 +624,7 @@ pub async fn restore(
         let tdb = target_db(&c.database);
         mongo
             .database(&tdb)
-            .run_command(doc! {"createIndexes": &c.collection, "indexes": specs})
+            .run_command(doc! {"createIndexes": staged(&c.collection), "indexes": specs})
             .await
             .map_err(mongo_err(&format!("creating indexes on {tdb}.{}", c.collection)))?;
     }
@@ -615,7 +678,15 @@ pub async fn prune(
     let objects = crate::s3::list(s3, &target.bucket, &target.root()).await?;
     let backups: Vec<(String, DateTime<Utc>)> =
         objects.iter().filter_map(|(k, _)| key_time(k).map(|t| (k.clone(), t))).collect();
-    let keep = crate::prune::select_keep(&backups, keep_daily, keep_weekly);
+    let mut keep = crate::prune::select_keep(&backups, keep_daily, keep_weekly);
+    // Whatever the retention says, the newest verified backup stays: it is the one an
+    // operator knows restores.
+    let all_keys: std::collections::HashSet<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
+    if let Some((newest_verified, _)) =
+        backups.iter().filter(|(k, _)| all_keys.contains(verified_key(k).as_str())).max_by_key(|(_, t)| *t)
+    {
+        keep.insert(newest_verified.clone());
+    }
     let mut kept = Vec::new();
     let mut deleted = Vec::new();
     for (k, _) in &backups {

@@ -11,10 +11,18 @@ use tokio::sync::mpsc;
 use crate::BackupError;
 
 /// An S3 client for the region and (emulator) endpoint; path-style addressing, which
-/// emulators need and AWS accepts.
+/// emulators need and AWS accepts. Every call has a deadline: 10 s to connect, 2 minutes
+/// per attempt (a part of up to hundreds of MiB), 10 minutes in all.
 pub async fn client(region: &str, endpoint: &str) -> Client {
-    let mut loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).region(aws_config::Region::new(region.to_string()));
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .read_timeout(std::time::Duration::from_secs(60))
+        .operation_attempt_timeout(std::time::Duration::from_secs(120))
+        .operation_timeout(std::time::Duration::from_secs(600))
+        .build();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .timeout_config(timeouts);
     if !endpoint.is_empty() {
         loader = loader.endpoint_url(endpoint);
     }
@@ -67,12 +75,14 @@ pub async fn check_bucket(s3: &Client, bucket: &str) -> Result<(), BackupError> 
     }
 }
 
-/// Uploads the parts that arrive on `parts` as one object; aborts the upload on failure.
+/// Uploads the parts that arrive on `parts` as one object, completing it only when
+/// `commit` fires after the last part; aborts the upload on any failure or without commit.
 pub async fn upload_parts(
     s3: Client,
     bucket: String,
     key: String,
     mut parts: mpsc::Receiver<Vec<u8>>,
+    commit: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<u64, BackupError> {
     let created = s3
         .create_multipart_upload()
@@ -106,8 +116,12 @@ pub async fn upload_parts(
         Ok((done, total))
     }
     .await;
+    // No more parts are taken (a writer still sending sees the channel closed), and the
+    // dump's verdict decides.
+    drop(parts);
+    let committed = result.is_ok() && commit.await.is_ok();
     match result {
-        Ok((done, total)) if !done.is_empty() => {
+        Ok((done, total)) if !done.is_empty() && committed => {
             s3.complete_multipart_upload()
                 .bucket(&bucket)
                 .key(&key)
@@ -122,6 +136,7 @@ pub async fn upload_parts(
             let _ = s3.abort_multipart_upload().bucket(&bucket).key(&key).upload_id(&upload_id).send().await;
             match other {
                 Err(e) => Err(e),
+                Ok(_) if !committed => Err(BackupError::io("the dump failed; the upload was aborted")),
                 _ => Err(BackupError::S3 { what: "the archive was empty".into(), source: None }),
             }
         }

@@ -2,7 +2,9 @@
 //!
 //! A command is published on the control channel and the same JSON is stored in the
 //! state key, so a service that starts late, restarts, or missed a message reads the
-//! truth. With no state key the state is "off".
+//! truth. With no state key the state is "off" at start; a key that disappears later
+//! (Redis restarted without persistence) leaves the last state in force until the
+//! manager, which re-asserts it every evaluation, writes it again.
 
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
@@ -59,8 +61,13 @@ impl Bus {
         Ok(())
     }
 
-    /// Reads the current control state.
+    /// Reads the current control state ("off" when no manager has published one).
     pub async fn control_state(&self) -> Result<ControlState, BusError> {
+        Ok(read_state(self.conn(), self.keys().control_state()).await?.unwrap_or_else(ControlState::initial))
+    }
+
+    /// Reads the published control state, None when the key is absent.
+    pub async fn published_control(&self) -> Result<Option<ControlState>, BusError> {
         read_state(self.conn(), self.keys().control_state()).await
     }
 
@@ -73,11 +80,11 @@ impl Bus {
     }
 }
 
-async fn read_state(mut c: redis::aio::ConnectionManager, key: String) -> Result<ControlState, BusError> {
+async fn read_state(mut c: redis::aio::ConnectionManager, key: String) -> Result<Option<ControlState>, BusError> {
     let raw: Option<String> = c.get(&key).await.context("GET control state")?;
-    match raw {
-        None => Ok(ControlState::initial()),
-        Some(s) => serde_json::from_str(&s)
-            .map_err(|e| BusError::Malformed { what: "control state".into(), message: e.to_string() }),
-    }
+    raw.map(|s| {
+        serde_json::from_str(&s)
+            .map_err(|e| BusError::Malformed { what: "control state".into(), message: e.to_string() })
+    })
+    .transpose()
 }

@@ -75,7 +75,9 @@ impl Bus {
     pub fn watch_flags(&self) -> watch::Receiver<Flags> {
         let key = self.keys().flags();
         crate::watch::spawn_watch(self, self.keys().flags_channel(), Flags::default(), move |c| {
-            read_flags(c, key.clone())
+            let key = key.clone();
+            // An empty hash is an absent one: keep the flags last seen.
+            async move { read_flags(c, key).await.map(|f| (!f.0.is_empty()).then_some(f)) }
         })
     }
 }

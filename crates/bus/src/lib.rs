@@ -44,6 +44,8 @@ pub enum BusError {
     },
     #[error("malformed {what} in redis: {message}")]
     Malformed { what: String, message: String },
+    #[error("the outbox in {dir}: {message}")]
+    Outbox { dir: String, message: String },
 }
 
 pub(crate) trait Context<T> {
@@ -72,7 +74,24 @@ pub struct Bus {
     identity: Identity,
     clock: Clock,
     events: StreamWriter<Event>,
+    /// Where the outboxes live (events, counts), for a long-running service.
+    outbox_dir: Option<std::path::PathBuf>,
     pub(crate) outages: std::sync::Arc<watch::OutageTracker>,
+}
+
+/// Opens an outbox journal (one writer: this process).
+fn open_outbox(dir: &std::path::Path, name: &str, group: &str) -> Result<streams::Outbox, BusError> {
+    let journal = cashtag_journal::Journal::open(
+        cashtag_journal::JournalConfig {
+            dir: dir.join(name),
+            segment_bytes: 4 * 1024 * 1024,
+            max_bytes: 256 * 1024 * 1024,
+            fsync: cashtag_journal::Fsync::Interval(Duration::from_millis(200)),
+        },
+        &[streams::OUTBOX_READER],
+    )
+    .map_err(|e| BusError::Outbox { dir: dir.display().to_string(), message: e.to_string() })?;
+    Ok(streams::Outbox { journal, group: group.to_string() })
 }
 
 /// How long one Redis command may take before it counts as failed.
@@ -89,7 +108,8 @@ pub(crate) fn manager_config() -> ConnectionManagerConfig {
 
 impl Bus {
     /// Opens the bus. Does not fail when Redis is down: the connection is made lazily and
-    /// re-made whenever it breaks. Fails only on an unusable URL.
+    /// re-made whenever it breaks. Fails only on an unusable URL. Events wait in memory
+    /// while Redis is away (see [`Bus::open_durable`] for an outbox on disk).
     pub fn open(
         url: &str,
         prefix: &str,
@@ -97,15 +117,41 @@ impl Bus {
         clock: Clock,
         events_maxlen: u64,
     ) -> Result<Self, BusError> {
+        Self::open_with(url, prefix, identity, clock, events_maxlen, None)
+    }
+
+    /// Like [`Bus::open`], with the events and counts outboxes in `outbox_dir` (locked: one
+    /// process per directory): an event or count sample is on disk once emitted, and kept
+    /// until cashtag-log has read it, also across `kill -9` and Redis restarts.
+    pub fn open_durable(
+        url: &str,
+        prefix: &str,
+        identity: Identity,
+        clock: Clock,
+        events_maxlen: u64,
+        outbox_dir: &std::path::Path,
+    ) -> Result<Self, BusError> {
+        Self::open_with(url, prefix, identity, clock, events_maxlen, Some(outbox_dir.to_path_buf()))
+    }
+
+    fn open_with(
+        url: &str,
+        prefix: &str,
+        identity: Identity,
+        clock: Clock,
+        events_maxlen: u64,
+        outbox_dir: Option<std::path::PathBuf>,
+    ) -> Result<Self, BusError> {
         let client = redis::Client::open(url).context("redis URL")?;
         let conn =
             ConnectionManager::new_lazy_with_config(client.clone(), manager_config()).context("connection manager")?;
         let keys = Keys::new(prefix);
-        let events = StreamWriter::spawn(client.clone(), keys.events_stream(), events_maxlen, 100_000)?;
-        Ok(Bus { client, conn, keys, identity, clock, events, outages: Default::default() })
+        let outbox = outbox_dir.as_deref().map(|d| open_outbox(d, "events", keys.log_group())).transpose()?;
+        let events = StreamWriter::spawn(client.clone(), keys.events_stream(), events_maxlen, 100_000, outbox)?;
+        Ok(Bus { client, conn, keys, identity, clock, events, outbox_dir, outages: Default::default() })
     }
 
-    /// Opens the bus from the suite settings.
+    /// Opens the bus from the suite settings (no outbox).
     pub fn from_settings(settings: &cashtag_core::Settings, service: &str, clock: Clock) -> Result<Self, BusError> {
         Bus::open(
             settings.redis.url.expose(),
@@ -113,6 +159,22 @@ impl Bus {
             Identity { service: service.to_string(), instance: settings.instance() },
             clock,
             settings.streams.events_maxlen,
+        )
+    }
+
+    /// Opens the bus for a long-running service: outboxes in `<sinks.spool_dir>/outbox`.
+    pub fn from_settings_durable(
+        settings: &cashtag_core::Settings,
+        service: &str,
+        clock: Clock,
+    ) -> Result<Self, BusError> {
+        Bus::open_durable(
+            settings.redis.url.expose(),
+            &settings.redis.prefix,
+            Identity { service: service.to_string(), instance: settings.instance() },
+            clock,
+            settings.streams.events_maxlen,
+            &std::path::Path::new(&settings.sinks.spool_dir).join("outbox"),
         )
     }
 
@@ -150,9 +212,10 @@ impl Bus {
         EventDraft::ad_hoc(kind, code, message)
     }
 
-    /// Stamps a draft with the clock's time and this service's identity.
+    /// Stamps a draft with a unique id, the clock's time and this service's identity.
     pub fn stamp(&self, draft: EventDraft) -> Event {
-        draft.stamp(self.clock.now(), &self.identity.service, &self.identity.instance)
+        let id = cashtag_core::event::next_id(&self.identity.instance, "e");
+        draft.stamp(id, self.clock.now(), &self.identity.service, &self.identity.instance)
     }
 
     /// Stamps an event and queues it for the events stream (never blocks, survives Redis
@@ -161,15 +224,16 @@ impl Bus {
         self.publish(self.stamp(draft));
     }
 
-    /// Queues a stamped event for the events stream and logs it.
+    /// Queues a stamped event for the events stream (on disk first, with an outbox) and
+    /// logs it.
     pub fn publish(&self, event: Event) {
         let fields = serde_json::Value::Object(event.fields.clone());
+        self.events.push(event.clone());
         match event.kind {
-            EventKind::Error => tracing::error!(code = %event.code, %fields, "{}", event.message),
-            EventKind::Warning => tracing::warn!(code = %event.code, %fields, "{}", event.message),
-            EventKind::Activity => tracing::info!(code = %event.code, %fields, "{}", event.message),
+            EventKind::Error => tracing::error!(code = %event.code, id = %event.id, %fields, "{}", event.message),
+            EventKind::Warning => tracing::warn!(code = %event.code, id = %event.id, %fields, "{}", event.message),
+            EventKind::Activity => tracing::info!(code = %event.code, id = %event.id, %fields, "{}", event.message),
         }
-        self.events.push(event);
     }
 
     /// The events stream writer (to flush on shutdown, or read its statistics).
@@ -179,7 +243,8 @@ impl Bus {
 
     /// A writer for the counts stream.
     pub fn counts_writer(&self, maxlen: u64) -> Result<StreamWriter<cashtag_core::CountSample>, BusError> {
-        StreamWriter::spawn(self.client.clone(), self.keys.counts_stream(), maxlen, 100_000)
+        let outbox = self.outbox_dir.as_deref().map(|d| open_outbox(d, "counts", self.keys.log_group())).transpose()?;
+        StreamWriter::spawn(self.client.clone(), self.keys.counts_stream(), maxlen, 100_000, outbox)
     }
 
     /// The oldest `count` events on the events stream (valid ones only), without

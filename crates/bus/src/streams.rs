@@ -1,17 +1,26 @@
 //! Events and counts as Redis streams.
 //!
-//! [`StreamWriter`] queues items in memory (bounded) and appends them with `XADD MAXLEN ~`
-//! in pipelined batches from a background task, retrying while Redis is away, so the
-//! caller never blocks. [`StreamConsumer`] reads through a consumer group: first the
-//! entries this consumer was given before a restart and never acknowledged, then entries
-//! that a dead consumer left pending (`XAUTOCLAIM`), then new ones. An entry stays
-//! pending until [`StreamConsumer::ack`], so nothing is lost while a reader restarts.
+//! [`StreamWriter`] appends items with `XADD MAXLEN ~` in pipelined batches from a
+//! background task, retrying while Redis is away, so the caller never blocks. With an
+//! **outbox** (a journal of its own process) every item is on disk before `push`
+//! returns, and stays there until the stream's reader group (cashtag-log) has read and
+//! acknowledged it: the writer asks Redis every second how far the group got. If Redis
+//! loses the stream (a restart without persistence, a flush), the unconfirmed items are
+//! sent again; readers store by the item's own id, so nothing is stored twice. Without an
+//! outbox (command-line tools) items wait in a bounded memory buffer.
+//!
+//! [`StreamConsumer`] reads through a consumer group: first the entries this consumer was
+//! given before a restart and never acknowledged, then entries that a dead consumer left
+//! pending (`XAUTOCLAIM`), then new ones. An entry stays pending until
+//! [`StreamConsumer::ack`], so nothing is lost while a reader restarts.
 
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use cashtag_journal::{Batch, Journal, Reader};
 use redis::Value;
 use redis::aio::ConnectionManager;
 use serde::Serialize;
@@ -24,9 +33,11 @@ use crate::{BusError, Context};
 pub const DATA_FIELD: &str = "data";
 /// Most items appended per pipeline.
 const WRITE_BATCH: usize = 500;
+/// How often an outbox asks Redis how far the reader group got.
+const CONFIRM_EVERY: Duration = Duration::from_secs(1);
 
-enum Cmd<T> {
-    Item(T),
+enum Cmd {
+    Item(String),
     Flush(oneshot::Sender<()>),
 }
 
@@ -34,14 +45,29 @@ enum Cmd<T> {
 #[derive(Debug, Default)]
 pub struct StreamWriterStats {
     pub written: AtomicU64,
-    /// Items dropped because the in-memory buffer was full (Redis away for too long).
+    /// Items dropped because the memory buffer was full (Redis away for too long, and no
+    /// room in the outbox).
     pub dropped: AtomicU64,
     pub failures: AtomicU64,
+    /// Items sent again after Redis lost them.
+    pub resent: AtomicU64,
+    /// Items the reader group acknowledged (with an outbox).
+    pub confirmed: AtomicU64,
+}
+
+/// Where a writer keeps items until the reader group has them.
+#[derive(Clone)]
+pub struct Outbox {
+    pub journal: Journal,
+    /// The reader group whose acknowledgement confirms an item.
+    pub group: String,
 }
 
 /// Appends items to a stream from a background task.
 pub struct StreamWriter<T> {
-    tx: mpsc::Sender<Cmd<T>>,
+    tx: mpsc::Sender<Cmd>,
+    outbox: Option<Journal>,
+    outbox_failing: Arc<AtomicBool>,
     stats: Arc<StreamWriterStats>,
     stream: Arc<str>,
     _t: PhantomData<fn(T)>,
@@ -49,25 +75,81 @@ pub struct StreamWriter<T> {
 
 impl<T> Clone for StreamWriter<T> {
     fn clone(&self) -> Self {
-        StreamWriter { tx: self.tx.clone(), stats: self.stats.clone(), stream: self.stream.clone(), _t: PhantomData }
+        StreamWriter {
+            tx: self.tx.clone(),
+            outbox: self.outbox.clone(),
+            outbox_failing: self.outbox_failing.clone(),
+            stats: self.stats.clone(),
+            stream: self.stream.clone(),
+            _t: PhantomData,
+        }
     }
 }
 
 impl<T: Serialize + Send + 'static> StreamWriter<T> {
     /// Starts the writer task for `stream`, capped at about `maxlen` entries, buffering up
-    /// to `buffer` items while Redis is unreachable.
-    pub fn spawn(client: redis::Client, stream: String, maxlen: u64, buffer: usize) -> Result<Self, BusError> {
+    /// to `buffer` items in memory while Redis is unreachable (and the outbox, if any, is
+    /// full).
+    pub fn spawn(
+        client: redis::Client,
+        stream: String,
+        maxlen: u64,
+        buffer: usize,
+        outbox: Option<Outbox>,
+    ) -> Result<Self, BusError> {
         let conn = ConnectionManager::new_lazy_with_config(client, crate::manager_config())
             .context("stream writer connection")?;
         let (tx, rx) = mpsc::channel(buffer);
         let stats = Arc::new(StreamWriterStats::default());
-        tokio::spawn(write_loop(conn, stream.clone(), maxlen, rx, stats.clone()));
-        Ok(StreamWriter { tx, stats, stream: stream.into(), _t: PhantomData })
+        let journal = outbox.as_ref().map(|o| o.journal.clone());
+        let task = WriteLoop {
+            conn,
+            stream: stream.clone(),
+            maxlen,
+            stats: stats.clone(),
+            outbox: outbox.map(|o| OutboxState {
+                reader: o.journal.reader(OUTBOX_READER),
+                group: o.group,
+                unconfirmed: VecDeque::new(),
+                last_confirm: Instant::now(),
+                run_id: None,
+            }),
+        };
+        tokio::spawn(task.run(rx));
+        Ok(StreamWriter {
+            tx,
+            outbox: journal,
+            outbox_failing: Arc::default(),
+            stats,
+            stream: stream.into(),
+            _t: PhantomData,
+        })
     }
 
-    /// Queues an item; never blocks. If the buffer is full the item is dropped and counted.
+    /// Queues an item; never blocks on the network. With an outbox the item is on disk
+    /// when this returns.
     pub fn push(&self, item: T) {
-        if self.tx.try_send(Cmd::Item(item)).is_err() {
+        let json = match serde_json::to_string(&item) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(stream = %self.stream, error = %e, "item does not serialize; skipped");
+                return;
+            }
+        };
+        if let Some(j) = &self.outbox {
+            match j.append([(1u8, json.as_bytes())]) {
+                Ok(_) => {
+                    self.outbox_failing.store(false, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    if !self.outbox_failing.swap(true, Ordering::Relaxed) {
+                        tracing::error!(stream = %self.stream, error = %e, "outbox cannot take items; keeping them in memory");
+                    }
+                }
+            }
+        }
+        if self.tx.try_send(Cmd::Item(json)).is_err() {
             let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::error!(stream = %self.stream, dropped = n, "stream buffer full: items dropped");
@@ -87,63 +169,236 @@ impl<T: Serialize + Send + 'static> StreamWriter<T> {
     }
 }
 
-async fn write_loop<T: Serialize>(
-    mut conn: ConnectionManager,
+/// The name of the outbox journal's one reader.
+pub const OUTBOX_READER: &str = "redis";
+
+struct OutboxState {
+    reader: Reader,
+    group: String,
+    /// Sent batches not yet confirmed, with the stream id of their last entry.
+    unconfirmed: VecDeque<(Batch, (u64, u64))>,
+    last_confirm: Instant,
+    /// The Redis server's run id when the unconfirmed batches were sent.
+    run_id: Option<String>,
+}
+
+struct WriteLoop {
+    conn: ConnectionManager,
     stream: String,
     maxlen: u64,
-    mut rx: mpsc::Receiver<Cmd<T>>,
     stats: Arc<StreamWriterStats>,
-) {
-    let mut batch: Vec<String> = Vec::with_capacity(WRITE_BATCH);
-    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
-    loop {
-        let Some(first) = rx.recv().await else { break };
-        let mut next = Some(first);
-        while let Some(cmd) = next.take() {
-            match cmd {
-                Cmd::Item(item) => match serde_json::to_string(&item) {
-                    Ok(json) => batch.push(json),
-                    Err(e) => tracing::error!(%stream, error = %e, "item does not serialize; skipped"),
-                },
-                Cmd::Flush(done) => flushes.push(done),
-            }
-            if batch.len() >= WRITE_BATCH {
-                break;
-            }
-            next = rx.try_recv().ok();
-        }
-        let mut backoff = Duration::from_millis(50);
-        while !batch.is_empty() {
-            let mut pipe = redis::pipe();
-            for json in &batch {
-                pipe.cmd("XADD")
-                    .arg(&stream)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(maxlen)
-                    .arg("*")
-                    .arg(DATA_FIELD)
-                    .arg(json)
-                    .ignore();
-            }
-            match pipe.query_async::<()>(&mut conn).await {
-                Ok(()) => {
-                    stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    batch.clear();
+    outbox: Option<OutboxState>,
+}
+
+/// A stream id `ms-seq` as a comparable pair.
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+impl WriteLoop {
+    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut memory: Vec<String> = Vec::new();
+        loop {
+            let outbox_unread = self.outbox.as_ref().is_some_and(|o| o.reader.has_unread());
+            if memory.is_empty() && !outbox_unread {
+                for f in flushes.drain(..) {
+                    let _ = f.send(());
                 }
-                Err(e) => {
-                    stats.failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%stream, error = %e, "XADD failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                let wait_outbox = async {
+                    match self.outbox.as_mut() {
+                        Some(o) => o.reader.wait().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    cmd = rx.recv() => match cmd {
+                        Some(Cmd::Item(j)) => memory.push(j),
+                        Some(Cmd::Flush(f)) => flushes.push(f),
+                        None => return,
+                    },
+                    _ = wait_outbox => {}
+                    _ = tokio::time::sleep(CONFIRM_EVERY) => {}
                 }
             }
-        }
-        for f in flushes.drain(..) {
-            let _ = f.send(());
+            while memory.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(Cmd::Item(j)) => memory.push(j),
+                    Ok(Cmd::Flush(f)) => flushes.push(f),
+                    Err(_) => break,
+                }
+            }
+            if !memory.is_empty() {
+                let batch = std::mem::take(&mut memory);
+                self.send(&batch).await;
+            }
+            self.send_outbox().await;
+            self.confirm().await;
         }
     }
+
+    /// XADDs items (retrying until Redis takes them); returns their stream ids.
+    async fn send(&mut self, items: &[String]) -> Vec<String> {
+        let mut backoff = cashtag_core::Backoff::exponential(Duration::from_millis(50), Duration::from_secs(2));
+        loop {
+            let mut pipe = redis::pipe();
+            for json in items {
+                pipe.cmd("XADD")
+                    .arg(&self.stream)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(self.maxlen)
+                    .arg("*")
+                    .arg(DATA_FIELD)
+                    .arg(json);
+            }
+            match pipe.query_async::<Vec<String>>(&mut self.conn).await {
+                Ok(ids) => {
+                    self.stats.written.fetch_add(items.len() as u64, Ordering::Relaxed);
+                    return ids;
+                }
+                Err(e) => {
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(stream = %self.stream, error = %e, "XADD failed; retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+    }
+
+    /// Sends what the outbox holds beyond what was sent already.
+    async fn send_outbox(&mut self) {
+        loop {
+            let Some(o) = self.outbox.as_mut() else { return };
+            if !o.reader.has_unread() {
+                return;
+            }
+            let batch = match o.reader.read(WRITE_BATCH) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(stream = %self.stream, error = %e, "cannot read the outbox");
+                    return;
+                }
+            };
+            let items: Vec<String> = batch.items.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+            if items.is_empty() {
+                self.outbox.as_mut().expect("outbox").unconfirmed.push_back((batch, (0, 0)));
+                continue;
+            }
+            if self.outbox.as_ref().expect("outbox").run_id.is_none() {
+                let id = self.run_id().await;
+                self.outbox.as_mut().expect("outbox").run_id = id;
+            }
+            let ids = self.send(&items).await;
+            let last = ids.last().and_then(|i| parse_id(i)).unwrap_or((u64::MAX, u64::MAX));
+            self.outbox.as_mut().expect("outbox").unconfirmed.push_back((batch, last));
+        }
+    }
+
+    async fn run_id(&mut self) -> Option<String> {
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut self.conn).await.ok()?;
+        info.lines().find_map(|l| l.strip_prefix("run_id:")).map(|s| s.trim().to_string())
+    }
+
+    /// Commits the outbox past what the reader group has read and acknowledged; sends the
+    /// rest again if Redis lost it.
+    async fn confirm(&mut self) {
+        let Some(o) = self.outbox.as_ref() else { return };
+        if o.unconfirmed.is_empty() || o.last_confirm.elapsed() < CONFIRM_EVERY {
+            return;
+        }
+        let group = o.group.clone();
+        let sent_run = o.run_id.clone();
+        let now_run = self.run_id().await;
+        let lost = match self.group_progress(&group).await {
+            Ok(Some(upto)) => {
+                let o = self.outbox.as_mut().expect("outbox");
+                let mut last = None;
+                while o.unconfirmed.front().is_some_and(|(_, id)| *id <= upto) {
+                    last = o.unconfirmed.pop_front().map(|(b, _)| b);
+                    if let Some(b) = &last {
+                        self.stats.confirmed.fetch_add(b.items.len() as u64, Ordering::Relaxed);
+                    }
+                }
+                if let Some(b) = last
+                    && let Err(e) = o.reader.commit(&b)
+                {
+                    tracing::warn!(stream = %self.stream, error = %e, "cannot commit the outbox");
+                }
+                now_run.is_some() && sent_run.is_some() && now_run != sent_run
+            }
+            // The reader group is not there (yet): nothing is confirmed.
+            Ok(None) => now_run.is_some() && sent_run.is_some() && now_run != sent_run,
+            // The stream is gone: Redis lost it.
+            Err(StreamGone) => true,
+        };
+        let o = self.outbox.as_mut().expect("outbox");
+        o.last_confirm = Instant::now();
+        if lost && !o.unconfirmed.is_empty() {
+            let n: usize = o.unconfirmed.iter().map(|(b, _)| b.items.len()).sum();
+            tracing::warn!(stream = %self.stream, items = n, "Redis lost the stream; sending unconfirmed items again");
+            self.stats.resent.fetch_add(n as u64, Ordering::Relaxed);
+            o.unconfirmed.clear();
+            o.reader.rewind();
+            o.run_id = now_run;
+        }
+    }
+
+    /// How far the group has read *and* acknowledged: everything up to the returned id.
+    async fn group_progress(&mut self, group: &str) -> Result<Option<(u64, u64)>, StreamGone> {
+        let reply: Result<Value, _> =
+            redis::cmd("XINFO").arg("GROUPS").arg(&self.stream).query_async(&mut self.conn).await;
+        let groups = match reply {
+            Ok(Value::Array(g)) => g,
+            Ok(_) => return Ok(None),
+            Err(e) if e.to_string().contains("no such key") => return Err(StreamGone),
+            Err(_) => return Ok(None),
+        };
+        let mut last_delivered = None;
+        let mut pending = 0i64;
+        for g in groups {
+            let fields = match g {
+                Value::Array(f) => f,
+                Value::Map(m) => m.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+                _ => continue,
+            };
+            let mut name = None;
+            let mut last = None;
+            let mut pend = 0;
+            for pair in fields.chunks(2) {
+                let (Some(k), Some(v)) = (pair.first().and_then(as_string), pair.get(1)) else { continue };
+                match k.as_str() {
+                    "name" => name = as_string(v),
+                    "last-delivered-id" => last = as_string(v),
+                    "pending" => pend = if let Value::Int(i) = v { *i } else { 0 },
+                    _ => {}
+                }
+            }
+            if name.as_deref() == Some(group) {
+                last_delivered = last.and_then(|l| parse_id(&l));
+                pending = pend;
+            }
+        }
+        let Some(last) = last_delivered else { return Ok(None) };
+        if pending == 0 {
+            return Ok(Some(last));
+        }
+        // The oldest entry still pending (read, not acknowledged) bounds the confirmation.
+        let reply: Result<Value, _> =
+            redis::cmd("XPENDING").arg(&self.stream).arg(group).query_async(&mut self.conn).await;
+        let min = match reply {
+            Ok(Value::Array(parts)) => parts.get(1).and_then(as_string).and_then(|s| parse_id(&s)),
+            _ => None,
+        };
+        Ok(min
+            .map(|(ms, seq)| if seq > 0 { (ms, seq - 1) } else { (ms.saturating_sub(1), u64::MAX) })
+            .map(|m| m.min(last)))
+    }
 }
+
+/// The stream no longer exists.
+struct StreamGone;
 
 /// One entry read from a stream. A payload that does not parse is returned as an error
 /// (with the raw text) so the reader can report it and acknowledge it, not crash on it.

@@ -61,14 +61,17 @@ pub(crate) fn spawn_watch<T, L, Fut>(bus: &Bus, channel: String, initial: T, loa
 where
     T: Clone + PartialEq + Send + Sync + 'static,
     L: Fn(ConnectionManager) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<T, BusError>> + Send,
+    Fut: Future<Output = Result<Option<T>, BusError>> + Send,
 {
     let (tx, rx) = watch::channel(initial);
     let bus = bus.clone();
     let outages = bus_outages(&bus);
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
-        let apply = |tx: &watch::Sender<T>, v: T| {
+        // An absent key (Redis restarted without persistence, FLUSHALL, eviction) keeps the
+        // value last seen until its owner writes it again.
+        let apply = |tx: &watch::Sender<T>, v: Option<T>| {
+            let Some(v) = v else { return };
             tx.send_if_modified(|cur| {
                 if *cur != v {
                     *cur = v;

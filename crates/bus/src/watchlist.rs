@@ -29,11 +29,8 @@ impl Bus {
     /// The published watchlist (or `fallback` while none is published) and every change.
     pub fn watch_watchlist(&self, fallback: Watchlist) -> watch::Receiver<Watchlist> {
         let key = self.keys().watchlist();
-        let initial = fallback.clone();
-        crate::watch::spawn_watch(self, self.keys().watchlist_channel(), initial, move |c| {
-            let key = key.clone();
-            let fallback = fallback.clone();
-            async move { Ok(read_watchlist(c, key).await?.unwrap_or(fallback)) }
+        crate::watch::spawn_watch(self, self.keys().watchlist_channel(), fallback, move |c| {
+            read_watchlist(c, key.clone())
         })
     }
 }

@@ -79,6 +79,19 @@ impl Controller {
                 }
             }
             let current = published.clone().expect("read above");
+            // (The "nothing published yet" state is not worth re-asserting.)
+            if current.is_on() == decision.on && !first && current != ControlState::initial() {
+                // Re-assert: a Redis that restarted without persistence (or was flushed)
+                // has lost the state key; write it again, unchanged.
+                match self.bus.published_control().await {
+                    Ok(Some(s)) if s == current => {}
+                    Ok(_) => match self.bus.publish_control(&current).await {
+                        Ok(()) => self.bus.emit(catalog::control_reasserted(current.is_on(), &current.reason)),
+                        Err(e) => tracing::warn!(error = %e, "cannot re-assert the control state; retrying"),
+                    },
+                    Err(e) => tracing::debug!(error = %e, "cannot read the control state to re-assert it"),
+                }
+            }
             if current.is_on() != decision.on {
                 let mut reason = decision.reason.clone();
                 if first && decision.on {

@@ -1,5 +1,6 @@
 //! Flag defaults: the configured value of every flag is written to Redis where Redis does
-//! not hold it yet, so an operator's change survives manager restarts.
+//! not hold it yet, so an operator's change survives manager restarts. They are written
+//! again whenever Redis lost them (a restart without persistence), every few seconds.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,20 +9,24 @@ use cashtag_bus::Bus;
 use cashtag_core::catalog;
 use tokio_util::sync::CancellationToken;
 
-/// Writes the defaults Redis lacks (retrying while Redis is away), reporting each one.
-pub async fn init_flag_defaults(bus: Bus, defaults: BTreeMap<String, bool>, shutdown: CancellationToken) {
+/// Writes the defaults Redis lacks, now and every `every`, reporting each one written.
+pub async fn keep_flag_defaults(
+    bus: Bus,
+    defaults: BTreeMap<String, bool>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     loop {
         match bus.init_flag_defaults(&defaults).await {
             Ok(written) => {
                 for name in written {
                     bus.emit(catalog::flag_default(&name, defaults[&name]));
                 }
-                return;
             }
-            Err(e) => tracing::warn!(error = %e, "cannot initialize flag defaults; retrying"),
+            Err(e) => tracing::debug!(error = %e, "cannot write flag defaults; retrying"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = shutdown.cancelled() => return,
         }
     }

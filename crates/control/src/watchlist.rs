@@ -32,6 +32,7 @@ impl WatchlistPublisher {
 
     /// Publishes at start (announcing a change if it differs from what Redis holds), then
     /// polls the file; a file that stops parsing is reported and the last good list kept.
+    /// A key Redis lost is published again at the next poll.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut current: Option<Watchlist> = None;
         let mut seen_mtime = None;
@@ -67,6 +68,13 @@ impl WatchlistPublisher {
                         }
                         seen_mtime = mtime;
                     }
+                }
+            } else if let Some(list) = &current {
+                // Redis lost the key (restart without persistence): publish it again.
+                if let Ok(None) = self.bus.watchlist().await
+                    && let Err(e) = self.bus.publish_watchlist(list).await
+                {
+                    tracing::warn!(error = %e, "cannot re-publish the watchlist; retrying");
                 }
             }
             tokio::select! {

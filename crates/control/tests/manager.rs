@@ -299,3 +299,77 @@ async fn a_watchlist_change_is_published_without_restart() {
     assert!(events.iter().any(|e| e.code == "watchlist.invalid" && e.message.contains("tsla")));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Redis restarted without persistence (or flushed) during a session loses the state key:
+/// the manager writes it again within seconds, and a data source watching the state never
+/// sees the market go off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_state_heals_after_a_redis_restart_and_a_flushall() {
+    let mut redis = cashtag_testkit::PrivateServer::start(cashtag_testkit::ServerKind::Redis);
+    let prefix = unique("t-mgr-heal");
+    let open = |service: &str| {
+        Bus::open(
+            &redis.url(),
+            &prefix,
+            Identity { service: service.into(), instance: unique("i") },
+            Clock::System,
+            1_000,
+        )
+        .unwrap()
+    };
+    // Mid-session on a Tuesday, in real time.
+    let spec = SimSpec { start: utc("2026-11-24T16:00:00Z"), speed: 1.0, anchor: Utc::now() };
+    let manager = Bus::open(
+        &redis.url(),
+        &prefix,
+        Identity { service: "manager".into(), instance: "m".into() },
+        Clock::Simulated(spec),
+        1_000,
+    )
+    .unwrap();
+    let controller = Controller::new(manager, Calendar::nyse(), HoursPolicy::default(), Duration::from_millis(500));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(controller.run(stop.clone()));
+    let source = open("stocks");
+    let mut control = source.watch_control();
+    tokio::time::timeout(Duration::from_secs(10), control.wait_for(|s| s.is_on())).await.unwrap().unwrap();
+    // The source's view must never turn off from here on.
+    let mut view = control.clone();
+    let saw_off = tokio::spawn(async move {
+        loop {
+            if view.changed().await.is_err() {
+                return false;
+            }
+            if !view.borrow_and_update().is_on() {
+                return true;
+            }
+        }
+    });
+    let reader = open("reader");
+    let healed = |what: &'static str| {
+        let reader = &reader;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Ok(Some(s)) = reader.published_control().await
+                    && s.is_on()
+                {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "the state key did not come back after {what}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    redis.kill();
+    redis.restart();
+    healed("a restart without persistence").await;
+    let mut c = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut c).await.unwrap();
+    healed("FLUSHALL").await;
+    assert!(source.watch_control().borrow().is_on() || control.borrow().is_on());
+    saw_off.abort();
+    assert!(!saw_off.await.unwrap_or(false), "the source saw the market go off");
+    stop.cancel();
+    task.await.unwrap();
+}

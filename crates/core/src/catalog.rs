@@ -44,6 +44,9 @@ catalog! {
     CONTROL_STOP = "control.stop", Activity;
     /// The manager (re)started and found the published state already right.
     CONTROL_RESUME = "control.resume", Activity;
+    /// The control state was missing from Redis (restarted without persistence, flushed,
+    /// evicted); the manager wrote it again, unchanged.
+    CONTROL_REASSERTED = "control.reasserted", Warning;
     /// A feature flag Redis did not hold was written with its configured default.
     FLAG_DEFAULT = "flag.default", Activity;
     /// An operator set a feature flag.
@@ -68,6 +71,9 @@ catalog! {
     INTAKE_START = "intake.start", Activity;
     /// The market turned off (or shutdown): a fetcher stopped its sources.
     INTAKE_STOP = "intake.stop", Activity;
+    /// Records refused before acceptance (a timestamp from the future or far past, a price
+    /// that is not a number, an id too long); counted per reason and minute.
+    INTAKE_REFUSED = "intake.refused", Warning;
     /// A provider connection is up (or polling works).
     SOURCE_CONNECTED = "source.connected", Activity;
     /// A provider connection was lost; it is re-established with backoff.
@@ -104,20 +110,22 @@ catalog! {
     X_RULES_FAILED = "x.rules_failed", Error;
     /// X refused some filtered-stream rules as invalid.
     X_RULE_INVALID = "x.rule_invalid", Error;
-    /// A sink stayed unreachable past its retry budget; its records wait on disk.
+    /// A sink stayed unreachable past its retry budget; its records wait in the journal.
     SINK_DOWN = "sink.down", Error;
     /// A sink is reachable again and its backlog was written.
     SINK_RECOVERED = "sink.recovered", Activity;
-    /// A sink starts with records left on disk by a previous run.
+    /// A sink starts with records a previous run accepted and did not write.
     SINK_BACKLOG = "sink.backlog", Warning;
     /// A sink refused records for good (too large, invalid); they are not retried.
     SINK_REJECTED = "sink.rejected", Error;
-    /// The disk spool is full; intake slows until the sink is back.
-    SPOOL_FULL = "spool.full", Error;
-    /// The disk spool cannot be written or read.
-    SPOOL_IO = "spool.io", Error;
-    /// A damaged part of the disk spool was quarantined; the rest replays.
-    SPOOL_CORRUPT = "spool.corrupt", Error;
+    /// The journal reached its size limit; intake waits until the sinks catch up.
+    JOURNAL_FULL = "journal.full", Error;
+    /// The journal cannot be written or read (a full or failing disk); intake retries.
+    JOURNAL_IO = "journal.io", Error;
+    /// A damaged part of the journal was skipped; everything around it is delivered.
+    JOURNAL_DAMAGED = "journal.damaged", Error;
+    /// The journal works again after it was full or could not be written.
+    JOURNAL_RECOVERED = "journal.recovered", Activity;
     /// During market hours a source delivered nothing new for too long.
     FEED_STALE = "feed.stale", Warning;
     /// A stale source delivers current records again.
@@ -192,6 +200,15 @@ pub fn control_resume(message: impl Into<String>, on: bool, reason: &str, next_c
     activity(CONTROL_RESUME, message).with("on", on).with("reason", reason).with("next_change", rfc3339(&next_change))
 }
 
+pub fn control_reasserted(on: bool, reason: &str) -> EventDraft {
+    warning(
+        CONTROL_REASSERTED,
+        format!("the control state ({}: {reason}) was missing from Redis; published it again", on_off(on)),
+    )
+    .with("on", on)
+    .with("reason", reason)
+}
+
 pub fn flag_default(name: &str, value: bool) -> EventDraft {
     activity(FLAG_DEFAULT, format!("flag {name} initialized to {value}")).with("flag", name).with("value", value)
 }
@@ -260,6 +277,13 @@ pub fn intake_stop(source: &str, records: u64) -> EventDraft {
     activity(INTAKE_STOP, format!("{source}: stopped; {records} records this session"))
         .with("source", source)
         .with("records", records)
+}
+
+pub fn intake_refused(reason: &str, count: u64, sample: &str) -> EventDraft {
+    warning(INTAKE_REFUSED, format!("{count} record(s) refused: {reason} (e.g. {sample})"))
+        .with("reason", reason)
+        .with("count", count)
+        .with("sample", sample)
 }
 
 pub fn source_connected(provider: &str, detail: impl Display) -> EventDraft {
@@ -357,7 +381,7 @@ pub fn x_rule_invalid(invalid: u64, errors: serde_json::Value) -> EventDraft {
 // --- sinks and spool ----------------------------------------------------------------------
 
 pub fn sink_down(sink: &str, reason: &str) -> EventDraft {
-    error(SINK_DOWN, format!("{sink} unreachable past its retry budget ({reason}); spooling to disk"))
+    error(SINK_DOWN, format!("{sink} unreachable past its retry budget ({reason}); records wait in the journal"))
         .with("sink", sink)
         .with("reason", reason)
 }
@@ -365,7 +389,7 @@ pub fn sink_down(sink: &str, reason: &str) -> EventDraft {
 pub fn sink_recovered(sink: &str, down_secs: f64, replayed: u64, reason: &str) -> EventDraft {
     activity(
         SINK_RECOVERED,
-        format!("{sink} recovered after {down_secs:.1} s; {replayed} record(s) replayed from the spool"),
+        format!("{sink} recovered after {down_secs:.1} s; {replayed} record(s) written from the journal"),
     )
     .with("sink", sink)
     .with("down_seconds", down_secs)
@@ -373,10 +397,10 @@ pub fn sink_recovered(sink: &str, down_secs: f64, replayed: u64, reason: &str) -
     .with("reason", reason)
 }
 
-pub fn sink_backlog(sink: &str, spool_bytes: u64) -> EventDraft {
-    warning(SINK_BACKLOG, format!("{sink}: {spool_bytes} bytes in the spool from a previous run; replaying"))
+pub fn sink_backlog(sink: &str, backlog_bytes: u64) -> EventDraft {
+    warning(SINK_BACKLOG, format!("{sink}: {backlog_bytes} bytes in the journal from a previous run; writing them"))
         .with("sink", sink)
-        .with("spool_bytes", spool_bytes)
+        .with("backlog_bytes", backlog_bytes)
 }
 
 pub fn sink_rejected(sink: &str, count: u64, sample: Vec<String>) -> EventDraft {
@@ -386,26 +410,31 @@ pub fn sink_rejected(sink: &str, count: u64, sample: Vec<String>) -> EventDraft 
         .with("sample", sample)
 }
 
-pub fn spool_full(sink: &str, bytes: u64, max: u64) -> EventDraft {
-    error(SPOOL_FULL, format!("{sink}: spool full ({bytes} of {max} bytes); intake slowed until the sink is back"))
-        .with("sink", sink)
+pub fn journal_full(bytes: u64, max: u64) -> EventDraft {
+    error(JOURNAL_FULL, format!("journal full ({bytes} of {max} bytes); intake waits until the sinks catch up"))
         .with("bytes", bytes)
+        .with("max_bytes", max)
 }
 
-pub fn spool_io(sink: &str, problem: impl Display) -> EventDraft {
-    error(SPOOL_IO, format!("{sink}: {problem}")).with("sink", sink)
+pub fn journal_io(problem: impl Display) -> EventDraft {
+    error(JOURNAL_IO, format!("journal: {problem}; retrying"))
 }
 
-pub fn spool_corrupt(sink: &str, segment: &str, offset: u64, reason: &str, quarantined_as: &str) -> EventDraft {
+pub fn journal_damaged(reader: &str, segment: u64, offset: u64, skipped: u64, reason: &str) -> EventDraft {
     error(
-        SPOOL_CORRUPT,
-        format!("{sink}: damaged spool segment {segment} at byte {offset}: {reason}; moved to {quarantined_as}; the rest replays"),
+        JOURNAL_DAMAGED,
+        format!("{reader}: damaged journal segment {segment} at byte {offset} ({reason}); {skipped} bytes skipped, the rest is delivered"),
     )
-    .with("sink", sink)
+    .with("sink", reader)
     .with("segment", segment)
     .with("offset", offset)
+    .with("skipped", skipped)
     .with("reason", reason)
-    .with("quarantined_as", quarantined_as)
+}
+
+pub fn journal_recovered(after_secs: f64) -> EventDraft {
+    activity(JOURNAL_RECOVERED, format!("journal accepts records again after {after_secs:.1} s"))
+        .with("seconds", after_secs)
 }
 
 // --- the log service ----------------------------------------------------------------------

@@ -12,6 +12,8 @@ pub const BARS: &str = "bars";
 pub const EVENTS: &str = "events";
 /// Per-minute count samples kept by cashtag-log.
 pub const COUNTS: &str = "counts";
+/// Events and count samples the database refused, with why (cashtag-log).
+pub const DEAD_LETTERS: &str = "dead_letters";
 /// Per-ticker one-minute sentiment roll-ups (cashtag-analysis aggregate).
 pub const SENTIMENT_1M: &str = "sentiment_1m";
 /// Per-ticker one-minute price roll-ups (cashtag-analysis aggregate).

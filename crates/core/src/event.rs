@@ -46,6 +46,10 @@ impl std::str::FromStr for EventKind {
 /// Something that happened in a service, worth keeping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// Unique: `<instance>:<process start>:<sequence>`, so a re-sent event is stored once.
+    /// Empty for events from before ids existed (the log store then uses the stream id).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     #[serde(with = "ts")]
     pub at: DateTime<Utc>,
     pub service: String,
@@ -70,6 +74,7 @@ impl Event {
         message: impl Into<String>,
     ) -> Self {
         Event {
+            id: String::new(),
             at,
             service: service.to_string(),
             instance: instance.to_string(),
@@ -86,6 +91,32 @@ impl Event {
         self
     }
 }
+
+/// When this process started (ms since the Unix epoch, hex): with the instance name and a
+/// sequence number it makes event and count ids unique across restarts.
+pub fn process_tag() -> &'static str {
+    static START: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    START.get_or_init(|| {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+        format!("{ms:x}")
+    })
+}
+
+/// A unique id for an event or count sample of this process: `<instance>:<process
+/// start>:<sequence>` (the sequence is process-wide, so every bus of a process differs).
+pub fn next_id(instance: &str, kind: &str) -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{instance}:{}:{kind}{n}", process_tag())
+}
+
+/// Longest event message kept.
+pub const MAX_MESSAGE_CHARS: usize = 2_000;
+/// Largest value of one event field (as JSON) kept.
+pub const MAX_FIELD_BYTES: usize = 4_096;
+/// Largest sum of an event's field values kept.
+pub const MAX_FIELDS_BYTES: usize = 16_384;
+const TRUNCATED: &str = "…[truncated]";
 
 /// An event before it is stamped with its time and the emitting service's identity.
 ///
@@ -129,16 +160,34 @@ impl EventDraft {
         &self.message
     }
 
-    /// The event, stamped.
-    pub fn stamp(self, at: DateTime<Utc>, service: &str, instance: &str) -> Event {
+    /// The event, stamped with its id, time and origin, and capped in size: a message
+    /// longer than [`MAX_MESSAGE_CHARS`] and field values larger than [`MAX_FIELD_BYTES`]
+    /// are cut with a marker, so no event is too large to store.
+    pub fn stamp(self, id: String, at: DateTime<Utc>, service: &str, instance: &str) -> Event {
+        let mut message = self.message;
+        if let Some((i, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            message.truncate(i);
+            message.push_str(TRUNCATED);
+        }
+        let mut fields = self.fields;
+        let mut total = 0;
+        for (_, v) in fields.iter_mut() {
+            let size = v.to_string().len();
+            if size > MAX_FIELD_BYTES || total + size > MAX_FIELDS_BYTES {
+                *v = serde_json::Value::String(format!("{TRUNCATED} ({size} bytes)"));
+            } else {
+                total += size;
+            }
+        }
         Event {
+            id,
             at,
             service: service.to_string(),
             instance: instance.to_string(),
             kind: self.kind,
             code: self.code.to_string(),
-            message: self.message,
-            fields: self.fields,
+            message,
+            fields,
         }
     }
 }
@@ -169,6 +218,9 @@ impl CountKind {
 /// total every minute, also when it is zero, so silence can be told from absence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CountSample {
+    /// Unique (like an event's id), so a sample sent twice is stored once.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
     /// Start of the minute.
     #[serde(with = "ts")]
     pub minute: DateTime<Utc>,
@@ -179,4 +231,21 @@ pub struct CountSample {
     pub ticker: Option<Ticker>,
     pub kind: CountKind,
     pub count: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamping_caps_the_message_and_the_fields() {
+        let d = EventDraft::ad_hoc(EventKind::Error, "test.big", "m".repeat(10_000))
+            .with("huge", "x".repeat(100_000))
+            .with("small", 1);
+        let e = d.stamp("i:1:1".into(), Utc::now(), "svc", "i");
+        assert!(e.message.chars().count() < MAX_MESSAGE_CHARS + 20 && e.message.ends_with(TRUNCATED));
+        assert!(e.fields["huge"].as_str().unwrap().starts_with(TRUNCATED));
+        assert_eq!(e.fields["small"], 1);
+        assert!(serde_json::to_string(&e).unwrap().len() < 10_000);
+    }
 }

@@ -140,6 +140,9 @@ fn emit_feed_change(bus: &Bus, c: FeedChange) {
     }
 }
 
+/// The deadline of one store attempt.
+const STORE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a store already under way may finish after shutdown comes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -155,7 +158,8 @@ where
     loop {
         // A store that hangs (an overloaded server) must not hold up shutdown for ever:
         // after a grace period the entries are left pending, stored at the next start.
-        let attempt = store();
+        // Every attempt has a deadline: a server that accepts and never answers is retried.
+        let attempt = tokio::time::timeout(STORE_TIMEOUT, store());
         tokio::pin!(attempt);
         let result = tokio::select! {
             r = &mut attempt => r,
@@ -167,6 +171,9 @@ where
                 return false;
             }
         };
+        let result = result.unwrap_or_else(|_| {
+            Err(mongodb::error::Error::custom(format!("no answer within {} s", STORE_TIMEOUT.as_secs())))
+        });
         match result {
             Ok(_) => return true,
             Err(e) => {

@@ -154,6 +154,7 @@ mod tests {
     fn c(min: i64, ticker: Option<&str>, count: u64, instance: &str) -> StoredCount {
         StoredCount {
             sample: CountSample {
+                id: String::new(),
                 minute: DateTime::from_timestamp(1_795_003_200, 0).unwrap() + TimeDelta::minutes(min),
                 service: "stocks".into(),
                 instance: instance.into(),

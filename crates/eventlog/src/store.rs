@@ -1,5 +1,7 @@
-//! The events and counts collections: exactly-once storage (the stream entry id is the
-//! `_id`), retention by TTL index, and the queries behind `tail` and `counts`.
+//! The events and counts collections: exactly-once storage (an event's own id, or the
+//! stream entry id for older producers, is the `_id`; a count sample's natural key is its
+//! `_id`), retention by TTL index, a `dead_letters` collection for what the server refuses,
+//! and the queries behind `tail` and `counts`.
 
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
 
 const DUPLICATE_KEY: i32 = 11000;
+/// The largest document MongoDB stores.
+const MAX_DOCUMENT: usize = 16 * 1024 * 1024;
 
 /// A count sample as stored: with the change from the previous minute.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,37 +80,103 @@ impl LogStore {
         Ok(())
     }
 
+    fn dead_letters(&self) -> Collection<bson::Document> {
+        self.db.collection(collections::DEAD_LETTERS)
+    }
+
+    /// Inserts documents, duplicates counting as stored; a document the server refuses
+    /// for good (too large, an invalid field name) goes to `dead_letters` instead, so it
+    /// never blocks the stream. Errors only when the server could not be asked.
     async fn insert(
+        &self,
         coll: Collection<RawDocumentBuf>,
-        docs: Vec<RawDocumentBuf>,
+        docs: Vec<(String, RawDocumentBuf)>,
+        refused: Vec<(String, String)>,
     ) -> Result<usize, mongodb::error::Error> {
-        if docs.is_empty() {
-            return Ok(0);
+        let mut dead: Vec<(String, String)> = refused;
+        // A document larger than the server accepts is refused before it is sent.
+        let (docs, too_large): (Vec<_>, Vec<_>) =
+            docs.into_iter().partition(|(_, d)| d.as_bytes().len() <= MAX_DOCUMENT);
+        for (id, d) in &too_large {
+            dead.push((id.clone(), format!("document of {} bytes exceeds MongoDB's 16 MiB", d.as_bytes().len())));
         }
         let n = docs.len();
-        match coll.insert_many(docs).ordered(false).await {
-            Ok(_) => Ok(n),
-            Err(e) => match *e.kind {
-                ErrorKind::InsertMany(ref ime)
-                    if ime.write_concern_error.is_none()
-                        && ime.write_errors.as_ref().is_some_and(|w| w.iter().all(|we| we.code == DUPLICATE_KEY)) =>
-                {
-                    Ok(n - ime.write_errors.as_ref().map_or(0, |w| w.len()))
-                }
-                _ => Err(e),
-            },
+        let mut stored = n;
+        if !docs.is_empty() {
+            let ids: Vec<String> = docs.iter().map(|(id, _)| id.clone()).collect();
+            let raws: Vec<RawDocumentBuf> = docs.iter().map(|(_, d)| d.clone()).collect();
+            match coll.insert_many(raws).ordered(false).await {
+                Ok(_) => {}
+                Err(e) => match *e.kind {
+                    ErrorKind::InsertMany(ref ime)
+                        if ime.write_concern_error.is_none() && ime.write_errors.is_some() =>
+                    {
+                        for we in ime.write_errors.iter().flatten() {
+                            // Not newly stored: already there (a duplicate), or refused.
+                            stored -= 1;
+                            if we.code != DUPLICATE_KEY {
+                                let id = ids.get(we.index).cloned().unwrap_or_default();
+                                dead.push((id, format!("MongoDB error {}: {}", we.code, we.message)));
+                            }
+                        }
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
+        for (id, reason) in &dead {
+            let doc = docs.iter().chain(&too_large).find(|(i, _)| i == id).map(|(_, d)| d);
+            let text =
+                doc.map(|d| String::from_utf8_lossy(&d.as_bytes()[..d.as_bytes().len().min(64 * 1024)]).into_owned());
+            self.bury(coll.name(), id, reason, &text.unwrap_or_default()).await?;
+        }
+        Ok(stored)
+    }
+
+    /// Keeps what could not be stored, with why, for an operator to look at.
+    async fn bury(&self, collection: &str, id: &str, reason: &str, text: &str) -> Result<(), mongodb::error::Error> {
+        let text: String = text.chars().take(100_000).collect();
+        let doc = doc! {"_id": format!("{collection}:{id}"), "collection": collection, "entry": id, "reason": reason, "text": text, "at": bson::DateTime::now()};
+        match self.dead_letters().insert_one(doc).await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(*e.kind, ErrorKind::Write(mongodb::error::WriteFailure::WriteError(ref we)) if we.code == DUPLICATE_KEY) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
-    /// Stores events keyed by stream id; returns how many were new (duplicates are fine).
+    /// Stores events keyed by their id (the stream entry id for events without one);
+    /// returns how many were new (duplicates are fine).
     pub async fn store_events(&self, entries: &[(String, Event)]) -> Result<usize, mongodb::error::Error> {
-        let docs = entries.iter().filter_map(|(id, e)| with_id(id, e).ok()).collect();
-        Self::insert(self.events(), docs).await
+        let mut docs = Vec::with_capacity(entries.len());
+        let mut refused = Vec::new();
+        for (stream_id, e) in entries {
+            let id = if e.id.is_empty() { stream_id.as_str() } else { e.id.as_str() };
+            match with_id(id, e) {
+                Ok(mut d) => {
+                    d.append("stream_id", stream_id.as_str());
+                    docs.push((id.to_string(), d));
+                }
+                Err(err) => refused.push((id.to_string(), err.to_string())),
+            }
+        }
+        self.insert(self.events(), docs, refused).await
     }
 
+    /// Stores count samples keyed by their id (the stream entry id for samples without
+    /// one), so a sample sent twice is stored once.
     pub async fn store_counts(&self, entries: &[(String, StoredCount)]) -> Result<usize, mongodb::error::Error> {
-        let docs = entries.iter().filter_map(|(id, c)| c.document(id)).collect();
-        Self::insert(self.counts(), docs).await
+        let mut docs = Vec::with_capacity(entries.len());
+        let mut refused = Vec::new();
+        for (stream_id, c) in entries {
+            let id = if c.sample.id.is_empty() { stream_id.clone() } else { c.sample.id.clone() };
+            match c.document(&id) {
+                Some(d) => docs.push((id, d)),
+                None => refused.push((id, "does not encode as BSON".into())),
+            }
+        }
+        self.insert(self.counts(), docs, refused).await
     }
 
     /// The stored count of the same source, ticker, kind and instance for a minute.

@@ -68,6 +68,7 @@ async fn a_silent_feed_warns_once_in_market_hours_and_recovers_once() {
     let stocks = bus(&prefix, "stocks", clock.clone());
     let counts = stocks.counts_writer(100_000).unwrap();
     let sample = |m: i64, count: u64| CountSample {
+        id: String::new(),
         minute: minute(base, m),
         service: "stocks".into(),
         instance: "i1".into(),
@@ -236,4 +237,55 @@ async fn a_hanging_webhook_does_not_stall_storage() {
     assert!(t0.elapsed() < Duration::from_secs(20), "storage was not stalled by the webhook");
     stop.cancel();
     task.await.unwrap();
+}
+
+/// An entry the database refuses for good (here: a 17 MiB event, larger than a document
+/// may be; producers cap their events, but a stream can hold anything) goes to
+/// `dead_letters` and is acknowledged; the events after it are stored as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_entry_is_dead_lettered_and_never_blocks_the_stream() {
+    let prefix = unique("t-log-poison");
+    let db = unique("logpoison");
+    let log_bus = bus(&prefix, "log", Clock::System);
+    let stop = CancellationToken::new();
+    let ingest = Ingest::new(log_bus.clone(), store(&db).await, None, None, config(50));
+    let task = tokio::spawn(ingest.run(stop.clone()));
+    let producer = bus(&prefix, "stocks", Clock::System);
+    producer.emit(producer.event(EventKind::Activity, "test.before", "before the poison"));
+    assert!(producer.events().flush(Duration::from_secs(5)).await);
+    // A poison entry written straight to the stream.
+    let mut poison = producer.stamp(producer.event(EventKind::Error, "test.poison", "x"));
+    poison.message = "x".repeat(17 * 1024 * 1024);
+    let mut c = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(producer.keys().events_stream())
+        .arg("*")
+        .arg("data")
+        .arg(serde_json::to_string(&poison).unwrap())
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for i in 0..20 {
+        producer.emit(producer.event(EventKind::Activity, "test.after", format!("after {i}")));
+    }
+    assert!(producer.events().flush(Duration::from_secs(5)).await);
+    assert_eq!(eventually_count(&db, "test.after", 20, Duration::from_secs(30)).await.len(), 20, "the stream went on");
+    assert_eq!(stored(&db, "test.before").await.len(), 1);
+    let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
+    let dead = client.database(&db).collection::<bson::Document>("dead_letters");
+    let letters = dead.count_documents(bson::doc! {"collection": "events"}).await.unwrap();
+    assert_eq!(letters, 1, "the poison entry is kept aside");
+    let letter = dead.find_one(bson::doc! {}).await.unwrap().unwrap();
+    assert!(letter.get_str("reason").unwrap().contains("16 MiB"), "{letter:?}");
+    // Nothing is left pending: the poison entry was acknowledged.
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(producer.keys().events_stream())
+        .arg("cashtag-log")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let redis::Value::Array(p) = pending else { panic!("{pending:?}") };
+    assert_eq!(p.first(), Some(&redis::Value::Int(0)), "{p:?}");
+    stop.cancel();
+    let _ = task.await;
 }

@@ -62,6 +62,7 @@ impl CountBook {
             let count = self.counts.remove(key).expect("present");
             let (_, source, ticker, kind) = key.clone();
             writer.push(CountSample {
+                id: cashtag_core::event::next_id(&self.instance, "c"),
                 minute,
                 service: self.service.clone(),
                 instance: self.instance.clone(),

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use crate::{Intake, IntakeConfig, Sources, Transform};
 use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
 use cashtag_core::{Clock, CountKind, Event, Ticker, Watchlist};
-use cashtag_sinks::{FanOut, MongoSink, SinkMetrics, Spool, WorkerConfig, spawn_worker};
+use cashtag_journal::{Fsync, Journal, JournalConfig};
+use cashtag_sinks::{Delivery, MongoSink, SinkMetrics, WorkerConfig};
 use cashtag_sources::{RestartPolicy, Source};
 use cashtag_testkit::{mongo_uri, redis_url, unique};
 use tokio_util::sync::CancellationToken;
@@ -49,15 +50,23 @@ pub async fn start_with(
     let b = bus(&prefix, "stocks");
     let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
     let metrics = SinkMetrics::register(&cashtag_telemetry::Telemetry::new("stocks"));
-    let spool = Spool::open(std::env::temp_dir().join(unique("spool")), 1 << 30, 1 << 24).unwrap();
+    let journal = Journal::open(
+        JournalConfig {
+            dir: std::env::temp_dir().join(unique("journal")),
+            segment_bytes: 1 << 24,
+            max_bytes: 1 << 30,
+            fsync: Fsync::Never,
+        },
+        &cashtag_sinks::SINKS,
+    )
+    .unwrap();
     let cfg = WorkerConfig { batch_age: Duration::from_millis(100), ..Default::default() };
-    let worker = spawn_worker(MongoSink::new(&client, &db_name), spool, cfg, b.clone(), metrics);
-    let fan = Arc::new(FanOut::new(
-        &b,
-        b.watch_flags(),
-        BTreeMap::from([("mongo_write".to_string(), true)]),
-        vec![("mongo_write".into(), worker)],
-    ));
+    let flags = BTreeMap::from([("mongo_write".to_string(), true)]);
+    let fan = Arc::new(
+        Delivery::new(journal, &b, b.watch_flags(), flags)
+            .sink("mongo_write", MongoSink::new(&client, &db_name), cfg, metrics)
+            .start(None),
+    );
     let watchlist = b.watch_watchlist(Watchlist::from_tickers(tickers.iter().map(|t| Ticker::parse(t).unwrap())));
     let mut intake = Intake::new(
         b.clone(),

@@ -1,6 +1,7 @@
 //! A fetcher service around an intake: what `cashtag-stocks run` and `cashtag-twitter run`
 //! share — the sinks, the watchlist, heartbeats with the sinks' state, and a clean
-//! SIGTERM: stop the source, write or spool what the sinks hold, flush, exit.
+//! SIGTERM: stop the source, let the sinks write what they can within the grace period
+//! (the rest stays in the journal), flush, exit.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -35,35 +36,52 @@ pub fn recorder(flag: Option<std::path::PathBuf>, configured: &str) -> Result<Op
 pub async fn run_fetcher(settings: &Settings, spec: FetcherSpec) -> Result<(), Failure> {
     let mut svc = Service::start(spec.service, settings, format!("source {}", spec.sources.names().join(", ")))?;
     let bus = svc.bus.clone();
-    let fanout = Arc::new(cashtag_sinks::fanout_from_settings(settings, &bus, &svc.telemetry).await?);
+    let delivery = Arc::new(cashtag_sinks::delivery_from_settings(settings, &bus, &svc.telemetry).await?);
     let watchlist = bus.watch_watchlist(settings.watchlist.load()?);
     let counts = bus.counts_writer(settings.streams.counts_maxlen).map_err(config)?;
-    let mut intake = Intake::new(bus.clone(), fanout.clone(), spec.sources, watchlist, counts.clone(), spec.config)
+    let mut intake = Intake::new(bus.clone(), delivery.clone(), spec.sources, watchlist, counts.clone(), spec.config)
         .with_recorder(spec.recorder);
     if let Some(t) = spec.transform {
         intake = intake.with_transform(t);
     }
     let status = intake.status();
-    let hb_fan = fanout.clone();
+    let hb_delivery = delivery.clone();
     let health = svc.telemetry.health.clone();
+    let down_alert = settings.sinks.down_alert_secs as f64;
     svc.heartbeat(move || {
+        let sinks = hb_delivery.status();
+        let journal = hb_delivery.journal().stats();
+        let blocked = status.blocked.load(Ordering::Relaxed);
+        let long_down: Vec<&str> =
+            sinks.iter().filter(|s| s.enabled && s.down_seconds > down_alert).map(|s| s.sink).collect();
         let info = serde_json::json!({
             "market_on": status.on.load(Ordering::Relaxed),
             "records": status.records.load(Ordering::Relaxed),
             "dropped": status.dropped.load(Ordering::Relaxed),
-            "sinks": serde_json::to_value(hb_fan.status()).unwrap_or_default(),
+            "refused": status.refused.load(Ordering::Relaxed),
+            "journal": {"bytes": journal.bytes, "max_bytes": journal.max_bytes, "segments": journal.segments, "blocked": blocked},
+            "sinks": serde_json::to_value(&sinks).unwrap_or_default(),
         });
-        health.set(true, info.clone());
+        // Unhealthy when records cannot be accepted, or a sink has been down too long.
+        let problems: Vec<String> = blocked
+            .then(|| "the journal cannot take records".to_string())
+            .into_iter()
+            .chain(long_down.iter().map(|s| format!("{s} down for more than {down_alert:.0} s")))
+            .collect();
+        let mut shown = info.clone();
+        shown["problems"] = serde_json::json!(problems);
+        health.set(problems.is_empty(), shown);
         info
     });
     svc.serve(spec.default_port, axum::Router::new()).await?;
     intake.run(svc.shutdown.clone()).await;
 
-    // The source is closed; write or spool what the sinks hold.
+    // The sources are closed; the sinks write what they can, the journal keeps the rest.
     svc.end_heartbeat().await;
-    let fanout = Arc::try_unwrap(fanout).map_err(|_| other(anyhow::anyhow!("fan-out still shared at shutdown")))?;
-    if !fanout.shutdown(Duration::from_secs(7)).await {
-        tracing::error!("sinks did not finish within 7 s");
+    let delivery =
+        Arc::try_unwrap(delivery).map_err(|_| other(anyhow::anyhow!("the delivery is still shared at shutdown")))?;
+    if !delivery.shutdown(Duration::from_secs(7)).await {
+        tracing::warn!("sinks did not write everything within 7 s; the rest stays in the journal for the next start");
     }
     counts.flush(Duration::from_secs(1)).await;
     svc.stop(format!("{} stopped", spec.service)).await;

@@ -125,7 +125,7 @@ impl Service {
     /// `service.start` event saying `what` runs.
     pub fn start(name: &'static str, settings: &Settings, what: impl std::fmt::Display) -> Result<Service, Failure> {
         let clock = settings.clock.clock()?;
-        let bus = Bus::from_settings(settings, name, clock.clone()).map_err(config)?;
+        let bus = Bus::from_settings_durable(settings, name, clock.clone()).map_err(config)?;
         let svc = Service {
             name,
             clock,

@@ -1,11 +1,12 @@
-//! One sink's worker: batches records by size and age, writes with retries, spools
-//! batches while the sink is unreachable, and replays the spool in order when it is back.
+//! One sink's worker: reads the journal through the sink's own cursor, writes batches with
+//! a deadline per write, and commits the cursor only once a batch is written.
 //!
-//! States: **up** — batches are written directly, retried with exponential backoff and
-//! jitter for the retry budget; **down** — batches go straight to the spool, and every
-//! `probe_every` the oldest spooled batch is tried; when the spool is drained the sink is up
-//! again. While the spool holds anything, new batches go behind it, so order is kept.
-//! A full spool stops the worker from taking records, which slows intake (back-pressure).
+//! States: **up** — a failed write is retried with exponential backoff and jitter for the
+//! retry budget; **down** (past the budget) — the same batch is tried every `probe_every`
+//! while the journal keeps what arrives, in order; once the sink's backlog is written it
+//! is **up** again. Nothing is held in memory beyond the batch in flight, so a slow or
+//! stalled sink never stops the intake or another sink. A rejected record (too large,
+//! invalid) is reported and skipped; a failed cursor commit is retried, never the write.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,22 +14,25 @@ use std::time::{Duration, Instant};
 
 use cashtag_bus::Bus;
 use cashtag_core::{Backoff, Record, catalog};
-use tokio::sync::{mpsc, oneshot};
+use cashtag_journal::{Batch, Reader};
+use tokio::sync::watch;
 
 use crate::metrics::SinkMetrics;
-use crate::sink::{Sink, WriteReport};
-use crate::spool::{Spool, SpoolError};
+use crate::sink::{Rejected, Sink, WriteReport};
 
 /// How a worker batches and retries.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub batch_size: usize,
+    /// A batch smaller than `batch_size` waits this long for more records.
     pub batch_age: Duration,
+    /// A failing write is retried this long before the sink counts as down.
     pub retry_budget: Duration,
-    /// While down, how often the oldest spooled batch is tried.
+    /// While down, how often the waiting batch is tried.
     pub probe_every: Duration,
-    /// Records buffered in memory before intake waits.
-    pub queue_capacity: usize,
+    /// The deadline of one write: a server that accepts connections but never answers
+    /// fails the write after this long.
+    pub op_timeout: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -38,374 +42,320 @@ impl Default for WorkerConfig {
             batch_age: Duration::from_secs(1),
             retry_budget: Duration::from_secs(10),
             probe_every: Duration::from_secs(1),
-            queue_capacity: 20_000,
+            op_timeout: Duration::from_secs(5),
         }
     }
 }
 
-pub(crate) enum Cmd {
-    Record(Box<Record>),
-    Flush(oneshot::Sender<()>),
-}
-
-/// What the fan-out and tests can see of a worker.
-#[derive(Debug, Default)]
+/// What a worker shows: read by status pages, heartbeats and tests.
+#[derive(Debug)]
 pub struct WorkerState {
-    /// Records handed to the worker and not yet written, spooled or rejected.
-    pub pending: AtomicU64,
     pub up: AtomicBool,
-    pub spool_bytes: AtomicU64,
+    /// Everything in the journal for this sink is written.
+    pub idle: AtomicBool,
     pub written: AtomicU64,
-    pub spooled: AtomicU64,
-    pub replayed: AtomicU64,
+    pub duplicates: AtomicU64,
     pub rejected: AtomicU64,
+    /// Records written while the sink was catching up (after an outage or a restart).
+    pub replayed: AtomicU64,
+    pub backlog_bytes: AtomicU64,
+    /// When the current outage began (ms since the Unix epoch); 0 while up.
+    pub down_since_ms: AtomicU64,
 }
 
-/// The handle to a running worker.
-pub struct SinkHandle {
-    pub(crate) name: &'static str,
-    pub(crate) tx: mpsc::Sender<Cmd>,
-    pub(crate) state: Arc<WorkerState>,
-    pub(crate) join: tokio::task::JoinHandle<()>,
-}
-
-impl SinkHandle {
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    pub fn state(&self) -> &WorkerState {
-        &self.state
-    }
-
-    /// Whether everything handed over is written (nothing in memory, nothing spooled).
-    pub fn is_idle(&self) -> bool {
-        self.state.pending.load(Ordering::SeqCst) == 0 && self.state.spool_bytes.load(Ordering::SeqCst) == 0
+impl Default for WorkerState {
+    fn default() -> Self {
+        WorkerState {
+            up: AtomicBool::new(true),
+            idle: AtomicBool::new(false),
+            written: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            backlog_bytes: AtomicU64::new(0),
+            down_since_ms: AtomicU64::new(0),
+        }
     }
 }
 
-/// Starts a worker for a sink with its spool.
-pub fn spawn_worker<S: Sink>(
-    sink: S,
-    spool: Spool,
-    config: WorkerConfig,
-    bus: Bus,
-    metrics: SinkMetrics,
-) -> SinkHandle {
-    let name = sink.name();
-    let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-    let state = Arc::new(WorkerState::default());
-    state.spool_bytes.store(spool.bytes(), Ordering::SeqCst);
-    state.up.store(spool.is_empty(), Ordering::SeqCst);
-    let worker = Worker {
-        sink,
-        spool,
-        config,
-        bus,
-        metrics,
-        state: state.clone(),
-        rx,
-        down_since: None,
-        down_reason: String::new(),
-        next_probe: Instant::now(),
-        replayed_since_down: 0,
-        spool_oldest: None,
-        full_reported: false,
-        io_reported: false,
-    };
-    let join = tokio::spawn(worker.run());
-    SinkHandle { name, tx, state, join }
+impl WorkerState {
+    /// How long the sink has been down, if it is.
+    pub fn down_for(&self) -> Option<Duration> {
+        let since = self.down_since_ms.load(Ordering::SeqCst);
+        (since > 0).then(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            now.saturating_sub(Duration::from_millis(since))
+        })
+    }
 }
 
-struct Worker<S: Sink> {
-    sink: S,
-    spool: Spool,
-    config: WorkerConfig,
-    bus: Bus,
-    metrics: SinkMetrics,
-    state: Arc<WorkerState>,
-    rx: mpsc::Receiver<Cmd>,
-    down_since: Option<Instant>,
-    down_reason: String,
-    next_probe: Instant,
-    replayed_since_down: u64,
-    spool_oldest: Option<Instant>,
-    full_reported: bool,
-    io_reported: bool,
+/// What the workers are told to do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Run {
+    Running,
+    /// Write what the journal holds, then stop; give up (leaving the rest in the journal)
+    /// at the deadline.
+    Drain(Instant),
 }
 
-/// Spooled batches replayed per turn of the loop, so intake keeps flowing during a long replay.
-const REPLAY_PER_TURN: usize = 8;
+pub(crate) struct Worker<S: Sink> {
+    pub sink: S,
+    pub reader: Reader,
+    pub config: WorkerConfig,
+    pub bus: Bus,
+    pub metrics: SinkMetrics,
+    pub state: Arc<WorkerState>,
+    pub run: watch::Receiver<Run>,
+    /// Catching up: since when, why, and how many records so far.
+    pub catching_up: Option<(Instant, String, u64)>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
 
 impl<S: Sink> Worker<S> {
     fn label(&self) -> [&'static str; 1] {
         [self.sink.name()]
     }
 
-    async fn run(mut self) {
+    fn deadline(&self) -> Option<Instant> {
+        if self.run.has_changed().is_err() {
+            // The delivery is gone without a shutdown: stop now.
+            return Some(Instant::now());
+        }
+        match *self.run.borrow() {
+            Run::Running => None,
+            Run::Drain(d) => Some(d),
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Sleeps `d`, or less if a drain deadline comes first; false when past the deadline.
+    async fn pause(&mut self, d: Duration) -> bool {
+        let until = match self.deadline() {
+            Some(deadline) => deadline.min(Instant::now() + d),
+            None => Instant::now() + d,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(until.into()) => {}
+            _ = self.run.changed() => {}
+        }
+        !self.past_deadline()
+    }
+
+    pub async fn run(mut self) {
         let name = self.sink.name();
-        if !self.spool.is_empty() {
-            self.spool_oldest = Some(Instant::now());
-            self.down_since = Some(Instant::now());
-            self.down_reason = "backlog from a previous run".into();
-            self.bus.emit(catalog::sink_backlog(name, self.spool.bytes()));
+        if !self.reader.is_caught_up() {
+            let backlog = self.reader.backlog_bytes();
+            self.bus.emit(catalog::sink_backlog(name, backlog));
+            self.catching_up = Some((Instant::now(), "backlog from a previous run".into(), 0));
         }
-        self.metrics.up.with_label_values(&self.label()).set(if self.down_since.is_none() { 1.0 } else { 0.0 });
-        let mut batch: Vec<Record> = Vec::with_capacity(self.config.batch_size);
-        let mut batch_since: Option<Instant> = None;
+        self.metrics.up.with_label_values(&self.label()).set(1.0);
+        while let Some(batch) = self.next_batch().await {
+            if !self.deliver(batch).await {
+                break;
+            }
+            self.update_gauges();
+        }
+        self.update_gauges();
+    }
+
+    fn update_gauges(&self) {
+        let backlog = self.reader.backlog_bytes();
+        self.state.backlog_bytes.store(backlog, Ordering::SeqCst);
+        self.metrics.backlog_bytes.with_label_values(&self.label()).set(backlog as f64);
+        let behind = self.state.down_for().map_or(0.0, |d| d.as_secs_f64());
+        self.metrics.down_seconds.with_label_values(&self.label()).set(behind);
+    }
+
+    /// The next batch to write; None when draining and caught up (or past the deadline).
+    async fn next_batch(&mut self) -> Option<Batch> {
         loop {
-            if !self.spool.is_empty() && Instant::now() >= self.next_probe {
-                self.replay(REPLAY_PER_TURN).await;
+            if self.past_deadline() {
+                return None;
             }
-            let now = Instant::now();
-            let wait = match batch_since {
-                Some(t) => self.config.batch_age.saturating_sub(now - t),
-                None if !self.spool.is_empty() => {
-                    self.next_probe.saturating_duration_since(now).max(Duration::from_millis(5))
+            if self.reader.has_unread() {
+                self.state.idle.store(false, Ordering::SeqCst);
+                let mut batch = self.read(self.config.batch_size).await?;
+                // A small batch waits a little for more, unless we are draining.
+                let fill_until = Instant::now() + self.config.batch_age;
+                while batch.items.len() < self.config.batch_size && self.deadline().is_none() {
+                    tokio::select! {
+                        _ = self.reader.wait() => {
+                            let more = self.read(self.config.batch_size - batch.items.len()).await?;
+                            batch.absorb(more);
+                        }
+                        _ = tokio::time::sleep_until(fill_until.into()) => break,
+                        _ = self.run.changed() => break,
+                    }
                 }
-                None => Duration::from_secs(1),
-            };
+                return Some(batch);
+            }
+            self.caught_up();
+            if self.deadline().is_some() {
+                return None;
+            }
             tokio::select! {
-                cmd = self.rx.recv() => match cmd {
-                    Some(Cmd::Record(r)) => {
-                        batch.push(*r);
-                        batch_since.get_or_insert_with(Instant::now);
-                        if batch.len() >= self.config.batch_size {
-                            self.flush(std::mem::take(&mut batch)).await;
-                            batch_since = None;
-                        }
+                _ = self.reader.wait() => {}
+                _ = self.run.changed() => {}
+            }
+        }
+    }
+
+    /// Reads from the journal, retrying a failing disk; None past the drain deadline.
+    async fn read(&mut self, max: usize) -> Option<Batch> {
+        let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
+        let mut reported = false;
+        loop {
+            match self.reader.read(max) {
+                Ok(b) => return Some(b),
+                Err(e) => {
+                    if !reported {
+                        self.bus.emit(catalog::journal_io(format!("{} cannot read: {e}", self.sink.name())));
+                        reported = true;
                     }
-                    Some(Cmd::Flush(ack)) => {
-                        if !batch.is_empty() {
-                            self.flush(std::mem::take(&mut batch)).await;
-                            batch_since = None;
-                        }
-                        let _ = ack.send(());
-                    }
-                    None => {
-                        if !batch.is_empty() {
-                            self.flush_final(std::mem::take(&mut batch)).await;
-                        }
-                        break;
-                    }
-                },
-                _ = tokio::time::sleep(wait) => {
-                    if batch_since.is_some_and(|t| t.elapsed() >= self.config.batch_age) && !batch.is_empty() {
-                        self.flush(std::mem::take(&mut batch)).await;
-                        batch_since = None;
+                    if !self.pause(backoff.next_delay()).await {
+                        return None;
                     }
                 }
             }
-            self.update_gauges(batch_since);
         }
-        self.update_gauges(None);
     }
 
-    fn update_gauges(&self, batch_since: Option<Instant>) {
-        let l = self.label();
-        self.state.spool_bytes.store(self.spool.bytes(), Ordering::SeqCst);
-        self.metrics.spool_bytes.with_label_values(&l).set(self.spool.bytes() as f64);
-        let oldest = [batch_since, self.spool_oldest.filter(|_| !self.spool.is_empty())].into_iter().flatten().min();
-        self.metrics
-            .oldest_unflushed_seconds
-            .with_label_values(&l)
-            .set(oldest.map_or(0.0, |t| t.elapsed().as_secs_f64()));
+    fn caught_up(&mut self) {
+        self.state.idle.store(true, Ordering::SeqCst);
+        let Some((since, reason, replayed)) = self.catching_up.take() else { return };
+        let was_down = !self.state.up.swap(true, Ordering::SeqCst);
+        self.state.down_since_ms.store(0, Ordering::SeqCst);
+        self.metrics.up.with_label_values(&self.label()).set(1.0);
+        if was_down || replayed > 0 {
+            let secs = since.elapsed().as_secs_f64();
+            self.bus.emit(catalog::sink_recovered(self.sink.name(), secs, replayed, &reason));
+        }
     }
 
-    fn account(&mut self, report: &WriteReport, replay: bool) {
+    fn account(&mut self, report: &WriteReport) {
         let l = self.label();
         let n = (report.written + report.duplicates) as u64;
         self.metrics.records_out.with_label_values(&l).inc_by(n);
         self.metrics.duplicates.with_label_values(&l).inc_by(report.duplicates as u64);
         self.metrics.retries.with_label_values(&l).inc_by(report.retries as u64);
         self.state.written.fetch_add(n, Ordering::SeqCst);
-        if !report.rejected.is_empty() {
-            let k = report.rejected.len() as u64;
-            self.metrics.rejected.with_label_values(&l).inc_by(k);
-            self.state.rejected.fetch_add(k, Ordering::SeqCst);
-            let sample: Vec<String> =
-                report.rejected.iter().take(5).map(|r| format!("{}: {}", r.key, r.reason)).collect();
-            self.bus.emit(catalog::sink_rejected(self.sink.name(), k, sample));
+        self.state.duplicates.fetch_add(report.duplicates as u64, Ordering::SeqCst);
+        if let Some((_, _, replayed)) = self.catching_up.as_mut() {
+            *replayed += n;
+            self.state.replayed.fetch_add(n, Ordering::SeqCst);
         }
-        if !replay {
-            self.state.pending.fetch_sub(n + report.rejected.len() as u64, Ordering::SeqCst);
-        }
+        self.reject(&report.rejected);
     }
 
-    async fn flush(&mut self, batch: Vec<Record>) {
-        self.metrics.batch_size.with_label_values(&self.label()).observe(batch.len() as f64);
-        self.metrics.records_in.with_label_values(&self.label()).inc_by(batch.len() as u64);
-        if self.down_since.is_some() || !self.spool.is_empty() {
-            self.spool_batch(batch).await;
+    fn reject(&mut self, rejected: &[Rejected]) {
+        if rejected.is_empty() {
             return;
         }
-        if let Err((remaining, reason)) = self.write_with_retry(batch, self.config.retry_budget).await {
-            self.mark_down(&reason);
-            self.spool_batch(remaining).await;
-        }
+        let k = rejected.len() as u64;
+        self.metrics.rejected.with_label_values(&self.label()).inc_by(k);
+        self.state.rejected.fetch_add(k, Ordering::SeqCst);
+        let sample: Vec<String> = rejected.iter().take(5).map(|r| format!("{}: {}", r.key, r.reason)).collect();
+        self.bus.emit(catalog::sink_rejected(self.sink.name(), k, sample));
     }
 
-    async fn flush_final(&mut self, batch: Vec<Record>) {
-        self.metrics.records_in.with_label_values(&self.label()).inc_by(batch.len() as u64);
-        if self.down_since.is_none() && self.spool.is_empty() {
-            match self.write_with_retry(batch, Duration::from_secs(2)).await {
-                Ok(()) => {}
-                Err((remaining, _)) => self.spool_batch(remaining).await,
+    /// Writes a batch and commits it; false if the drain deadline passed first (the batch
+    /// stays in the journal for the next run).
+    async fn deliver(&mut self, batch: Batch) -> bool {
+        let name = self.sink.name();
+        for d in &batch.damages {
+            self.bus.emit(catalog::journal_damaged(name, d.segment, d.offset, d.skipped, &d.reason));
+        }
+        let mut records = Vec::with_capacity(batch.items.len());
+        let mut undecodable = Vec::new();
+        for item in &batch.items {
+            match serde_json::from_slice::<Record>(item) {
+                Ok(r) => records.push(r),
+                Err(e) => undecodable.push(Rejected {
+                    key: String::from_utf8_lossy(&item[..item.len().min(80)]).into_owned(),
+                    reason: format!("does not decode: {e}"),
+                }),
             }
-        } else {
-            self.spool_batch(batch).await;
         }
+        self.reject(&undecodable);
+        if !records.is_empty() {
+            self.metrics.batch_size.with_label_values(&self.label()).observe(records.len() as f64);
+            self.metrics.records_in.with_label_values(&self.label()).inc_by(records.len() as u64);
+            if !self.write(records).await {
+                return false;
+            }
+        }
+        self.commit(&batch).await
     }
 
-    async fn write_with_retry(
-        &mut self,
-        mut batch: Vec<Record>,
-        budget: Duration,
-    ) -> Result<(), (Vec<Record>, String)> {
-        let deadline = Instant::now() + budget;
+    /// Writes records until they are all written; false past the drain deadline.
+    async fn write(&mut self, mut pending: Vec<Record>) -> bool {
+        let started = Instant::now();
         let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5)).with_jitter(0.5);
         loop {
-            match self.sink.write(batch).await {
-                Ok(report) => {
-                    self.account(&report, false);
-                    return Ok(());
+            let reason = match tokio::time::timeout(self.config.op_timeout, self.sink.write(pending.clone())).await {
+                Ok(Ok(report)) => {
+                    self.account(&report);
+                    return true;
                 }
-                Err(failure) => {
-                    self.account(&failure.done, false);
+                Ok(Err(failure)) => {
+                    self.account(&failure.done);
                     if failure.remaining.is_empty() {
-                        return Ok(());
+                        return true;
                     }
-                    self.metrics.retries.with_label_values(&self.label()).inc();
-                    let pause = backoff.next_delay();
-                    if Instant::now() + pause >= deadline {
-                        return Err((failure.remaining, failure.reason));
-                    }
-                    tracing::debug!(sink = self.sink.name(), reason = %failure.reason, "write failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    batch = failure.remaining;
+                    pending = failure.remaining;
+                    failure.reason
                 }
+                Err(_) => format!("no answer within {} ms", self.config.op_timeout.as_millis()),
+            };
+            self.metrics.retries.with_label_values(&self.label()).inc();
+            self.update_gauges();
+            let down = !self.state.up.load(Ordering::SeqCst);
+            if !down && started.elapsed() >= self.config.retry_budget {
+                self.mark_down(&reason);
+            }
+            tracing::debug!(sink = self.sink.name(), %reason, "write failed; retrying");
+            let pause = if down { self.config.probe_every } else { backoff.next_delay() };
+            if !self.pause(pause).await {
+                return false;
             }
         }
     }
 
-    async fn spool_batch(&mut self, records: Vec<Record>) {
-        let n = records.len() as u64;
+    async fn commit(&mut self, batch: &Batch) -> bool {
+        let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
+        let mut reported = false;
         loop {
-            match self.spool.append(&records) {
-                Ok(()) => {
-                    self.spool_oldest.get_or_insert_with(Instant::now);
-                    self.metrics.spooled.with_label_values(&self.label()).inc_by(n);
-                    self.state.spooled.fetch_add(n, Ordering::SeqCst);
-                    self.state.pending.fetch_sub(n, Ordering::SeqCst);
-                    self.state.spool_bytes.store(self.spool.bytes(), Ordering::SeqCst);
-                    self.full_reported = false;
-                    self.io_reported = false;
-                    return;
-                }
-                Err(SpoolError::Full { bytes, max }) => {
-                    if !self.full_reported {
-                        self.full_reported = true;
-                        self.bus.emit(catalog::spool_full(self.sink.name(), bytes, max));
-                    }
-                }
+            match self.reader.commit(batch) {
+                Ok(()) => return true,
                 Err(e) => {
-                    if !self.io_reported {
-                        self.io_reported = true;
-                        self.bus.emit(catalog::spool_io(
-                            self.sink.name(),
-                            format!("cannot write the spool: {e}; retrying"),
-                        ));
+                    // The batch is written: only the cursor is retried, never the write.
+                    if !reported {
+                        self.bus.emit(catalog::journal_io(format!("{} cannot commit: {e}", self.sink.name())));
+                        reported = true;
                     }
-                }
-            }
-            // Make room by replaying if the sink is back, else wait.
-            if Instant::now() >= self.next_probe {
-                self.replay(REPLAY_PER_TURN).await;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    async fn replay(&mut self, max_batches: usize) {
-        for _ in 0..max_batches {
-            let (batch, damages) = match self.spool.oldest() {
-                Ok(x) => x,
-                Err(e) => {
-                    self.bus.emit(catalog::spool_io(self.sink.name(), format!("cannot read the spool: {e}")));
-                    self.next_probe = Instant::now() + self.config.probe_every;
-                    return;
-                }
-            };
-            for d in damages {
-                self.bus.emit(catalog::spool_corrupt(
-                    self.sink.name(),
-                    &d.segment,
-                    d.offset,
-                    &d.reason,
-                    &d.quarantined_as,
-                ));
-            }
-            self.state.spool_bytes.store(self.spool.bytes(), Ordering::SeqCst);
-            let Some(batch) = batch else {
-                self.mark_up();
-                return;
-            };
-            let n = batch.records.len() as u64;
-            match self.sink.write(batch.records.clone()).await {
-                Ok(report) => {
-                    self.account(&report, true);
-                    if let Err(e) = self.spool.commit(&batch) {
-                        tracing::error!(error = %e, "cannot commit spool progress");
+                    if !self.pause(backoff.next_delay()).await {
+                        return false;
                     }
-                    self.replayed_since_down += n;
-                    self.metrics.replayed.with_label_values(&self.label()).inc_by(n);
-                    self.state.replayed.fetch_add(n, Ordering::SeqCst);
-                    if self.spool.is_empty() {
-                        self.mark_up();
-                        break;
-                    }
-                }
-                Err(failure) => {
-                    self.account(&failure.done, true);
-                    if failure.remaining.len() < batch.records.len() && !failure.remaining.is_empty() {
-                        // Part was written: keep only the rest, at the end of the spool, so
-                        // nothing is written twice.
-                        if self.spool.append(&failure.remaining).is_ok() {
-                            let _ = self.spool.commit(&batch);
-                            self.replayed_since_down += n - failure.remaining.len() as u64;
-                        }
-                    } else if failure.remaining.is_empty() {
-                        let _ = self.spool.commit(&batch);
-                    }
-                    self.mark_down(&failure.reason);
-                    self.next_probe = Instant::now() + self.config.probe_every;
-                    return;
                 }
             }
         }
-        self.state.spool_bytes.store(self.spool.bytes(), Ordering::SeqCst);
     }
 
     fn mark_down(&mut self, reason: &str) {
-        if self.down_since.is_some() {
+        if !self.state.up.swap(false, Ordering::SeqCst) {
             return;
         }
-        self.down_since = Some(Instant::now());
-        self.down_reason = reason.to_string();
-        self.next_probe = Instant::now() + self.config.probe_every;
-        self.state.up.store(false, Ordering::SeqCst);
+        self.state.down_since_ms.store(now_ms(), Ordering::SeqCst);
         self.metrics.up.with_label_values(&self.label()).set(0.0);
+        if self.catching_up.is_none() {
+            self.catching_up = Some((Instant::now(), reason.to_string(), 0));
+        }
         self.bus.emit(catalog::sink_down(self.sink.name(), reason));
-    }
-
-    fn mark_up(&mut self) {
-        self.spool_oldest = None;
-        let Some(since) = self.down_since.take() else { return };
-        self.state.up.store(true, Ordering::SeqCst);
-        self.metrics.up.with_label_values(&self.label()).set(1.0);
-        let secs = since.elapsed().as_secs_f64();
-        let reason = std::mem::take(&mut self.down_reason);
-        self.bus.emit(catalog::sink_recovered(self.sink.name(), secs, self.replayed_since_down, &reason));
-        self.replayed_since_down = 0;
     }
 }

@@ -1,5 +1,6 @@
 //! The sinks against real servers: the shared MongoDB-wire server and S3/Kinesis emulator,
-//! and private MongoDB instances for outages.
+//! private MongoDB instances for outages, and a fault proxy for a server that stops
+//! answering.
 
 mod common;
 
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use cashtag_core::Record;
 use cashtag_sinks::kinesis::{Entry, PutResult};
-use cashtag_sinks::{FanOut, KinesisSink, MongoSink, PutRecordsApi, Spool, spawn_worker};
+use cashtag_sinks::{Delivery, KinesisSink, MongoSink, PutRecordsApi};
+use cashtag_testkit::fault::{Fault, FaultProxy};
 use cashtag_testkit::{PrivateServer, ServerKind, mongo_uri, unique};
 use common::*;
 
@@ -30,29 +32,13 @@ async fn a_hundred_thousand_records_reach_both_sinks_exactly_once() {
     create_stream(&kin, &posts_stream, 4).await;
 
     let m = metrics();
-    let mongo = spawn_worker(
-        MongoSink::new(&client, &db_name),
-        Spool::open(spool_dir("m"), 1 << 30, 1 << 24).unwrap(),
-        fast_config(),
-        b.clone(),
-        m.clone(),
-    );
-    let kinesis = spawn_worker(
-        KinesisSink::new(kin.clone(), &posts_stream, &stream),
-        Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(),
-        fast_config(),
-        b.clone(),
-        m.clone(),
-    );
-    let fan = FanOut::new(
-        &b,
-        b.watch_flags(),
-        both_on(),
-        vec![("mongo_write".into(), mongo), ("kinesis_write".into(), kinesis)],
-    );
+    let fan = Delivery::new(journal("100k"), &b, b.watch_flags(), both_on())
+        .sink("mongo_write", MongoSink::new(&client, &db_name), fast_config(), m.clone())
+        .sink("kinesis_write", KinesisSink::new(kin.clone(), &posts_stream, &stream), fast_config(), m)
+        .start(None);
 
     const N: u64 = 100_000;
-    fan.accept_all((0..N).map(record)).await;
+    accept_all(&fan, (0..N).map(record)).await;
     assert!(fan.wait_idle(Duration::from_secs(600)).await, "sinks did not drain: {:?}", fan.status());
 
     let db = client.database(&db_name);
@@ -67,7 +53,7 @@ async fn a_hundred_thousand_records_reach_both_sinks_exactly_once() {
         "spread over the shards: {per_shard:?} {post_shards:?}"
     );
     let status = fan.status();
-    assert!(status.iter().all(|s| s.spooled == 0 && s.rejected == 0), "{status:?}");
+    assert!(status.iter().all(|s| s.up && s.rejected == 0 && s.backlog_bytes == 0), "{status:?}");
     assert!(fan.shutdown(Duration::from_secs(10)).await);
 }
 
@@ -82,26 +68,10 @@ async fn switching_kinesis_write_off_and_on_mid_run() {
     let stream = unique("market");
     create_stream(&kin, &stream, 2).await;
     let m = metrics();
-    let mongo = spawn_worker(
-        MongoSink::new(&client, &db_name),
-        Spool::open(spool_dir("m"), 1 << 30, 1 << 24).unwrap(),
-        fast_config(),
-        b.clone(),
-        m.clone(),
-    );
-    let kinesis = spawn_worker(
-        KinesisSink::new(kin.clone(), &stream, &stream),
-        Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(),
-        fast_config(),
-        b.clone(),
-        m.clone(),
-    );
-    let fan = FanOut::new(
-        &b,
-        b.watch_flags(),
-        both_on(),
-        vec![("mongo_write".into(), mongo), ("kinesis_write".into(), kinesis)],
-    );
+    let fan = Delivery::new(journal("toggle"), &b, b.watch_flags(), both_on())
+        .sink("mongo_write", MongoSink::new(&client, &db_name), fast_config(), m.clone())
+        .sink("kinesis_write", KinesisSink::new(kin.clone(), &stream, &stream), fast_config(), m)
+        .start(None);
 
     let wait_flag = |want: bool| {
         let fan = &fan;
@@ -113,13 +83,13 @@ async fn switching_kinesis_write_off_and_on_mid_run() {
             }
         }
     };
-    fan.accept_all((0..1_500).map(record)).await;
+    accept_all(&fan, (0..1_500).map(record)).await;
     b.set_flag("kinesis_write", false, "test").await.unwrap();
     wait_flag(false).await;
-    fan.accept_all((1_500..3_000).map(record)).await;
+    accept_all(&fan, (1_500..3_000).map(record)).await;
     b.set_flag("kinesis_write", true, "test").await.unwrap();
     wait_flag(true).await;
-    fan.accept_all((3_000..4_500).map(record)).await;
+    accept_all(&fan, (3_000..4_500).map(record)).await;
     assert!(fan.wait_idle(Duration::from_secs(120)).await, "{:?}", fan.status());
 
     assert_eq!(mongo_count(&client.database(&db_name)).await, 4_500, "MongoDB got everything");
@@ -186,10 +156,10 @@ async fn a_partial_put_records_failure_resends_only_the_failed_entries() {
     let api = FailingFirstTry { inner: kin.clone(), fail: fail.clone(), attempts: attempts.clone() };
     let sink = KinesisSink::new(api, &stream, &stream);
     let calls = sink.call_counter();
-    let worker =
-        spawn_worker(sink, Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(), fast_config(), b.clone(), metrics());
-    let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("kinesis_write".into(), worker)]);
-    fan.accept_all(records.clone()).await;
+    let fan = Delivery::new(journal("partial"), &b, b.watch_flags(), both_on())
+        .sink("kinesis_write", sink, fast_config(), metrics())
+        .start(None);
+    fan.accept(&records).await.unwrap();
     assert!(fan.wait_idle(Duration::from_secs(60)).await);
 
     let (keys, _) = read_stream(&kin, &stream).await;
@@ -202,7 +172,7 @@ async fn a_partial_put_records_failure_resends_only_the_failed_entries() {
     }
     // 2,000 records: 4 full calls, and one resend call for the failed entries of each.
     assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 8);
-    assert_eq!(fan.status()[0].spooled, 0);
+    assert!(fan.status()[0].up);
 }
 
 #[tokio::test]
@@ -216,16 +186,11 @@ async fn a_record_over_the_kinesis_limit_is_rejected_with_an_event() {
     if let Record::Post(p) = &mut big {
         p.text = "x".repeat(1_100_000);
     }
-    let worker = spawn_worker(
-        KinesisSink::new(kin.clone(), &stream, &stream),
-        Spool::open(spool_dir("k"), 1 << 30, 1 << 24).unwrap(),
-        fast_config(),
-        b.clone(),
-        metrics(),
-    );
-    let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("kinesis_write".into(), worker)]);
-    fan.accept(big.clone()).await;
-    fan.accept(record(10)).await;
+    let fan = Delivery::new(journal("big"), &b, b.watch_flags(), both_on())
+        .sink("kinesis_write", KinesisSink::new(kin.clone(), &stream, &stream), fast_config(), metrics())
+        .start(None);
+    fan.accept(std::slice::from_ref(&big)).await.unwrap();
+    fan.accept(&[record(10)]).await.unwrap();
     assert!(fan.wait_idle(Duration::from_secs(30)).await);
     let (keys, _) = read_stream(&kin, &stream).await;
     assert_eq!(keys.len(), 1);
@@ -238,43 +203,41 @@ async fn a_record_over_the_kinesis_limit_is_rejected_with_an_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_thirty_second_mongodb_outage_loses_nothing_and_duplicates_nothing() {
+async fn a_mongodb_outage_loses_nothing_and_duplicates_nothing() {
     let mut server = PrivateServer::start(ServerKind::Mongo);
     let prefix = unique("t-sinks-outage");
     let b = bus(&prefix, "stocks");
     let client = cashtag_sinks::mongo::connect(&server.url(), "test").await.unwrap();
     let db_name = unique("outage");
-    let worker = spawn_worker(
-        MongoSink::new(&client, &db_name),
-        Spool::open(spool_dir("m"), 1 << 30, 1 << 24).unwrap(),
-        fast_config(),
-        b.clone(),
-        metrics(),
-    );
-    let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("mongo_write".into(), worker)]);
+    let fan = Delivery::new(journal("outage"), &b, b.watch_flags(), both_on())
+        .sink("mongo_write", MongoSink::new(&client, &db_name), fast_config(), metrics())
+        .start(None);
 
     // Before the outage.
-    fan.accept_all((0..3_000).map(record)).await;
+    accept_all(&fan, (0..3_000).map(record)).await;
     assert!(fan.wait_idle(Duration::from_secs(60)).await);
     server.stop();
     let down_at = Instant::now();
-    // During the 30 s outage: records keep coming, 100 every 0.75 s.
+    // During a 12 s outage (past the 2 s retry budget): records keep coming, 100 every 0.5 s.
     let mut i = 3_000;
-    while down_at.elapsed() < Duration::from_secs(30) {
-        fan.accept_all((i..i + 100).map(record)).await;
+    while down_at.elapsed() < Duration::from_secs(12) {
+        accept_all(&fan, (i..i + 100).map(record)).await;
         i += 100;
-        tokio::time::sleep(Duration::from_millis(750)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    assert!(!fan.status()[0].up, "marked down: {:?}", fan.status());
+    assert!(fan.status()[0].backlog_bytes > 0);
     server.restart();
     // After it.
-    fan.accept_all((i..i + 3_000).map(record)).await;
+    accept_all(&fan, (i..i + 3_000).map(record)).await;
     let total = i + 3_000;
     assert!(fan.wait_idle(Duration::from_secs(180)).await, "{:?}", fan.status());
 
     let db = client.database(&db_name);
     assert_eq!(mongo_count(&db).await, total, "exact count after the outage");
     let status = &fan.status()[0];
-    assert!(status.spooled > 0 && status.replayed == status.spooled, "{status:?}");
+    assert!(status.up && status.replayed > 0, "{status:?}");
+    assert!(b.events().flush(Duration::from_secs(5)).await);
     let evs = events(&prefix).await;
     assert!(evs.iter().any(|e| e.code == "sink.down"));
     let rec = evs.iter().find(|e| e.code == "sink.recovered").expect("a recovery event");
@@ -282,46 +245,98 @@ async fn a_thirty_second_mongodb_outage_loses_nothing_and_duplicates_nothing() {
     assert!(fan.shutdown(Duration::from_secs(10)).await);
 }
 
+/// A Kinesis that accepts connections and never answers is marked down within the retry
+/// budget, and meanwhile MongoDB gets every record as if nothing happened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_corrupt_spool_segment_is_reported_and_the_rest_replays() {
-    let prefix = unique("t-sinks-corrupt");
+async fn a_stalled_kinesis_never_stalls_mongodb() {
+    let prefix = unique("t-sinks-stall");
     let b = bus(&prefix, "stocks");
-    let dir = spool_dir("corrupt");
-    {
-        let mut spool = Spool::open(&dir, 1 << 30, 1).unwrap(); // one batch per segment
-        for k in 0..3u64 {
-            spool.append(&(k * 100..k * 100 + 100).map(record).collect::<Vec<_>>()).unwrap();
-        }
-    }
-    let mut segs: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    segs.sort();
-    let mut bytes = std::fs::read(&segs[1]).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x5a;
-    std::fs::write(&segs[1], bytes).unwrap();
-
+    let endpoint = cashtag_testkit::aws_endpoint();
+    let upstream: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
+    let proxy = FaultProxy::start(upstream);
+    let kin_direct = kinesis().await;
+    let stream = unique("market");
+    create_stream(&kin_direct, &stream, 2).await;
+    let kin = cashtag_sinks::kinesis::client("us-east-1", &proxy.url_for(&endpoint, upstream)).await;
     let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
-    let db_name = unique("corrupt");
-    let worker = spawn_worker(
-        MongoSink::new(&client, &db_name),
-        Spool::open(&dir, 1 << 30, 1).unwrap(),
-        fast_config(),
-        b.clone(),
-        metrics(),
-    );
-    let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("mongo_write".into(), worker)]);
+    let db_name = unique("stall");
+    let m = metrics();
+    let fan = Delivery::new(journal("stall"), &b, b.watch_flags(), both_on())
+        .sink("mongo_write", MongoSink::new(&client, &db_name), fast_config(), m.clone())
+        .sink("kinesis_write", KinesisSink::new(kin, &stream, &stream), fast_config(), m)
+        .start(None);
+    accept_all(&fan, (0..1_000).map(record)).await;
     assert!(fan.wait_idle(Duration::from_secs(60)).await, "{:?}", fan.status());
-    assert_eq!(mongo_count(&client.database(&db_name)).await, 200, "the two intact batches replayed");
-    assert!(b.events().flush(Duration::from_secs(5)).await);
-    let evs = events(&prefix).await;
-    let corrupt = evs.iter().find(|e| e.code == "spool.corrupt").expect("a corruption event");
-    assert!(corrupt.message.contains("checksum mismatch"), "{}", corrupt.message);
-    assert!(std::path::Path::new(corrupt.fields["quarantined_as"].as_str().unwrap()).exists());
-    assert!(evs.iter().any(|e| e.code == "sink.recovered"));
+
+    proxy.set(Fault::Blackhole);
+    let stalled_at = Instant::now();
+    let db = client.database(&db_name);
+    let mut i = 1_000;
+    while stalled_at.elapsed() < Duration::from_secs(8) {
+        let t0 = Instant::now();
+        accept_all(&fan, (i..i + 200).map(record)).await;
+        assert!(t0.elapsed() < Duration::from_secs(1), "accepting waited on the stalled sink");
+        i += 200;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // MongoDB is current within a batch age while Kinesis answers nothing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mongo_count(&db).await < i {
+        assert!(Instant::now() < deadline, "MongoDB fell behind the stalled Kinesis");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kin_status = fan.status().into_iter().find(|s| s.sink == "kinesis").unwrap();
+    assert!(!kin_status.up, "the stalled Kinesis is down after its retry budget: {kin_status:?}");
+
+    proxy.set(Fault::Pass);
+    assert!(fan.wait_idle(Duration::from_secs(120)).await, "{:?}", fan.status());
+    let (keys, _) = read_stream(&kin_direct, &stream).await;
+    let missing = (0..i).filter(|n| !keys.contains_key(&record(*n).key())).count();
+    assert_eq!(missing, 0, "every record reached Kinesis after the stall");
+    assert_eq!(mongo_count(&db).await, i);
+    assert!(fan.shutdown(Duration::from_secs(10)).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_full_spool_slows_intake_instead_of_dropping() {
+async fn a_damaged_journal_frame_is_reported_and_everything_else_is_delivered() {
+    let prefix = unique("t-sinks-damage");
+    let b = bus(&prefix, "stocks");
+    let dir = journal_dir("damage");
+    {
+        let j = journal_at(&dir, 1 << 30);
+        for k in 0..3u64 {
+            let data: Vec<Vec<u8>> =
+                (k * 100..k * 100 + 100).map(|i| serde_json::to_vec(&record(i)).unwrap()).collect();
+            j.append(data.iter().map(|d| (0b01u8, d.as_slice()))).unwrap();
+        }
+    }
+    let seg = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("seg-"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&seg, bytes).unwrap();
+
+    let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
+    let db_name = unique("damage");
+    let fan = Delivery::new(journal_at(&dir, 1 << 30), &b, b.watch_flags(), both_on())
+        .sink("mongo_write", MongoSink::new(&client, &db_name), fast_config(), metrics())
+        .start(None);
+    assert!(fan.wait_idle(Duration::from_secs(60)).await, "{:?}", fan.status());
+    assert_eq!(mongo_count(&client.database(&db_name)).await, 200, "the two intact frames are delivered");
+    assert!(b.events().flush(Duration::from_secs(5)).await);
+    let evs = events(&prefix).await;
+    let damaged = evs.iter().find(|e| e.code == "journal.damaged").expect("a damage event");
+    assert!(damaged.message.contains("checksum"), "{}", damaged.message);
+    assert!(evs.iter().any(|e| e.code == "sink.backlog"), "the restart reported the backlog");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_journal_slows_intake_instead_of_dropping() {
     let mut server = PrivateServer::start(ServerKind::Mongo);
     let prefix = unique("t-sinks-full");
     let b = bus(&prefix, "stocks");
@@ -329,32 +344,35 @@ async fn a_full_spool_slows_intake_instead_of_dropping() {
     let db_name = unique("full");
     server.stop();
     let mut config = fast_config();
-    config.queue_capacity = 200;
     config.retry_budget = Duration::from_millis(500);
-    let worker = spawn_worker(
-        MongoSink::new(&client, &db_name),
-        Spool::open(spool_dir("m"), 150_000, 50_000).unwrap(),
-        config,
-        b.clone(),
-        metrics(),
-    );
-    let fan = FanOut::new(&b, b.watch_flags(), both_on(), vec![("mongo_write".into(), worker)]);
-
+    let fan = Delivery::new(journal_at(&journal_dir("full"), 200_000), &b, b.watch_flags(), both_on())
+        .sink("mongo_write", MongoSink::new(&client, &db_name), config, metrics())
+        .start(None);
+    // Accept until the journal refuses; every refused group is retried later, as the
+    // intake does, so nothing is dropped.
     let mut accepted = 0u64;
-    let blocked = loop {
-        match tokio::time::timeout(Duration::from_secs(10), fan.accept(record(accepted))).await {
-            Ok(()) => accepted += 1,
-            Err(_) => break true,
+    let mut refused = None;
+    while refused.is_none() {
+        let group: Vec<Record> = (accepted..accepted + 100).map(record).collect();
+        match fan.accept(&group).await {
+            Ok(()) => accepted += 100,
+            Err(e) => refused = Some((e, group)),
         }
-        assert!(accepted < 100_000, "intake never slowed");
-    };
-    assert!(blocked);
-    assert!(b.events().flush(Duration::from_secs(5)).await);
-    assert!(events(&prefix).await.iter().any(|e| e.code == "spool.full"), "a spool-full event");
-
+    }
+    let (err, group) = refused.unwrap();
+    assert!(matches!(err, cashtag_journal::JournalError::Full { .. }), "{err}");
+    assert!(fan.is_blocked());
     server.restart();
-    // The record whose accept timed out was cancelled before it was queued; everything
-    // accepted before it must arrive.
-    assert!(fan.wait_idle(Duration::from_secs(180)).await, "{:?}", fan.status());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while fan.accept(&group).await.is_err() {
+        assert!(Instant::now() < deadline, "the journal never had room again: {:?}", fan.status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    accepted += 100;
+    assert!(fan.wait_idle(Duration::from_secs(120)).await, "{:?}", fan.status());
     assert_eq!(mongo_count(&client.database(&db_name)).await, accepted);
+    assert!(b.events().flush(Duration::from_secs(5)).await);
+    let evs = events(&prefix).await;
+    assert!(evs.iter().any(|e| e.code == "journal.full"));
+    assert!(evs.iter().any(|e| e.code == "journal.recovered"));
 }

@@ -165,6 +165,36 @@ pub struct SourceCtx {
     pub cancel: CancellationToken,
     /// Where data was last received before this start, for providers that can backfill.
     pub resume_from: Option<DateTime<Utc>>,
+    /// The newest event time accepted so far, per provider (kept by the intake, which reads
+    /// it back from its journal after a restart): where a source that can recompute or
+    /// re-read its data resumes.
+    pub accepted: Marks,
+}
+
+/// Per provider, the event time of the newest record accepted.
+#[derive(Debug, Clone, Default)]
+pub struct Marks(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, DateTime<Utc>>>>);
+
+impl Marks {
+    pub fn get(&self, provider: &str) -> Option<DateTime<Utc>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(provider).copied()
+    }
+
+    /// Raises a provider's mark to `at` (never lowers it).
+    pub fn raise(&self, provider: &str, at: DateTime<Utc>) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match m.get_mut(provider) {
+            Some(t) if *t >= at => {}
+            Some(t) => *t = at,
+            None => {
+                m.insert(provider.to_string(), at);
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, DateTime<Utc>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl SourceCtx {
@@ -174,6 +204,18 @@ impl SourceCtx {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.bus.clock().now()
+    }
+
+    /// Where a source that can recompute its data resumes: the start of the minute of the
+    /// newest record accepted from it (so the whole minute is seen again, and derived
+    /// minute bars are whole), but not before the market turned on; None on a first start.
+    pub fn resume_point(&self, provider: &str) -> Option<DateTime<Utc>> {
+        let mark = self.accepted.get(provider)?;
+        let minute = DateTime::from_timestamp(mark.timestamp().div_euclid(60) * 60, 0)?;
+        Some(match self.resume_from {
+            Some(on) => minute.max(on),
+            None => minute,
+        })
     }
 
     /// Sends a record on; false when the intake has gone away.

@@ -170,8 +170,9 @@ pub fn strip_query(s: &str) -> String {
 pub async fn run<P: WsProvider>(p: &mut P, ctx: &SourceCtx) -> Result<(), SourceError> {
     let name = p.name();
     let mut backoff = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60));
-    // Where data was last received, when there is a gap to fill after (re)connecting.
-    let mut resume = ctx.resume_from;
+    // Where data was last received, when there is a gap to fill after (re)connecting:
+    // the newest record accepted from this provider, else when the market turned on.
+    let mut resume = ctx.resume_point(name).or(ctx.resume_from);
     loop {
         if ctx.cancel.is_cancelled() {
             return Ok(());

@@ -9,6 +9,8 @@
 //! ([`PrivateServer`]) so tests running in parallel keep theirs. Names from [`unique`]
 //! keep parallel tests apart on the shared servers.
 
+pub mod fault;
+
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -324,6 +326,21 @@ pub fn example_bin(package: &str, name: &str) -> PathBuf {
             .expect("run cargo build --example");
         assert!(status.success(), "building example {name} of {package} failed");
     }
+    path
+}
+
+/// The path of a service binary of the workspace (`cashtag-stocks` …), for tests outside its
+/// package that run it as a process; (re)built first, a no-op when it is up to date.
+pub fn service_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe.parent().and_then(Path::parent).expect("target dir").join(name);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--bin", name, "-p", name])
+        .current_dir(workspace_root())
+        .status()
+        .expect("run cargo build --bin");
+    assert!(status.success(), "building {name} failed");
     path
 }
 

@@ -26,7 +26,10 @@ fn base(db: &str) -> Command {
             c.env_remove(k);
         }
     }
-    c.env("CASHTAG_MONGO_URI", mongo_uri()).env("CASHTAG_MONGO_DATABASE", db).arg("--quiet");
+    c.env("CASHTAG_MONGO_URI", mongo_uri())
+        .env("CASHTAG_MONGO_DATABASE", db)
+        .env("CASHTAG_SINKS_SPOOL_DIR", std::env::temp_dir().join(cashtag_testkit::unique("state")))
+        .arg("--quiet");
     c
 }
 

@@ -300,3 +300,141 @@ async fn prune_keeps_exactly_the_daily_and_weekly_backups() {
     left.sort();
     assert_eq!(left, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_never_removes_the_newest_verified_backup() {
+    let e = Env::new("prunever").await;
+    let s3c = s3().await;
+    let end: chrono::DateTime<chrono::Utc> = "2026-11-28T21:30:00Z".parse().unwrap();
+    let key = |d: i64| {
+        let at = end - chrono::TimeDelta::days(d);
+        format!("backups/{}/{}/cashtag-{}.tar.gz", e.env, at.format("%Y/%m/%d"), at.format("%Y%m%dT%H%M%SZ"))
+    };
+    for d in 0..10 {
+        s3c.put_object().bucket(&e.bucket).key(key(d)).body(b"x".to_vec().into()).send().await.unwrap();
+    }
+    // Only an old one was ever verified (the newer ones might be damaged).
+    let verified = key(8);
+    s3c.put_object()
+        .bucket(&e.bucket)
+        .key(format!("{}.verified", verified.trim_end_matches(".tar.gz")))
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let mut c = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CASHTAG_") {
+            c.env_remove(k);
+        }
+    }
+    let out = c
+        .args(["prune", "--yes", "--quiet"])
+        .env("CASHTAG_MONGO_URI", mongo_uri())
+        .env("CASHTAG_AWS_ENDPOINT", aws_endpoint())
+        .env("CASHTAG_BACKUP_BUCKET", &e.bucket)
+        .env("CASHTAG_BACKUP_ENV", &e.env)
+        .env("CASHTAG_BACKUP_KEEP_DAILY", "2")
+        .env("CASHTAG_BACKUP_KEEP_WEEKLY", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let left: Vec<String> = s3c
+        .list_objects_v2()
+        .bucket(&e.bucket)
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_string())
+        .filter(|k| k.ends_with(".tar.gz"))
+        .collect();
+    let mut want = vec![key(0), key(1), verified];
+    want.sort();
+    let mut left = left;
+    left.sort();
+    assert_eq!(left, want, "the two newest by retention, and the newest verified one");
+}
+
+/// `cashtag-backup ARGS` for this test's bucket and database, reaching MongoDB at
+/// `mongo_uri` (a fault proxy), with no other CASHTAG_* setting of the test's environment.
+fn through_proxy(e: &Env, mongo_uri: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CASHTAG_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(args)
+        .env("CASHTAG_MONGO_URI", mongo_uri)
+        .env("CASHTAG_AWS_ENDPOINT", aws_endpoint())
+        .env("CASHTAG_BACKUP_BUCKET", &e.bucket)
+        .env("CASHTAG_BACKUP_ENV", &e.env)
+        .env("CASHTAG_BACKUP_DATABASES", &e.db);
+    c
+}
+
+/// A dump that fails half-way (the MongoDB connection is cut after some bytes) aborts
+/// its multipart upload: no archive is listed and no upload is left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_dump_leaves_no_partial_archive() {
+    use cashtag_testkit::fault::{Fault, FaultProxy};
+    let e = Env::new("abort").await;
+    let client = mongo().await;
+    let db = client.database(&e.db);
+    let big: Vec<Document> = (0..6_000).map(|i| doc! {"i": i, "pad": "p".repeat(1_000)}).collect();
+    db.collection::<Document>("big").insert_many(big).await.unwrap();
+    let upstream = cashtag_testkit::stack_var("CASHTAG_MONGO_URI").unwrap();
+    let addr: std::net::SocketAddr =
+        upstream.split("://").nth(1).unwrap().split(['/', '?']).next().unwrap().parse().unwrap();
+    let proxy = FaultProxy::start(addr);
+    proxy.set(Fault::CloseAfter(2_000_000));
+    let out = through_proxy(&e, &proxy.url_for(&upstream, addr), &["run", "--quiet"])
+        .env("CASHTAG_BACKUP_PART_SIZE_MB", "5")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the dump should have failed");
+    assert_eq!(out.status.code(), Some(5), "a MongoDB failure: {}", String::from_utf8_lossy(&out.stderr));
+    let listed = e.ok(&["list", "--json"]);
+    assert!(listed.trim().is_empty(), "nothing is listed: {listed}");
+    let s3c = s3().await;
+    let objects = s3c.list_objects_v2().bucket(&e.bucket).send().await.unwrap();
+    assert_eq!(objects.key_count(), Some(0), "no object at all");
+    let uploads = s3c.list_multipart_uploads().bucket(&e.bucket).send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "no upload left open: {:?}", uploads.uploads());
+}
+
+/// `restore --drop` that fails half-way leaves the old data as it was: the documents go
+/// into a temporary collection that is swapped in only at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_restore_with_drop_keeps_the_old_data() {
+    use cashtag_testkit::fault::{Fault, FaultProxy};
+    let e = Env::new("swap").await;
+    let client = mongo().await;
+    let db = client.database(&e.db);
+    let docs: Vec<Document> = (0..5_000).map(|i| doc! {"i": i, "pad": "p".repeat(500)}).collect();
+    db.collection::<Document>("c").insert_many(docs).await.unwrap();
+    e.ok(&["run"]);
+    let key = e.newest();
+    // Today's data differs from the backup's.
+    db.collection::<Document>("c").delete_many(doc! {}).await.unwrap();
+    db.collection::<Document>("c").insert_one(doc! {"today": true}).await.unwrap();
+    let upstream = cashtag_testkit::stack_var("CASHTAG_MONGO_URI").unwrap();
+    let addr: std::net::SocketAddr =
+        upstream.split("://").nth(1).unwrap().split(['/', '?']).next().unwrap().parse().unwrap();
+    let proxy = FaultProxy::start(addr);
+    // Enough for the checks and part of the documents, not all of them.
+    proxy.set(Fault::CloseAfter(400_000));
+    let out =
+        through_proxy(&e, &proxy.url_for(&upstream, addr), &["restore", &key, "--drop", "--quiet"]).output().unwrap();
+    assert!(!out.status.success(), "the restore should have failed");
+    let left: Vec<Document> = db.collection::<Document>("c").find(doc! {}).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(left.len(), 1, "the old data is untouched");
+    assert_eq!(left[0].get_bool("today"), Ok(true));
+    // And a restore that goes through replaces it.
+    e.ok(&["restore", &key, "--drop"]);
+    assert_eq!(db.collection::<Document>("c").count_documents(doc! {}).await.unwrap(), 5_000);
+    let names = db.list_collection_names().await.unwrap();
+    assert!(names.iter().all(|n| !n.contains("restoring")), "no temporary collection left: {names:?}");
+}

@@ -67,6 +67,7 @@ async fn the_scheduler_runs_a_missed_backup_at_start() {
     client.database(&db).collection::<bson::Document>("c").insert_one(bson::doc! {"x": 1}).await.unwrap();
     let mut child = base()
         .arg("schedule")
+        .env("CASHTAG_SINKS_SPOOL_DIR", std::env::temp_dir().join(cashtag_testkit::unique("state")))
         .env("CASHTAG_REDIS_URL", redis_url())
         .env("CASHTAG_REDIS_PREFIX", &prefix)
         .env("CASHTAG_BACKUP_BUCKET", &bucket)

@@ -24,7 +24,8 @@ fn log_cmd(prefix: &str, db: &str, files: &std::path::Path) -> Command {
         .env("CASHTAG_MONGO_DATABASE", db)
         .env("CASHTAG_LOG_FILES_DIR", files)
         .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .env("CASHTAG_LOG", "warn");
+        .env("CASHTAG_LOG", "warn")
+        .env("CASHTAG_SINKS_SPOOL_DIR", std::env::temp_dir().join(cashtag_testkit::unique("state")));
     c
 }
 
@@ -127,6 +128,7 @@ async fn tail_and_counts_print_the_seeded_rows() {
     let minute0 = (now - TimeDelta::minutes(90)).duration_trunc(TimeDelta::hours(1)).unwrap();
     let sample = |m: i64, ticker: Option<&str>, count: u64| StoredCount {
         sample: CountSample {
+            id: String::new(),
             minute: minute0 + TimeDelta::minutes(m),
             service: "stocks".into(),
             instance: "h1".into(),

@@ -68,7 +68,13 @@ async fn run(settings: Settings) -> Result<(), Failure> {
     let bus = svc.bus.clone();
     let shutdown = svc.shutdown.clone();
     // Flag defaults: written only where absent, so an operator's change survives restarts.
-    tokio::spawn(cashtag_control::flags::init_flag_defaults(bus.clone(), settings.flags.clone(), shutdown.clone()));
+    let every = Duration::from_millis(settings.manager.evaluate_every_ms);
+    tokio::spawn(cashtag_control::flags::keep_flag_defaults(
+        bus.clone(),
+        settings.flags.clone(),
+        every,
+        shutdown.clone(),
+    ));
 
     let controller =
         Controller::new(bus.clone(), calendar, policy, Duration::from_millis(settings.manager.evaluate_every_ms));

@@ -12,6 +12,8 @@ fn manager() -> Command {
             c.env_remove(k);
         }
     }
+    // Every process keeps its state (the event outbox) in a directory of its own.
+    c.env("CASHTAG_SINKS_SPOOL_DIR", std::env::temp_dir().join(cashtag_testkit::unique("state")));
     c
 }
 

@@ -348,6 +348,7 @@ async fn a_recording_replays_into_the_same_records() {
         watchlist: watchlist.clone(),
         cancel,
         resume_from: None,
+        accepted: Default::default(),
     };
 
     // Live: connection 1 (three trades and a quote, then a drop), connection 2 (two trades).

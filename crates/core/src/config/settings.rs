@@ -253,22 +253,38 @@ impl Default for ManagerSettings {
     }
 }
 
+/// When the journal is flushed to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// After every group commit.
+    Always,
+    /// At most `sinks.fsync_interval_ms` after an append.
+    Interval,
+    /// Left to the operating system (survives `kill -9`, not a power loss).
+    Never,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SinkSettings {
     /// A batch is written when it has this many records ...
     pub batch_size: u64,
-    /// ... or when its oldest record is this old.
+    /// ... or when its oldest record has waited this long.
     pub batch_age_ms: u64,
-    /// How long a failing write is retried before its batch goes to the spool.
+    /// How long a failing write is retried before the sink counts as down.
     pub retry_budget_secs: u64,
-    /// Where batches wait while their sink is unreachable (one subdirectory per sink).
+    /// The deadline of one write (a server that accepts connections but never answers).
+    pub op_timeout_ms: u64,
+    /// This process's write-ahead journal; one process per directory (it is locked).
     pub spool_dir: String,
-    /// Most bytes each sink's spool may hold; when full, intake slows.
+    /// Most bytes the journal may hold; when full, intake waits.
     pub spool_max_mb: u64,
     pub spool_segment_mb: u64,
-    /// Records buffered in memory per sink before intake waits.
-    pub queue_capacity: u64,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval_ms: u64,
+    /// `/healthz` answers 503 when a sink has been down this long.
+    pub down_alert_secs: u64,
     /// Kinesis stream for posts.
     pub kinesis_posts_stream: String,
     /// Kinesis stream for trades, quotes and bars.
@@ -281,10 +297,13 @@ impl Default for SinkSettings {
             batch_size: 500,
             batch_age_ms: 1_000,
             retry_budget_secs: 10,
+            op_timeout_ms: 5_000,
             spool_dir: "spool".into(),
             spool_max_mb: 1_024,
             spool_segment_mb: 8,
-            queue_capacity: 20_000,
+            fsync: FsyncPolicy::Always,
+            fsync_interval_ms: 100,
+            down_alert_secs: 300,
             kinesis_posts_stream: "cashtag-posts".into(),
             kinesis_market_stream: "cashtag-market".into(),
         }
@@ -502,7 +521,8 @@ impl Section for SinkSettings {
             "sinks.spool_segment_mb",
             "must be positive and at most sinks.spool_max_mb",
         )?;
-        check(self.queue_capacity > 0, "sinks.queue_capacity", "must be positive")
+        check(self.op_timeout_ms >= 100, "sinks.op_timeout_ms", "must be at least 100")?;
+        check(self.fsync_interval_ms > 0, "sinks.fsync_interval_ms", "must be positive")
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cashtag_bus::{Bus, Identity};
 use cashtag_core::{Author, Clock, Event, Post, Quote, Record, Ticker, Trade};
+use cashtag_journal::{Fsync, Journal, JournalConfig};
 use cashtag_sinks::{SinkMetrics, WorkerConfig};
 use cashtag_testkit::{redis_url, unique};
 
@@ -77,8 +78,21 @@ pub fn metrics() -> SinkMetrics {
     SinkMetrics::register(&cashtag_telemetry::Telemetry::new("test"))
 }
 
-pub fn spool_dir(name: &str) -> PathBuf {
-    std::env::temp_dir().join(unique(&format!("spool-{name}")))
+pub fn journal_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(unique(&format!("journal-{name}")))
+}
+
+/// A journal for both sinks in `dir`.
+pub fn journal_at(dir: &std::path::Path, max_bytes: u64) -> Journal {
+    Journal::open(
+        JournalConfig { dir: dir.to_path_buf(), segment_bytes: 1 << 24, max_bytes, fsync: Fsync::Never },
+        &cashtag_sinks::SINKS,
+    )
+    .unwrap()
+}
+
+pub fn journal(name: &str) -> Journal {
+    journal_at(&journal_dir(name), 1 << 32)
 }
 
 pub fn fast_config() -> WorkerConfig {
@@ -87,7 +101,15 @@ pub fn fast_config() -> WorkerConfig {
         batch_age: Duration::from_millis(200),
         retry_budget: Duration::from_secs(2),
         probe_every: Duration::from_millis(500),
-        queue_capacity: 5_000,
+        op_timeout: Duration::from_secs(2),
+    }
+}
+
+/// Accepts records in groups of 1,000, as the intake does.
+pub async fn accept_all(d: &cashtag_sinks::Delivery, records: impl IntoIterator<Item = Record>) {
+    let all: Vec<Record> = records.into_iter().collect();
+    for chunk in all.chunks(1_000) {
+        d.accept(chunk).await.unwrap();
     }
 }
 
@@ -110,40 +132,13 @@ pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards:
 
 /// Every record in every shard of a stream: key → count, and records per shard.
 pub async fn read_stream(client: &aws_sdk_kinesis::Client, name: &str) -> (HashMap<String, usize>, Vec<usize>) {
-    let shards = client.list_shards().stream_name(name).send().await.unwrap();
+    let shards = cashtag_sinks::kinesis::read_stream(client, name).await.unwrap();
     let mut keys: HashMap<String, usize> = HashMap::new();
-    let mut per_shard = Vec::new();
-    for shard in shards.shards() {
-        let mut it = client
-            .get_shard_iterator()
-            .stream_name(name)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap()
-            .shard_iterator()
-            .unwrap()
-            .to_string();
-        let mut n = 0;
-        loop {
-            let out = client.get_records().shard_iterator(&it).limit(10_000).send().await.unwrap();
-            for r in out.records() {
-                let rec: Record = serde_json::from_slice(r.data().as_ref()).unwrap();
-                *keys.entry(rec.key()).or_default() += 1;
-                n += 1;
-            }
-            if out.records().is_empty() {
-                break;
-            }
-            match out.next_shard_iterator() {
-                Some(next) => it = next.to_string(),
-                None => break,
-            }
-        }
-        per_shard.push(n);
+    for r in shards.iter().flatten() {
+        let rec: Record = serde_json::from_slice(r.data().as_ref()).unwrap();
+        *keys.entry(rec.key()).or_default() += 1;
     }
-    (keys, per_shard)
+    (keys, shards.iter().map(Vec::len).collect())
 }
 
 /// Total documents in the record collections of a database.

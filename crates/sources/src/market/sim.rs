@@ -20,7 +20,9 @@ impl SimMarket {
     }
 
     async fn stream(&mut self, ctx: &SourceCtx) -> Result<(), SourceError> {
-        let started = ctx.now();
+        // After a restart, from where the journal says records were last accepted
+        // (duplicates of that minute are harmless: records have natural keys).
+        let started = ctx.resume_point(NAME).filter(|t| *t < ctx.now()).unwrap_or_else(|| ctx.now());
         let mut m = minute_index(started);
         ctx.emit_event(catalog::source_connected(NAME, "simulated market running"));
         loop {

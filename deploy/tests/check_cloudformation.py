@@ -1,0 +1,122 @@
+"""Creates deploy/cloudformation.yaml in an emulator (moto's CloudFormation) and checks
+what it made: the two streams, the bucket's versioning and lifecycle, the role's policies
+(only what the suite calls; no s3:DeleteObjectVersion; delete only under backups/), the
+security group (no inbound without SshCidr; port 22 only from it with SshCidr).
+
+  python deploy/tests/check_cloudformation.py ENDPOINT
+
+Run by crates/deploy/tests/cloudformation.rs against a private moto server.
+"""
+import ast
+import json
+import os
+import sys
+import time
+
+import boto3
+
+endpoint = sys.argv[1]
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+region = "us-east-1"
+kw = dict(endpoint_url=endpoint, region_name=region)
+cfn, ec2, s3, iam, kinesis, ssm = (boto3.client(n, **kw) for n in ("cloudformation", "ec2", "s3", "iam", "kinesis", "ssm"))
+template = open(os.path.join(os.path.dirname(__file__), "..", "cloudformation.yaml")).read()
+
+vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+ami = ec2.describe_images()["Images"][0]["ImageId"]
+ssm.put_parameter(Name="/cashtag-test/ami", Value=ami, Type="String", Overwrite=True)
+
+
+def create(name, extra):
+    params = {
+        "VpcId": vpc,
+        "SubnetId": subnet,
+        "ReleaseUrl": "https://example.com/cashtag.tar.gz",
+        "ImageId": "/cashtag-test/ami",
+        **extra,
+    }
+    cfn.create_stack(
+        StackName=name,
+        TemplateBody=template,
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    for _ in range(200):
+        s = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        if not s["StackStatus"].endswith("IN_PROGRESS"):
+            break
+        time.sleep(0.1)
+    assert s["StackStatus"] == "CREATE_COMPLETE", (s["StackStatus"], s.get("StackStatusReason"))
+    return {o["OutputKey"]: o["OutputValue"] for o in s.get("Outputs", [])}, {
+        r["LogicalResourceId"]: r["PhysicalResourceId"] for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    }
+
+
+def check(cond, what):
+    if not cond:
+        sys.exit(f"check_cloudformation: FAILED: {what}")
+    print(f"ok: {what}")
+
+
+out, res = create("cashtag-a", {})
+streams = kinesis.list_streams()["StreamNames"]
+check({"cashtag-a-posts", "cashtag-a-market"} <= set(streams), f"both streams exist ({streams})")
+bucket = out["Bucket"]
+check(bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]], "the bucket exists")
+enc = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+check(enc[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256", "the bucket is encrypted")
+# moto's CloudFormation does not apply a bucket's VersioningConfiguration and
+# LifecycleConfiguration (it models only encryption and tags), so these two are checked in
+# the template as CloudFormation reads it.
+from cfnlint.decode import cfn_yaml  # noqa: E402
+
+props = cfn_yaml.load(os.path.join(os.path.dirname(__file__), "..", "cloudformation.yaml"))["Resources"]["Bucket"]["Properties"]
+check(props["VersioningConfiguration"] == {"Status": "Enabled"}, "bucket versioning is on (template)")
+rules = props["LifecycleConfiguration"]["Rules"]
+check(any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") == 1 and r["Status"] == "Enabled" for r in rules),
+      "incomplete uploads are aborted after a day (template)")
+check(any(r.get("Prefix") == "backups/" and r.get("ExpirationInDays") == {"Ref": "BackupRetentionDays"}
+          and r.get("NoncurrentVersionExpirationInDays") == {"Ref": "BackupRetentionDays"} for r in rules),
+      "backups and their old versions expire after BackupRetentionDays (template)")
+
+role = res["Role"]
+names = iam.list_role_policies(RoleName=role)["PolicyNames"]
+statements = []
+for n in names:
+    doc = iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"]
+    if isinstance(doc, str):
+        # moto hands back the document CloudFormation gave it as a Python literal.
+        doc = json.loads(doc) if doc.startswith('{"') else ast.literal_eval(doc)
+    statements += doc["Statement"]
+actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+check(actions == {
+    "kinesis:PutRecords", "kinesis:DescribeStreamSummary", "s3:ListBucket", "s3:ListBucketMultipartUploads",
+    "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:DeleteObject",
+    "ssm:GetParametersByPath", "ssm:GetParameters",
+}, f"the role allows only what the suite calls ({sorted(actions)})")
+check(all("*" not in a for a in actions), "no wildcard action")
+deletes = [s for s in statements if "s3:DeleteObject" in s["Action"]]
+check(all(str(r).endswith("/backups/*") for s in deletes for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])),
+      "objects can be deleted only under backups/ (versions never)")
+kin = [s for s in statements if "kinesis:PutRecords" in s["Action"]]
+check(all(r != "*" for s in kin for r in s["Resource"]), "PutRecords only on the two streams")
+
+sg = ec2.describe_security_groups(GroupIds=[res["SecurityGroup"]])["SecurityGroups"][0]
+check(sg["IpPermissions"] == [], "no inbound rule without SshCidr")
+
+out_b, res_b = create("cashtag-b", {"SshCidr": "203.0.113.0/24"})
+sg = ec2.describe_security_groups(GroupIds=[res_b["SecurityGroup"]])["SecurityGroups"][0]
+perms = sg["IpPermissions"]
+check(len(perms) == 1 and perms[0]["FromPort"] == 22 and perms[0]["IpRanges"][0]["CidrIp"] == "203.0.113.0/24",
+      "with SshCidr: port 22 from that CIDR only")
+inst = ec2.describe_instances(InstanceIds=[res["Instance"]])["Reservations"][0]["Instances"][0]
+check("InstanceProfile" in inst.get("IamInstanceProfile", {}).get("Arn", ""), "the instance runs with the instance profile")
+# Not modelled by moto's CloudFormation either (it keeps EC2's defaults): checked in the template.
+template_res = cfn_yaml.load(os.path.join(os.path.dirname(__file__), "..", "cloudformation.yaml"))["Resources"]
+check(template_res["Instance"]["Properties"]["MetadataOptions"]["HttpTokens"] == "required", "IMDSv2 required (template)")
+check([str(a) for a in template_res["Role"]["Properties"]["ManagedPolicyArns"]] == [
+    str({"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"})
+], "the only managed policy is Session Manager's (template)")
+print("check_cloudformation: passed")
