@@ -226,9 +226,8 @@ impl Delivery {
             // Each enabled sink has committed everything accepted before the call. (Not
             // the workers' idle flags: they lag an append that has not woken them yet.)
             let flags = self.flags.borrow().clone();
-            let done = self.routes.iter().all(|r| {
-                !flag_on(&flags, &self.defaults, &r.flag) || self.journal.committed(r.sink).is_some_and(|c| c >= end)
-            });
+            let done =
+                self.routes.iter().all(|r| !flag_on(&flags, &self.defaults, &r.flag) || self.caught_up(r.sink, end));
             if done {
                 return true;
             }
@@ -250,7 +249,7 @@ impl Delivery {
                     flag: r.flag.clone(),
                     enabled: flag_on(&flags, &self.defaults, &r.flag),
                     up: s.up.load(Ordering::SeqCst),
-                    idle: s.idle.load(Ordering::SeqCst),
+                    idle: self.caught_up(r.sink, self.journal.end()),
                     written: s.written.load(Ordering::SeqCst),
                     duplicates: s.duplicates.load(Ordering::SeqCst),
                     rejected: s.rejected.load(Ordering::SeqCst),
@@ -276,7 +275,14 @@ impl Delivery {
         let joined = tokio::time::timeout(deadline + Duration::from_secs(2), futures::future::join_all(workers)).await;
         let journal = self.journal.clone();
         let _ = tokio::task::spawn_blocking(move || journal.sync()).await;
-        joined.is_ok() && self.routes.iter().all(|r| r.state.idle.load(Ordering::SeqCst))
+        let end = self.journal.end();
+        joined.is_ok() && self.routes.iter().all(|r| self.caught_up(r.sink, end))
+    }
+
+    /// Whether a sink has committed everything up to `end`. (Positions, not the workers'
+    /// state: a worker learns of an append only when it wakes up.)
+    fn caught_up(&self, sink: &str, end: cashtag_journal::Position) -> bool {
+        self.journal.committed(sink).is_some_and(|c| c >= end)
     }
 }
 

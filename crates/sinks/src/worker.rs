@@ -51,8 +51,6 @@ impl Default for WorkerConfig {
 #[derive(Debug)]
 pub struct WorkerState {
     pub up: AtomicBool,
-    /// Everything in the journal for this sink is written.
-    pub idle: AtomicBool,
     pub written: AtomicU64,
     pub duplicates: AtomicU64,
     pub rejected: AtomicU64,
@@ -67,7 +65,6 @@ impl Default for WorkerState {
     fn default() -> Self {
         WorkerState {
             up: AtomicBool::new(true),
-            idle: AtomicBool::new(false),
             written: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -179,7 +176,6 @@ impl<S: Sink> Worker<S> {
                 return None;
             }
             if self.reader.has_unread() {
-                self.state.idle.store(false, Ordering::SeqCst);
                 let mut batch = self.read(self.config.batch_size).await?;
                 // A small batch waits a little for more, unless we are draining.
                 let fill_until = Instant::now() + self.config.batch_age;
@@ -227,7 +223,6 @@ impl<S: Sink> Worker<S> {
     }
 
     fn caught_up(&mut self) {
-        self.state.idle.store(true, Ordering::SeqCst);
         let Some((since, reason, replayed)) = self.catching_up.take() else { return };
         let was_down = !self.state.up.swap(true, Ordering::SeqCst);
         self.state.down_since_ms.store(0, Ordering::SeqCst);
