@@ -153,13 +153,7 @@ impl Bus {
 
     /// Opens the bus from the suite settings (no outbox).
     pub fn from_settings(settings: &cashtag_core::Settings, service: &str, clock: Clock) -> Result<Self, BusError> {
-        Bus::open(
-            settings.redis.url.expose(),
-            &settings.redis.prefix,
-            Identity { service: service.to_string(), instance: settings.instance() },
-            clock,
-            settings.streams.events_maxlen,
-        )
+        Self::from_settings_with(settings, service, clock, None)
     }
 
     /// Opens the bus for a long-running service: outboxes in `<sinks.spool_dir>/outbox`.
@@ -168,13 +162,23 @@ impl Bus {
         service: &str,
         clock: Clock,
     ) -> Result<Self, BusError> {
-        Bus::open_durable(
+        let outbox = std::path::Path::new(&settings.sinks.spool_dir).join("outbox");
+        Self::from_settings_with(settings, service, clock, Some(outbox))
+    }
+
+    fn from_settings_with(
+        settings: &cashtag_core::Settings,
+        service: &str,
+        clock: Clock,
+        outbox_dir: Option<std::path::PathBuf>,
+    ) -> Result<Self, BusError> {
+        Self::open_with(
             settings.redis.url.expose(),
             &settings.redis.prefix,
             Identity { service: service.to_string(), instance: settings.instance() },
             clock,
             settings.streams.events_maxlen,
-            &std::path::Path::new(&settings.sinks.spool_dir).join("outbox"),
+            outbox_dir,
         )
     }
 

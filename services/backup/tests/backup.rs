@@ -287,16 +287,7 @@ async fn prune_keeps_exactly_the_daily_and_weekly_backups() {
         "dry run deletes nothing"
     );
     e.ok(&["prune", "--yes"]);
-    let mut left: Vec<String> = s3c
-        .list_objects_v2()
-        .bucket(&e.bucket)
-        .send()
-        .await
-        .unwrap()
-        .contents()
-        .iter()
-        .map(|o| o.key().unwrap().to_string())
-        .collect();
+    let mut left = object_keys(&s3c, &e.bucket).await;
     left.sort();
     assert_eq!(left, want);
 }
@@ -322,34 +313,13 @@ async fn prune_never_removes_the_newest_verified_backup() {
         .send()
         .await
         .unwrap();
-    let mut c = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CASHTAG_") {
-            c.env_remove(k);
-        }
-    }
-    let out = c
-        .args(["prune", "--yes", "--quiet"])
-        .env("CASHTAG_MONGO_URI", mongo_uri())
-        .env("CASHTAG_AWS_ENDPOINT", aws_endpoint())
-        .env("CASHTAG_BACKUP_BUCKET", &e.bucket)
-        .env("CASHTAG_BACKUP_ENV", &e.env)
+    let out = backup_command(&e, &mongo_uri(), &["prune", "--yes", "--quiet"])
         .env("CASHTAG_BACKUP_KEEP_DAILY", "2")
         .env("CASHTAG_BACKUP_KEEP_WEEKLY", "0")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let left: Vec<String> = s3c
-        .list_objects_v2()
-        .bucket(&e.bucket)
-        .send()
-        .await
-        .unwrap()
-        .contents()
-        .iter()
-        .map(|o| o.key().unwrap().to_string())
-        .filter(|k| k.ends_with(".tar.gz"))
-        .collect();
+    let left: Vec<String> = object_keys(&s3c, &e.bucket).await.into_iter().filter(|k| k.ends_with(".tar.gz")).collect();
     let mut want = vec![key(0), key(1), verified];
     want.sort();
     let mut left = left;
@@ -357,9 +327,16 @@ async fn prune_never_removes_the_newest_verified_backup() {
     assert_eq!(left, want, "the two newest by retention, and the newest verified one");
 }
 
+/// The keys of a bucket's objects (one page: the tests hold fewer than 1,000).
+async fn object_keys(s3c: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let page = s3c.list_objects_v2().bucket(bucket).send().await.unwrap();
+    page.contents().iter().map(|o| o.key().unwrap().to_string()).collect()
+}
+
 /// `cashtag-backup ARGS` for this test's bucket and database, reaching MongoDB at
-/// `mongo_uri` (a fault proxy), with no other CASHTAG_* setting of the test's environment.
-fn through_proxy(e: &Env, mongo_uri: &str, args: &[&str]) -> Command {
+/// `mongo_uri` (the stack's, or a fault proxy), with no other CASHTAG_* setting of the
+/// test's environment.
+fn backup_command(e: &Env, mongo_uri: &str, args: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     for (k, _) in std::env::vars() {
         if k.starts_with("CASHTAG_") {
@@ -390,7 +367,7 @@ async fn a_failed_dump_leaves_no_partial_archive() {
         upstream.split("://").nth(1).unwrap().split(['/', '?']).next().unwrap().parse().unwrap();
     let proxy = FaultProxy::start(addr);
     proxy.set(Fault::CloseAfter(2_000_000));
-    let out = through_proxy(&e, &proxy.url_for(&upstream, addr), &["run", "--quiet"])
+    let out = backup_command(&e, &proxy.url_for(&upstream, addr), &["run", "--quiet"])
         .env("CASHTAG_BACKUP_PART_SIZE_MB", "5")
         .output()
         .unwrap();
@@ -427,7 +404,7 @@ async fn a_failed_restore_with_drop_keeps_the_old_data() {
     // Enough for the checks and part of the documents, not all of them.
     proxy.set(Fault::CloseAfter(400_000));
     let out =
-        through_proxy(&e, &proxy.url_for(&upstream, addr), &["restore", &key, "--drop", "--quiet"]).output().unwrap();
+        backup_command(&e, &proxy.url_for(&upstream, addr), &["restore", &key, "--drop", "--quiet"]).output().unwrap();
     assert!(!out.status.success(), "the restore should have failed");
     let left: Vec<Document> = db.collection::<Document>("c").find(doc! {}).await.unwrap().try_collect().await.unwrap();
     assert_eq!(left.len(), 1, "the old data is untouched");
