@@ -51,6 +51,29 @@ pub async fn rollup_range(
     if to <= from {
         return Ok((0, 0));
     }
+    let (sdocs, pdocs) = compute(db, from, to).await?;
+    let range = doc! {"minute": {"$gte": bdate(from), "$lt": bdate(to)}};
+    let (ns, np) = (sdocs.len(), pdocs.len());
+    for (coll, docs) in [(collections::SENTIMENT_1M, sdocs), (collections::PRICE_1M, pdocs)] {
+        let c = db.collection::<Document>(coll);
+        c.delete_many(range.clone()).await?;
+        for chunk in docs.chunks(1_000) {
+            c.insert_many(chunk.to_vec()).ordered(false).await?;
+        }
+    }
+    Ok((ns, np))
+}
+
+/// The roll-up documents (sentiment, price) of the whole minutes in `[from, to)`, computed
+/// from the raw posts and trades without writing them: what `rollup_range` stores, and
+/// what the predictor reads as of a tick (so it never waits for the roll-up service).
+pub async fn compute(
+    db: &Database,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<(Vec<Document>, Vec<Document>), AnalysisError> {
+    let from = minute_of(from);
+    let to = minute_of(to);
     // Everything of a ticker-minute is gathered, then summed in a fixed order (posts by
     // id, trades by time and sequence number), so the sums do not depend on the order
     // the server returns documents in: a recomputed minute is identical to the bit.
@@ -127,16 +150,7 @@ pub async fn rollup_range(
             }
         })
         .collect();
-    let range = doc! {"minute": {"$gte": bdate(from), "$lt": bdate(to)}};
-    let (ns, np) = (sdocs.len(), pdocs.len());
-    for (coll, docs) in [(collections::SENTIMENT_1M, sdocs), (collections::PRICE_1M, pdocs)] {
-        let c = db.collection::<Document>(coll);
-        c.delete_many(range.clone()).await?;
-        for chunk in docs.chunks(1_000) {
-            c.insert_many(chunk.to_vec()).ordered(false).await?;
-        }
-    }
-    Ok((ns, np))
+    Ok((sdocs, pdocs))
 }
 
 /// Indexes of the roll-up collections, and the time index on trades the roll-up's range

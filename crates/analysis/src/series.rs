@@ -18,6 +18,8 @@ use crate::AnalysisError;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MinuteRow {
     pub posts: f64,
+    /// Distinct authors of the minute's posts.
+    pub authors: f64,
     pub finance_sum: f64,
     pub vader_sum: f64,
     pub bullish: f64,
@@ -126,6 +128,7 @@ pub fn build(
             let mut acc = MinuteRow::default();
             for (_, r) in rows.range(start..end) {
                 acc.posts += r.posts;
+                acc.authors += r.authors;
                 acc.finance_sum += r.finance_sum;
                 acc.vader_sum += r.vader_sum;
                 acc.bullish += r.bullish;
@@ -156,38 +159,51 @@ pub fn build(
     s
 }
 
+/// Per ticker, its minute rows.
+pub type Rows = BTreeMap<String, BTreeMap<DateTime<Utc>, MinuteRow>>;
+
+/// Adds one `sentiment_1m` document to `out`.
+pub fn add_sentiment_doc(out: &mut Rows, d: &Document) {
+    let (Ok(t), Ok(m)) = (d.get_str("ticker"), d.get_datetime("minute")) else { return };
+    let row = out.entry(t.to_string()).or_default().entry(m.to_chrono()).or_default();
+    let num = |k: &str| {
+        d.get_f64(k)
+            .or_else(|_| d.get_i64(k).map(|v| v as f64))
+            .or_else(|_| d.get_i32(k).map(|v| v as f64))
+            .unwrap_or(0.0)
+    };
+    row.posts = num("posts");
+    row.authors = num("authors");
+    row.finance_sum = num("finance_sum");
+    row.vader_sum = num("vader_sum");
+    row.bullish = num("bullish");
+    row.bearish = num("bearish");
+}
+
+/// Adds one `price_1m` document to `out`.
+pub fn add_price_doc(out: &mut Rows, d: &Document) {
+    let (Ok(t), Ok(m), Ok(close)) = (d.get_str("ticker"), d.get_datetime("minute"), d.get_f64("close")) else {
+        return;
+    };
+    out.entry(t.to_string()).or_default().entry(m.to_chrono()).or_default().close = Some(close);
+}
+
 /// Loads the minute roll-ups of `tickers` in `[from, to)`.
 pub async fn load(
     db: &Database,
     tickers: &[String],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<BTreeMap<String, BTreeMap<DateTime<Utc>, MinuteRow>>, AnalysisError> {
-    let mut out: BTreeMap<String, BTreeMap<DateTime<Utc>, MinuteRow>> =
-        tickers.iter().map(|t| (t.clone(), BTreeMap::new())).collect();
+) -> Result<Rows, AnalysisError> {
+    let mut out: Rows = tickers.iter().map(|t| (t.clone(), BTreeMap::new())).collect();
     let range = doc! {"ticker": {"$in": tickers}, "minute": {"$gte": bson::DateTime::from_chrono(from), "$lt": bson::DateTime::from_chrono(to)}};
     let mut c = db.collection::<Document>(collections::SENTIMENT_1M).find(range.clone()).await?;
     while let Some(d) = c.try_next().await? {
-        let (Ok(t), Ok(m)) = (d.get_str("ticker"), d.get_datetime("minute")) else { continue };
-        let row = out.entry(t.to_string()).or_default().entry(m.to_chrono()).or_default();
-        let num = |k: &str| {
-            d.get_f64(k)
-                .or_else(|_| d.get_i64(k).map(|v| v as f64))
-                .or_else(|_| d.get_i32(k).map(|v| v as f64))
-                .unwrap_or(0.0)
-        };
-        row.posts = num("posts");
-        row.finance_sum = num("finance_sum");
-        row.vader_sum = num("vader_sum");
-        row.bullish = num("bullish");
-        row.bearish = num("bearish");
+        add_sentiment_doc(&mut out, &d);
     }
     let mut c = db.collection::<Document>(collections::PRICE_1M).find(range).await?;
     while let Some(d) = c.try_next().await? {
-        let (Ok(t), Ok(m), Ok(close)) = (d.get_str("ticker"), d.get_datetime("minute"), d.get_f64("close")) else {
-            continue;
-        };
-        out.entry(t.to_string()).or_default().entry(m.to_chrono()).or_default().close = Some(close);
+        add_price_doc(&mut out, &d);
     }
     Ok(out)
 }

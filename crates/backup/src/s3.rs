@@ -14,11 +14,19 @@ use crate::BackupError;
 /// emulators need and AWS accepts. Every call has a deadline: 10 s to connect, 2 minutes
 /// per attempt (a part of up to hundreds of MiB), 10 minutes in all.
 pub async fn client(region: &str, endpoint: &str) -> Client {
+    client_with_deadline(region, endpoint, std::time::Duration::from_secs(600)).await
+}
+
+/// [`client`] with every call bounded by `total` (attempts by a fifth of it, at most two
+/// minutes; connecting by 10 s or less): for small objects read by a service that must
+/// not wait on an unreachable S3 (the predictor's model pointer).
+pub async fn client_with_deadline(region: &str, endpoint: &str, total: std::time::Duration) -> Client {
+    use std::time::Duration;
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .read_timeout(std::time::Duration::from_secs(60))
-        .operation_attempt_timeout(std::time::Duration::from_secs(120))
-        .operation_timeout(std::time::Duration::from_secs(600))
+        .connect_timeout(Duration::from_secs(10).min(total))
+        .read_timeout(Duration::from_secs(60).min(total))
+        .operation_attempt_timeout(Duration::from_secs(120).min(total / 5).max(Duration::from_secs(1)))
+        .operation_timeout(total)
         .build();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))

@@ -150,6 +150,24 @@ catalog! {
     ROLLUP_INDEXES = "rollup.indexes", Warning;
     /// Roll-ups work again after a failure.
     ROLLUP_RECOVERED = "rollup.recovered", Activity;
+    /// The predictor made its predictions of a tick.
+    PREDICT_TICK = "predict.tick", Activity;
+    /// A tick made no predictions: no promoted model, the sources are off, or no ticker had data.
+    PREDICT_SKIPPED = "predict.skipped", Warning;
+    /// Ticks passed while the predictor was not running; they are not made afterwards.
+    PREDICT_MISSED = "predict.missed", Warning;
+    /// The predictor loaded a (new) promoted model.
+    PREDICT_MODEL_LOADED = "predict.model_loaded", Activity;
+    /// The model registry is unreachable; the predictor keeps the model it has.
+    PREDICT_MODEL_STALE = "predict.model_stale", Warning;
+    /// The promoted model is corrupt, of another schema or missing; the previous model stays in use.
+    PREDICT_MODEL_REFUSED = "predict.model_refused", Error;
+    /// A tick or the resolver failed (MongoDB); the predictor goes on at the next tick.
+    PREDICT_FAILED = "predict.failed", Error;
+    /// A trained model was uploaded to the registry (promoted or not).
+    MODEL_PUBLISHED = "model.published", Activity;
+    /// A model version became the one the predictor uses.
+    MODEL_PROMOTED = "model.promoted", Activity;
 }
 
 fn activity(code: &'static str, message: impl Into<String>) -> EventDraft {
@@ -510,6 +528,77 @@ pub fn rollup_indexes(problem: impl Display) -> EventDraft {
 
 pub fn rollup_recovered() -> EventDraft {
     activity(ROLLUP_RECOVERED, "roll-ups are working again")
+}
+
+// --- models and predictions ----------------------------------------------------------------
+
+pub fn predict_tick(model: &str, version: &str, at: DateTime<Utc>, written: usize, duplicates: usize) -> EventDraft {
+    activity(
+        PREDICT_TICK,
+        format!("tick {}: {written} predictions by {model} {version} ({duplicates} already made)", rfc3339(&at)),
+    )
+    .with("model", model)
+    .with("version", version)
+    .with("tick", rfc3339(&at))
+    .with("written", written)
+    .with("duplicates", duplicates)
+}
+
+pub fn predict_skipped(at: DateTime<Utc>, reason: &str) -> EventDraft {
+    warning(PREDICT_SKIPPED, format!("tick {}: no predictions: {reason}", rfc3339(&at))).with("tick", rfc3339(&at))
+}
+
+pub fn predict_missed(count: usize, first: DateTime<Utc>, last: DateTime<Utc>) -> EventDraft {
+    warning(
+        PREDICT_MISSED,
+        format!(
+            "{count} tick(s) from {} to {} passed while the predictor was down; they are not made afterwards",
+            rfc3339(&first),
+            rfc3339(&last)
+        ),
+    )
+    .with("count", count)
+}
+
+pub fn predict_model_loaded(model: &str, version: &str, sha256: &str) -> EventDraft {
+    activity(PREDICT_MODEL_LOADED, format!("predicting with {model} {version}"))
+        .with("model", model)
+        .with("version", version)
+        .with("sha256", sha256)
+}
+
+pub fn predict_model_stale(model: &str, loaded: &str, problem: impl Display) -> EventDraft {
+    warning(PREDICT_MODEL_STALE, format!("cannot check the registry for {model} ({problem}); keeping {loaded}"))
+        .with("model", model)
+        .with("version", loaded)
+}
+
+pub fn predict_model_refused(model: &str, problem: impl Display, kept: Option<&str>) -> EventDraft {
+    let keep = kept.map_or("no model is loaded".to_string(), |v| format!("keeping {v}"));
+    error(PREDICT_MODEL_REFUSED, format!("refused the promoted {model}: {problem}; {keep}")).with("model", model)
+}
+
+pub fn predict_failed(problem: impl Display) -> EventDraft {
+    error(PREDICT_FAILED, problem.to_string())
+}
+
+pub fn model_published(model: &str, version: &str, key: &str, promoted: bool, why: &str) -> EventDraft {
+    activity(
+        MODEL_PUBLISHED,
+        format!(
+            "{model} {version} uploaded to {key}; {}",
+            if promoted { "promoted".to_string() } else { format!("not promoted: {why}") }
+        ),
+    )
+    .with("model", model)
+    .with("version", version)
+    .with("promoted", promoted)
+}
+
+pub fn model_promoted(model: &str, version: &str, by: &str) -> EventDraft {
+    activity(MODEL_PROMOTED, format!("{model} {version} is now the promoted model ({by})"))
+        .with("model", model)
+        .with("version", version)
 }
 
 fn on_off(v: bool) -> &'static str {

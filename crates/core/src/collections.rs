@@ -18,7 +18,8 @@ pub const DEAD_LETTERS: &str = "dead_letters";
 pub const SENTIMENT_1M: &str = "sentiment_1m";
 /// Per-ticker one-minute price roll-ups (cashtag-analysis aggregate).
 pub const PRICE_1M: &str = "price_1m";
-/// Model predictions and their outcomes.
+/// Model predictions and their outcomes (`cashtag-analysis predict`), `_id` =
+/// `model:version:ticker:made_at`.
 pub const PREDICTIONS: &str = "predictions";
 
 /// The collection a record is stored in.

@@ -1,7 +1,7 @@
 //! cashtag-core: the vocabulary every cashtag crate shares.
 //!
 //! Domain records (posts, trades, quotes, bars), operational records (events, count
-//! samples, predictions), the suite-wide configuration schema and loader, and the
+//! samples), the suite-wide configuration schema and loader, and the
 //! [`Clock`] that is the only source of "now" in the suite.
 
 pub mod backoff;
@@ -12,7 +12,6 @@ pub mod collections;
 pub mod config;
 pub mod event;
 pub mod exit;
-pub mod prediction;
 pub mod records;
 pub mod secret;
 pub mod ticker;
@@ -23,7 +22,6 @@ pub use backoff::Backoff;
 pub use clock::{Clock, SimSpec};
 pub use config::{ConfigError, Settings};
 pub use event::{CountKind, CountSample, Event, EventDraft, EventKind};
-pub use prediction::Prediction;
 pub use records::{
     Author, Bar, Engagement, FinanceScore, Post, PostSentiment, Quote, Record, SentimentLabel, Trade, VaderScores,
 };

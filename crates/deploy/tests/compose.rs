@@ -20,7 +20,8 @@ use cashtag_deploy::{Project, build_offline_images, docker, image_config, requir
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
 
-const SERVICES: [&str; 9] = ["redis", "mongo", "moto", "manager", "stocks", "twitter", "log", "backup", "analysis"];
+const SERVICES: [&str; 10] =
+    ["redis", "mongo", "moto", "manager", "stocks", "twitter", "log", "backup", "analysis", "predict"];
 const TRADES_PER_MINUTE: f64 = 5.0;
 const POSTS_PER_MINUTE: f64 = 2.0;
 const SPEED: f64 = 10.0;
@@ -80,7 +81,7 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
             "COMPOSE_PROJECT_NAME={project_name}\nREDIS_PASSWORD={}\nMONGO_ROOT_PASSWORD={}\n\
              MONGO_APP_PASSWORD={}\nMONGO_ANALYST_PASSWORD={}\nCASHTAG_ENV_FILE={}\n\
              HTTP_PORT_MANAGER=\nHTTP_PORT_STOCKS=\nHTTP_PORT_TWITTER=\nHTTP_PORT_LOG=\nHTTP_PORT_BACKUP=\n\
-             HTTP_PORT_ANALYSIS=\n",
+             HTTP_PORT_ANALYSIS=\nHTTP_PORT_PREDICT=\n",
             secrets.redis,
             secrets.root,
             secrets.app,
@@ -97,7 +98,7 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
     let healthy_after = project.wait_healthy(&SERVICES, Duration::from_secs(240));
     eprintln!("compose: every service healthy {:.0} s after up", healthy_after.as_secs_f64());
     eprintln!("{}", project.run(&["ps"]));
-    for s in ["manager", "stocks", "twitter", "log", "backup", "analysis"] {
+    for s in ["manager", "stocks", "twitter", "log", "backup", "analysis", "predict"] {
         assert_eq!(project.inspect(s, "{{.Config.User}}"), "cashtag", "{s} runs as the non-root user");
         assert_eq!(project.inspect(s, "{{.HostConfig.ReadonlyRootfs}}"), "true", "{s} has a read-only root");
         assert!(project.inspect(s, "{{.HostConfig.Memory}}").parse::<u64>().unwrap() > 0, "{s} has a memory limit");

@@ -1,7 +1,11 @@
-//! cashtag-analysis: minute roll-ups, and the study "does sentiment lead price moves?".
+//! cashtag-analysis: minute roll-ups, the study "does sentiment lead price moves?", and
+//! the models: train, publish, predict, evaluate, backtest.
 //!
 //! Exit codes: 0 ok, 1 other failure, 2 configuration or usage, 3 bad input (a CSV, an
-//! option value), 4 no data for the request, 5 MongoDB.
+//! option value), 4 no data for the request (or no such model), 5 MongoDB, 6 the model
+//! registry (S3), 7 a refused (corrupt or foreign) model file.
+
+mod models_cli;
 
 use std::path::PathBuf;
 
@@ -19,7 +23,11 @@ use clap::{Parser, Subcommand};
 const DEFAULT_PORT: u16 = 9106;
 
 #[derive(Parser)]
-#[command(name = "cashtag-analysis", version, about = "Minute roll-ups and the sentiment-leads-price study")]
+#[command(
+    name = "cashtag-analysis",
+    version,
+    about = "Minute roll-ups, the sentiment-leads-price study, and models that trade on it"
+)]
 struct Cli {
     /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
     #[arg(long, global = true)]
@@ -64,6 +72,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Train a model on the roll-ups, evaluate it walk-forward against baselines, publish
+    /// it to the registry (promoted only when it beats them).
+    Train(models_cli::TrainArgs),
+    /// The model registry: list, show, promote.
+    Models {
+        #[command(subcommand)]
+        command: models_cli::ModelsCommand,
+    },
+    /// The predictor service: the promoted model's predictions at every tick of the
+    /// session, and their outcomes once known.
+    Predict,
+    /// The live track record of the stored predictions: report.md and report.html.
+    Evaluate(models_cli::EvaluateArgs),
+    /// Walk-forward over history: train on the past only, predict the next block, trade.
+    Backtest(models_cli::BacktestArgs),
     /// A collection to CSV or Parquet, for notebooks.
     Export {
         #[arg(long)]
@@ -132,7 +155,7 @@ struct StudyArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let logging = if matches!(cli.command, Command::Run | Command::Aggregate { follow: true, .. }) {
+    let logging = if matches!(cli.command, Command::Run | Command::Predict | Command::Aggregate { follow: true, .. }) {
         Logging::Service
     } else {
         Logging::Cli
@@ -195,6 +218,11 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             Ok(())
         }
         Command::Study(args) => study(&settings, args).await,
+        Command::Train(args) => models_cli::train(&settings, args).await,
+        Command::Models { command } => models_cli::models(&settings, command).await,
+        Command::Predict => models_cli::predict(&settings).await,
+        Command::Evaluate(args) => models_cli::evaluate(&settings, args).await,
+        Command::Backtest(args) => models_cli::backtest(&settings, args).await,
         Command::Stats { csv, x, y, max_lag, json } => {
             let s = cashtag_analysis::csv::stats_for_file(&csv, &x, &y, max_lag)?;
             if json {

@@ -33,6 +33,7 @@ pub struct Settings {
     pub twitter: TwitterSettings,
     pub backup: BackupSettings,
     pub analysis: AnalysisSettings,
+    pub models: ModelSettings,
 }
 
 impl Default for Settings {
@@ -56,6 +57,7 @@ impl Default for Settings {
             twitter: Default::default(),
             backup: Default::default(),
             analysis: Default::default(),
+            models: Default::default(),
         }
     }
 }
@@ -404,6 +406,67 @@ impl Default for AnalysisSettings {
     }
 }
 
+/// The model registry and the predictor (`cashtag-analysis train | models | predict`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSettings {
+    /// The S3 bucket of the registry.
+    pub bucket: String,
+    /// Keys are `<prefix>/<name>/<version>/model.json` and `<prefix>/<name>/latest.json`.
+    pub prefix: String,
+    /// The model the predictor follows (and `train` publishes by default).
+    pub name: String,
+    /// Ticks every this many minutes from the open.
+    pub every_minutes: u64,
+    /// The trading rule: long when p(up) > 0.5 + margin, short when p(up) < 0.5 − margin.
+    pub margin: f64,
+    /// Cost per side in basis points, charged on entry and on exit.
+    pub cost_bps: f64,
+    /// The market proxy (`ret_market`, excess returns); empty = none.
+    pub market: String,
+    /// A tick reads its data this many seconds after the tick, for ingestion to land.
+    pub delay_secs: u64,
+    /// A prediction whose target price has not arrived this many minutes after its target
+    /// is marked unresolved.
+    pub unresolved_after_minutes: u64,
+    /// Every registry call gives up after this many seconds (the predictor then keeps the
+    /// model it has).
+    pub s3_timeout_secs: u64,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        ModelSettings {
+            bucket: "cashtag-models".into(),
+            prefix: "models".into(),
+            name: "cashtag".into(),
+            every_minutes: 20,
+            margin: 0.02,
+            cost_bps: 1.0,
+            market: "SPY".into(),
+            delay_secs: 5,
+            unresolved_after_minutes: 60,
+            s3_timeout_secs: 20,
+        }
+    }
+}
+
+impl Section for ModelSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check(!self.bucket.is_empty(), "models.bucket", "a bucket is needed")?;
+        check(
+            !self.name.is_empty() && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "models.name",
+            "letters, digits, '-' and '_' only",
+        )?;
+        check((1..=390).contains(&self.every_minutes), "models.every_minutes", "must be between 1 and 390")?;
+        check((0.0..0.5).contains(&self.margin), "models.margin", "must be in [0, 0.5)")?;
+        check((0.0..=1000.0).contains(&self.cost_bps), "models.cost_bps", "must be between 0 and 1000")?;
+        check((1..=600).contains(&self.s3_timeout_secs), "models.s3_timeout_secs", "must be between 1 and 600")?;
+        check(self.delay_secs <= 600, "models.delay_secs", "must be at most 600")
+    }
+}
+
 /// A section of the settings that can check its own values.
 pub trait Section {
     fn validate(&self) -> Result<(), ConfigError>;
@@ -417,7 +480,7 @@ impl Schema for Settings {
     const OPEN_TABLES: &'static [&'static str] = &["flags"];
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let sections: [&dyn Section; 16] = [
+        let sections: [&dyn Section; 17] = [
             &self.redis,
             &self.mongo,
             &self.http,
@@ -434,6 +497,7 @@ impl Schema for Settings {
             &self.watchlist,
             &self.service,
             &self.aws,
+            &self.models,
         ];
         sections.iter().try_for_each(|s| s.validate())
     }

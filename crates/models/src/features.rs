@@ -1,0 +1,372 @@
+//! Point-in-time features and labels.
+//!
+//! A decision at instant `t` may use only data with an event time before `t`: the minute
+//! rows whose minute starts before `t` (a minute row starting at `m` holds events in
+//! `[m, m + 1 min)`, and ticks fall on whole minutes). The label is the sign of the log
+//! return from the price as of `t` to the price as of `t + horizon`, inside the regular
+//! session — a horizon that would cross the close is not a sample, except for `1d`,
+//! whose decisions are taken at a session's close and resolved at the next close.
+//! `features_at` reads its rows only through `range(..t)`; a test moves every row after
+//! `t` and shows the features do not change.
+
+use std::collections::BTreeMap;
+
+use cashtag_analysis::series::MinuteRow;
+use cashtag_calendar::Session;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+
+/// One minute row per minute start, for one ticker.
+pub type MinuteRows = BTreeMap<DateTime<Utc>, MinuteRow>;
+
+/// How far ahead a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Horizon {
+    /// Minutes ahead, inside one session.
+    Minutes(i64),
+    /// From one session's close to the next session's close.
+    Day,
+}
+
+impl Horizon {
+    pub fn parse(s: &str) -> Result<Horizon, ModelError> {
+        let bad = || ModelError::Input(format!("horizon {s:?} is not like 20m, 1h or 1d"));
+        let (n, unit) = s.split_at(s.len().saturating_sub(1));
+        let n: i64 = n.parse().map_err(|_| bad())?;
+        match unit {
+            "m" if (1..=390).contains(&n) => Ok(Horizon::Minutes(n)),
+            "h" if (1..=6).contains(&n) => Ok(Horizon::Minutes(60 * n)),
+            "d" if n == 1 => Ok(Horizon::Day),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The horizon's length (a calendar day for `1d`; used for embargoes).
+    pub fn length(self) -> TimeDelta {
+        match self {
+            Horizon::Minutes(m) => TimeDelta::minutes(m),
+            Horizon::Day => TimeDelta::days(1),
+        }
+    }
+}
+
+impl std::fmt::Display for Horizon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Horizon::Minutes(m) if m % 60 == 0 => write!(f, "{}h", m / 60),
+            Horizon::Minutes(m) => write!(f, "{m}m"),
+            Horizon::Day => write!(f, "1d"),
+        }
+    }
+}
+
+impl TryFrom<String> for Horizon {
+    type Error = ModelError;
+    fn try_from(s: String) -> Result<Self, ModelError> {
+        Horizon::parse(&s)
+    }
+}
+
+impl From<Horizon> for String {
+    fn from(h: Horizon) -> String {
+        h.to_string()
+    }
+}
+
+/// A feature: its name and what it is, in words (both go into the model file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureDef {
+    pub name: &'static str,
+    pub definition: &'static str,
+    /// Part of the price-only baseline.
+    pub price_only: bool,
+}
+
+/// Every feature cashtag computes; `L` is the model's lookback.
+pub const FEATURES: &[FeatureDef] = &[
+    FeatureDef {
+        name: "sent_level",
+        definition: "mean finance score of the ticker's posts in [t-L, t); 0 without posts",
+        price_only: false,
+    },
+    FeatureDef {
+        name: "sent_change",
+        definition: "sent_level minus the mean finance score of the posts in [t-2L, t-L)",
+        price_only: false,
+    },
+    FeatureDef { name: "post_volume", definition: "ln(1 + posts in [t-L, t))", price_only: false },
+    FeatureDef {
+        name: "authors",
+        definition: "ln(1 + the distinct authors of each minute of [t-L, t), summed over the minutes)",
+        price_only: false,
+    },
+    FeatureDef {
+        name: "bullish_share",
+        definition: "(bullish - bearish posts) / posts in [t-L, t); 0 without posts",
+        price_only: false,
+    },
+    FeatureDef {
+        name: "ret_recent",
+        definition: "ln(p(t) / p(t-L)), p(x) = the close of the last minute that starts before x",
+        price_only: true,
+    },
+    FeatureDef {
+        name: "ret_market",
+        definition: "the market proxy's ln(p(t) / p(t-L)); 0 without a proxy",
+        price_only: true,
+    },
+];
+
+/// The definitions of `names`, or an error naming the unknown one.
+pub fn select(names: &[String]) -> Result<Vec<FeatureDef>, ModelError> {
+    if names.is_empty() {
+        return Ok(FEATURES.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            FEATURES.iter().find(|f| f.name == n).copied().ok_or_else(|| {
+                ModelError::Input(format!(
+                    "unknown feature {n:?}; known: {}",
+                    FEATURES.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The close as of `t`: the close of the last minute starting before `t`, and that minute.
+pub fn price_as_of(rows: &MinuteRows, t: DateTime<Utc>) -> Option<(DateTime<Utc>, f64)> {
+    rows.range(..t).rev().find_map(|(m, r)| r.close.map(|c| (*m, c)))
+}
+
+#[derive(Default)]
+struct Window {
+    posts: f64,
+    authors: f64,
+    finance: f64,
+    bullish: f64,
+    bearish: f64,
+}
+
+fn window(rows: &MinuteRows, from: DateTime<Utc>, to: DateTime<Utc>) -> Window {
+    let mut w = Window::default();
+    for r in rows.range(from..to).map(|(_, r)| r) {
+        w.posts += r.posts;
+        w.authors += r.authors;
+        w.finance += r.finance_sum;
+        w.bullish += r.bullish;
+        w.bearish += r.bearish;
+    }
+    w
+}
+
+fn mean_or_zero(sum: f64, n: f64) -> f64 {
+    if n > 0.0 { sum / n } else { 0.0 }
+}
+
+/// Every feature of [`FEATURES`] at `t` (in that order), or `None` when the ticker has no
+/// price before `t - L`. Every read is of a range that ends at or before `t`.
+pub fn features_at(
+    rows: &MinuteRows,
+    market: Option<&MinuteRows>,
+    t: DateTime<Utc>,
+    lookback: TimeDelta,
+) -> Option<Vec<f64>> {
+    let now = window(rows, t - lookback, t);
+    let before = window(rows, t - lookback - lookback, t - lookback);
+    let (_, p_t) = price_as_of(rows, t)?;
+    let (_, p_l) = price_as_of(rows, t - lookback)?;
+    let market_ret =
+        market.and_then(|m| Some((price_as_of(m, t)?.1 / price_as_of(m, t - lookback)?.1).ln())).unwrap_or(0.0);
+    let level = mean_or_zero(now.finance, now.posts);
+    Some(vec![
+        level,
+        if before.posts > 0.0 { level - before.finance / before.posts } else { 0.0 },
+        now.posts.ln_1p(),
+        now.authors.ln_1p(),
+        mean_or_zero(now.bullish - now.bearish, now.posts),
+        (p_t / p_l).ln(),
+        market_ret,
+    ])
+}
+
+/// One decision: when, about what, its features and (for history) what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub ticker: String,
+    pub t: DateTime<Utc>,
+    pub target: DateTime<Utc>,
+    /// Index of the session of `t` among the ones the samples were built from.
+    pub session: usize,
+    /// All of [`FEATURES`], in order.
+    pub features: Vec<f64>,
+    /// The price as of `t`.
+    pub price: f64,
+    /// ln(p(target) / p(t)).
+    pub ret: f64,
+    /// The market proxy's return over the same interval (0 without one).
+    pub market_ret: f64,
+}
+
+impl Sample {
+    pub fn up(&self) -> bool {
+        self.ret > 0.0
+    }
+}
+
+/// The decision instants of a session: every `every` from the open (the open itself
+/// excluded: nothing of the session is known yet), while `t + horizon` is within the
+/// session; for `1d`, the close.
+pub fn decision_times(session: &Session, every: TimeDelta, horizon: Horizon) -> Vec<DateTime<Utc>> {
+    match horizon {
+        Horizon::Day => vec![session.close],
+        Horizon::Minutes(h) => {
+            let mut out = Vec::new();
+            let mut t = session.open + every;
+            while t + TimeDelta::minutes(h) <= session.close {
+                out.push(t);
+                t += every;
+            }
+            out
+        }
+    }
+}
+
+/// The ticks of a session at which the predictor predicts: every `every` from the open
+/// while the target stays within the session — the same instants the model was trained on.
+pub fn ticks(session: &Session, every: TimeDelta, horizon: Horizon) -> Vec<DateTime<Utc>> {
+    decision_times(session, every, horizon)
+}
+
+/// What a sample needs besides the rows.
+#[derive(Debug, Clone)]
+pub struct SampleSpec {
+    pub horizon: Horizon,
+    pub every: TimeDelta,
+    pub lookback: TimeDelta,
+}
+
+/// The samples of one ticker over `sessions`: every decision time with features and a
+/// price move that is known (a trade between `t` and the target, and a price before `t`).
+pub fn samples(
+    ticker: &str,
+    rows: &MinuteRows,
+    market: Option<&MinuteRows>,
+    sessions: &[Session],
+    spec: &SampleSpec,
+) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for (si, s) in sessions.iter().enumerate() {
+        for t in decision_times(s, spec.every, spec.horizon) {
+            let target = match spec.horizon {
+                Horizon::Minutes(h) => t + TimeDelta::minutes(h),
+                Horizon::Day => match sessions.get(si + 1) {
+                    Some(next) => next.close,
+                    None => continue,
+                },
+            };
+            let Some(features) = features_at(rows, market, t, spec.lookback) else { continue };
+            let Some((_, p_t)) = price_as_of(rows, t) else { continue };
+            let Some((m_target, p_target)) = price_as_of(rows, target) else { continue };
+            if m_target < t {
+                continue; // no trade between the decision and the target: no move is known
+            }
+            let market_ret =
+                market.and_then(|m| Some((price_as_of(m, target)?.1 / price_as_of(m, t)?.1).ln())).unwrap_or(0.0);
+            out.push(Sample {
+                ticker: ticker.to_string(),
+                t,
+                target,
+                session: si,
+                features,
+                price: p_t,
+                ret: (p_target / p_t).ln(),
+                market_ret,
+            });
+        }
+    }
+    out
+}
+
+/// The columns `names` of a sample's full feature vector.
+pub fn project(features: &[f64], defs: &[FeatureDef]) -> Vec<f64> {
+    defs.iter().map(|d| features[FEATURES.iter().position(|f| f.name == d.name).expect("a known feature")]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(open: DateTime<Utc>, minutes: i64) -> MinuteRows {
+        (0..minutes)
+            .map(|m| {
+                let r = MinuteRow {
+                    posts: (m % 3) as f64,
+                    authors: (m % 2) as f64,
+                    finance_sum: ((m as f64) * 0.37).sin(),
+                    bullish: (m % 3 == 1) as u8 as f64,
+                    bearish: (m % 5 == 2) as u8 as f64,
+                    close: Some(100.0 + ((m as f64) * 0.11).cos()),
+                    ..Default::default()
+                };
+                (open + TimeDelta::minutes(m), r)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn features_do_not_see_the_future() {
+        let cal = cashtag_calendar::Calendar::nyse();
+        let s = cal.sessions("2026-11-24".parse().unwrap(), "2026-11-24".parse().unwrap())[0].clone();
+        let base = rows(s.open - TimeDelta::minutes(120), 510);
+        let market = rows(s.open - TimeDelta::minutes(120), 510);
+        for t in decision_times(&s, TimeDelta::minutes(20), Horizon::Minutes(20)) {
+            let before = features_at(&base, Some(&market), t, TimeDelta::minutes(20)).unwrap();
+            // Change everything at or after t — prices, posts, sentiment — for both.
+            let shift = |r: &MinuteRows| -> MinuteRows {
+                r.iter()
+                    .map(|(m, row)| {
+                        let mut row = row.clone();
+                        if *m >= t {
+                            row.close = row.close.map(|c| c * 1.5 + 7.0);
+                            row.posts += 11.0;
+                            row.finance_sum = -row.finance_sum - 3.0;
+                            row.bullish += 4.0;
+                            row.authors += 2.0;
+                        }
+                        (*m, row)
+                    })
+                    .collect()
+            };
+            let after = features_at(&shift(&base), Some(&shift(&market)), t, TimeDelta::minutes(20)).unwrap();
+            assert_eq!(before, after, "features at {t} changed when only the future changed");
+            // And the past does matter: changing the minute just before t changes them.
+            let mut touched = base.clone();
+            touched.get_mut(&(t - TimeDelta::minutes(1))).unwrap().close = Some(1.0);
+            assert_ne!(features_at(&touched, Some(&market), t, TimeDelta::minutes(20)).unwrap(), before);
+        }
+    }
+
+    #[test]
+    fn samples_stay_inside_the_session() {
+        let cal = cashtag_calendar::Calendar::nyse();
+        // The day after Thanksgiving closes at 13:00.
+        let s = cal.sessions("2026-11-27".parse().unwrap(), "2026-11-27".parse().unwrap());
+        let spec = SampleSpec {
+            horizon: Horizon::Minutes(20),
+            every: TimeDelta::minutes(20),
+            lookback: TimeDelta::minutes(20),
+        };
+        let r = rows(s[0].open - TimeDelta::minutes(60), 60 + 210);
+        let out = samples("AAPL", &r, None, &s, &spec);
+        assert_eq!(out.len(), 9, "ticks 9:50 … 12:30 (12:50's target is past the 13:00 early close)");
+        assert!(out.iter().all(|x| x.target <= s[0].close && x.t > s[0].open));
+        assert_eq!(Horizon::parse("1h").unwrap(), Horizon::Minutes(60));
+        assert_eq!(Horizon::parse("1h").unwrap().to_string(), "1h");
+        assert!(Horizon::parse("2d").is_err() && Horizon::parse("0m").is_err());
+    }
+}

@@ -1,0 +1,450 @@
+//! The model commands of cashtag-analysis: `train`, `models`, `predict`, `evaluate`,
+//! `backtest` — argument parsing and output; the work is in `cashtag-models`.
+
+use std::path::PathBuf;
+
+use cashtag_core::{Settings, Ticker, catalog};
+use cashtag_models::ModelError;
+use cashtag_models::features::{Horizon, select};
+use cashtag_models::predictor::{PredictConfig, PredictMetrics, Predictor, load_predictions};
+use cashtag_models::registry::Registry;
+use cashtag_models::train::{TrainRequest, build_samples, load_rows, sessions, summary, version_for};
+use cashtag_runtime::{Failure, Service};
+use chrono::{NaiveDate, TimeDelta};
+use clap::{Args, Subcommand};
+
+const PREDICT_PORT: u16 = 9107;
+
+/// What to learn from: the data, the horizon, the features, the fit.
+#[derive(Args)]
+pub struct ModelData {
+    /// First New York session date of the history.
+    #[arg(long)]
+    from: NaiveDate,
+    /// Last session date (inclusive).
+    #[arg(long)]
+    to: NaiveDate,
+    /// Comma-separated tickers (default: the watchlist without the market proxy).
+    #[arg(long, value_delimiter = ',')]
+    tickers: Vec<String>,
+    /// 20m, 1h … (within the session) or 1d (close to next close).
+    #[arg(long, default_value = "20m")]
+    horizon: String,
+    /// Decision times every this many minutes from the open (default: models.every_minutes).
+    #[arg(long)]
+    every: Option<i64>,
+    /// Feature window L in minutes (default: the horizon; a session for 1d).
+    #[arg(long)]
+    lookback: Option<i64>,
+    /// Comma-separated features (default: all).
+    #[arg(long, value_delimiter = ',')]
+    features: Vec<String>,
+    /// Ridge penalty λ (scikit-learn's C = 1/λ).
+    #[arg(long, default_value_t = 1.0)]
+    l2: f64,
+    /// Significance level of the tests (promotion, the verdict).
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: ModelData,
+    /// Model name (default: models.name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Walk-forward blocks.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Promote even when the model does not beat the baselines.
+    #[arg(long)]
+    promote_anyway: bool,
+    /// Also write the model file here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Train and report only; upload nothing.
+    #[arg(long)]
+    no_publish: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ModelsCommand {
+    /// Every published version (`*` = promoted).
+    List {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A version's model file (default: the promoted one).
+    Show {
+        version: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Make VERSION the model the predictor uses.
+    Promote {
+        version: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// First New York date of the predictions.
+    #[arg(long)]
+    from: NaiveDate,
+    /// Last date (inclusive).
+    #[arg(long)]
+    to: NaiveDate,
+    /// Model name (default: models.name).
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+    /// Output directory (default: <analysis.reports_dir>/evaluate-<model>-<from>-<to>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    data: ModelData,
+    /// Retrain every session (1d) or every five sessions (1w).
+    #[arg(long, default_value = "1d")]
+    retrain_every: String,
+    /// Sessions of history before the first forecast.
+    #[arg(long, default_value_t = 5)]
+    min_train_sessions: usize,
+    /// Output directory (default: <analysis.reports_dir>/backtest-<from>-<to>-<horizon>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn input(e: impl std::fmt::Display) -> Failure {
+    Failure::from(ModelError::Input(e.to_string()))
+}
+
+async fn registry(settings: &Settings) -> Registry {
+    let s3 = cashtag_backup::s3::client_with_deadline(
+        &settings.aws.region,
+        &settings.aws.endpoint,
+        std::time::Duration::from_secs(settings.models.s3_timeout_secs),
+    )
+    .await;
+    Registry::new(s3, &settings.models.bucket, &settings.models.prefix)
+}
+
+fn market(settings: &Settings) -> Option<String> {
+    let m = settings.models.market.trim();
+    (!m.is_empty()).then(|| m.to_uppercase())
+}
+
+fn tickers(settings: &Settings, given: &[String], market: Option<&str>) -> Result<Vec<String>, Failure> {
+    if given.is_empty() {
+        let wl = settings.watchlist.load()?;
+        return Ok(wl.tickers().into_iter().map(|t| t.to_string()).filter(|t| Some(t.as_str()) != market).collect());
+    }
+    given
+        .iter()
+        .map(|t| {
+            t.trim_start_matches('$')
+                .parse::<Ticker>()
+                .map(|t| t.to_string())
+                .map_err(|e| input(format!("--tickers: {e}")))
+        })
+        .collect()
+}
+
+fn request(settings: &Settings, c: &ModelData, name: String, folds: usize) -> Result<TrainRequest, Failure> {
+    let horizon = Horizon::parse(&c.horizon)?;
+    if c.to < c.from {
+        return Err(input(format!("--to {} is before --from {}", c.to, c.from)));
+    }
+    if !(c.alpha > 0.0 && c.alpha < 1.0 && c.l2 > 0.0 && c.l2.is_finite()) {
+        return Err(input("--alpha must be in (0, 1) and --l2 positive"));
+    }
+    let every = c.every.unwrap_or(settings.models.every_minutes as i64);
+    let lookback = c.lookback.unwrap_or(match horizon {
+        Horizon::Minutes(m) => m,
+        Horizon::Day => 390,
+    });
+    if every <= 0 || lookback <= 0 {
+        return Err(input("--every and --lookback must be positive"));
+    }
+    let market = market(settings);
+    Ok(TrainRequest {
+        name,
+        from: c.from,
+        to: c.to,
+        tickers: tickers(settings, &c.tickers, market.as_deref())?,
+        market,
+        horizon,
+        every: TimeDelta::minutes(every),
+        lookback: TimeDelta::minutes(lookback),
+        features: select(&c.features)?,
+        l2: c.l2,
+        folds: folds.max(1),
+        alpha: c.alpha,
+    })
+}
+
+async fn samples(
+    settings: &Settings,
+    req: &TrainRequest,
+) -> Result<(Vec<cashtag_calendar::Session>, Vec<cashtag_models::features::Sample>), Failure> {
+    let calendar = cashtag_control::calendar_from_settings(settings)?;
+    let sessions = sessions(&calendar, req.from, req.to)?;
+    let db = crate::database(settings).await?;
+    let rows = load_rows(&db, &req.tickers, req.market.as_deref(), &sessions, req.lookback).await?;
+    let all = build_samples(&rows, &req.tickers, req.market.as_deref(), &sessions, &req.sample_spec());
+    Ok((sessions, all))
+}
+
+/// Emits an event from a command (not a service): best effort, a few seconds at most.
+async fn emit(settings: &Settings, draft: cashtag_core::event::EventDraft) {
+    let Ok(clock) = settings.clock.clock() else { return };
+    if let Ok(bus) = cashtag_bus::Bus::from_settings(settings, "analysis", clock) {
+        bus.emit(draft);
+        bus.events().flush(std::time::Duration::from_secs(3)).await;
+    }
+}
+
+pub async fn train(settings: &Settings, a: TrainArgs) -> Result<(), Failure> {
+    let name = a.name.clone().unwrap_or_else(|| settings.models.name.clone());
+    let req = request(settings, &a.data, name, a.folds)?;
+    let (sessions, all) = samples(settings, &req).await?;
+    let now = settings.clock.clock()?.now();
+    let model = cashtag_models::train::train(&req, &sessions, &all, version_for(now), now)?;
+    if let Some(out) = &a.out {
+        std::fs::write(out, model.to_bytes()).map_err(|e| input(format!("{}: {e}", out.display())))?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&model).expect("serializes"));
+    } else {
+        print!("{}", summary(&model));
+    }
+    if a.no_publish {
+        return Ok(());
+    }
+    let promote = model.cv.beats_baselines || a.promote_anyway;
+    let by = if model.cv.beats_baselines { "train" } else { "train --promote-anyway" };
+    let reg = registry(settings).await;
+    let key = reg.publish(&model, promote.then_some(by)).await?;
+    let why = model.cv.reasons.join("; ");
+    emit(settings, catalog::model_published(&model.name, &model.version, &key, promote, &why)).await;
+    if promote {
+        emit(settings, catalog::model_promoted(&model.name, &model.version, by)).await;
+    }
+    if !a.json {
+        println!("uploaded s3://{}/{key}", reg.bucket());
+        if promote {
+            println!("promoted: {} now points at {}", reg.pointer_key(&model.name), model.version);
+        } else {
+            println!(
+                "not promoted (it does not beat the baselines; --promote-anyway to promote it regardless, or `cashtag-analysis models promote {}`)",
+                model.version
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn models(settings: &Settings, c: ModelsCommand) -> Result<(), Failure> {
+    let reg = registry(settings).await;
+    let or_default = |n: Option<String>| n.unwrap_or_else(|| settings.models.name.clone());
+    match c {
+        ModelsCommand::List { name, json } => {
+            let name = or_default(name);
+            let list = reg.list(&name).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list).expect("serializes"));
+            } else if list.is_empty() {
+                println!("no versions of {name} in s3://{}/{}/{name}/", reg.bucket(), settings.models.prefix);
+            } else {
+                for l in &list {
+                    println!(
+                        "{} {}  {} bytes  s3://{}/{}",
+                        if l.latest { "*" } else { " " },
+                        l.version,
+                        l.bytes,
+                        reg.bucket(),
+                        l.key
+                    );
+                }
+                println!("{} version(s) tried", list.len());
+            }
+        }
+        ModelsCommand::Show { version, name } => {
+            let name = or_default(name);
+            let model = match version.as_deref() {
+                None | Some("latest") => match reg.latest(&name).await? {
+                    Some((_, m)) => m,
+                    None => return Err(Failure::from(ModelError::NotFound(format!("{name} has no promoted version")))),
+                },
+                Some(v) => reg.model(&name, v).await?.0,
+            };
+            println!("{}", serde_json::to_string_pretty(&model).expect("serializes"));
+        }
+        ModelsCommand::Promote { version, name } => {
+            let name = or_default(name);
+            let p = reg.promote(&name, &version, "promote").await?;
+            emit(settings, catalog::model_promoted(&name, &version, "promote")).await;
+            println!("promoted {name} {} (sha256 {})", p.version, p.sha256);
+        }
+    }
+    Ok(())
+}
+
+pub async fn predict(settings: &Settings) -> Result<(), Failure> {
+    let mut svc = Service::start(
+        "predict",
+        settings,
+        format!("predictions of {} every {} min", settings.models.name, settings.models.every_minutes),
+    )?;
+    svc.serve(PREDICT_PORT, axum::Router::new()).await?;
+    svc.heartbeat(|| serde_json::Value::Null);
+    let db = crate::database(settings).await?;
+    if let Err(e) = cashtag_analysis::rollup::ensure_indexes(&db).await {
+        svc.bus.emit(catalog::rollup_indexes(&e));
+    }
+    let mut predictor = Predictor::new(
+        db,
+        registry(settings).await,
+        svc.bus.clone(),
+        cashtag_control::calendar_from_settings(settings)?,
+        PredictConfig {
+            name: settings.models.name.clone(),
+            every: TimeDelta::minutes(settings.models.every_minutes as i64),
+            margin: settings.models.margin,
+            cost_bps: settings.models.cost_bps,
+            market: market(settings),
+            delay: TimeDelta::seconds(settings.models.delay_secs as i64),
+            unresolved_after: TimeDelta::minutes(settings.models.unresolved_after_minutes as i64),
+            instance: settings.instance(),
+        },
+    );
+    predictor.metrics = Some(PredictMetrics::register(&svc.telemetry));
+    let fallback = settings.watchlist.load()?;
+    let watch = svc.bus.watch_watchlist(fallback);
+    let (tx, rx) = tokio::sync::watch::channel(Vec::new());
+    let shutdown = svc.shutdown.clone();
+    tokio::spawn(forward_watchlist(watch, tx, shutdown.clone()));
+    predictor.run(svc.clock.clone(), rx, shutdown).await;
+    svc.stop("predictor stopped").await;
+    Ok(())
+}
+
+/// The watched tickers as the manager publishes them (the market proxy among them is
+/// never predicted).
+async fn forward_watchlist(
+    mut watch: tokio::sync::watch::Receiver<cashtag_core::Watchlist>,
+    tx: tokio::sync::watch::Sender<Vec<String>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let list: Vec<String> = watch.borrow_and_update().tickers().into_iter().map(|t| t.to_string()).collect();
+        tx.send_replace(list);
+        tokio::select! {
+            r = watch.changed() => if r.is_err() { return },
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+fn ny_range(
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), Failure> {
+    let end = to.succ_opt().ok_or_else(|| input("date out of range"))?;
+    Ok((cashtag_calendar::local(from, chrono::NaiveTime::MIN), cashtag_calendar::local(end, chrono::NaiveTime::MIN)))
+}
+
+pub async fn evaluate(settings: &Settings, a: EvaluateArgs) -> Result<(), Failure> {
+    let name = a.model.unwrap_or_else(|| settings.models.name.clone());
+    let (from, to) = ny_range(a.from, a.to)?;
+    let db = crate::database(settings).await?;
+    let docs = load_predictions(&db, Some(&name), from, to).await?;
+    let (outcomes, unresolved) = cashtag_models::track::outcomes_from_predictions(&docs);
+    let trials = match registry(settings).await.list(&name).await {
+        Ok(l) => l.len().max(1),
+        Err(e) => {
+            eprintln!("warning: cannot count the variants tried ({e}); the deflated Sharpe assumes 1");
+            1
+        }
+    };
+    let per_year = 252.0 * (390 / settings.models.every_minutes.max(1)) as f64;
+    let record = cashtag_models::track::track_record(&outcomes, unresolved, settings.models.cost_bps, per_year, trials);
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from(&settings.analysis.reports_dir).join(format!("evaluate-{name}-{}-{}", a.from, a.to))
+    });
+    let title = format!("Track record of {name}, {} to {} ({} predictions stored)", a.from, a.to, docs.len());
+    let results = serde_json::to_value(&record).expect("serializes");
+    cashtag_models::track::write(&out, &record, &results, &title, a.alpha, "")?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&record).expect("serializes"));
+    } else {
+        println!("{}", cashtag_models::track::verdict(&record, a.alpha));
+        println!("report: {}", out.join("report.html").display());
+    }
+    Ok(())
+}
+
+pub async fn backtest(settings: &Settings, a: BacktestArgs) -> Result<(), Failure> {
+    let retrain = match a.retrain_every.as_str() {
+        "1d" => 1,
+        "1w" => 5,
+        other => return Err(input(format!("--retrain-every {other:?}: 1d or 1w"))),
+    };
+    let req = request(settings, &a.data, "backtest".into(), 1)?;
+    let (sessions, all) = samples(settings, &req).await?;
+    let spec = cashtag_models::BacktestSpec {
+        retrain_every: retrain,
+        min_train_sessions: a.min_train_sessions,
+        margin: settings.models.margin,
+        cost_bps: settings.models.cost_bps,
+        trials: 1,
+    };
+    let bt = cashtag_models::backtest(&req, &sessions, &all, &spec)?;
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from(&settings.analysis.reports_dir).join(format!("backtest-{}-{}-{}", req.from, req.to, req.horizon))
+    });
+    let title = format!(
+        "Walk-forward backtest {} to {}, horizon {}, retrained every {}, {} tickers, features {}",
+        req.from,
+        req.to,
+        req.horizon,
+        a.retrain_every,
+        req.tickers.len(),
+        req.features.iter().map(|f| f.name).collect::<Vec<_>>().join(",")
+    );
+    let mut extra = String::from(
+        "\n## Against the baselines, same forecasts\n\n| | accuracy | AUC | Brier | log loss |\n|---|---|---|---|---|\n",
+    );
+    for (n, s) in std::iter::once(("model".to_string(), bt.evaluation.model.clone()))
+        .chain(bt.evaluation.baselines.iter().cloned())
+    {
+        extra.push_str(&format!(
+            "| {n} | {:.4} | {:.4} | {:.4} | {:.4} |\n",
+            s.accuracy, s.roc_auc, s.brier, s.log_loss
+        ));
+    }
+    let results = serde_json::json!({"record": bt.record, "evaluation": bt.evaluation});
+    cashtag_models::track::write(&out, &bt.record, &results, &title, req.alpha, &extra)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&results).expect("serializes"));
+    } else {
+        println!("{}", cashtag_models::track::verdict(&bt.record, req.alpha));
+        println!("report: {}", out.join("report.html").display());
+    }
+    Ok(())
+}
