@@ -567,10 +567,12 @@ pub fn predict_model_loaded(model: &str, version: &str, sha256: &str) -> EventDr
         .with("sha256", sha256)
 }
 
-pub fn predict_model_stale(model: &str, loaded: &str, problem: impl Display) -> EventDraft {
-    warning(PREDICT_MODEL_STALE, format!("cannot check the registry for {model} ({problem}); keeping {loaded}"))
+pub fn predict_model_stale(model: &str, loaded: Option<&str>, problem: impl Display) -> EventDraft {
+    let keep = loaded
+        .map_or("no model is loaded yet: no predictions until it answers".to_string(), |v| format!("keeping {v}"));
+    warning(PREDICT_MODEL_STALE, format!("cannot check the registry for {model} ({problem}); {keep}"))
         .with("model", model)
-        .with("version", loaded)
+        .with("version", loaded.unwrap_or_default())
 }
 
 pub fn predict_model_refused(model: &str, problem: impl Display, kept: Option<&str>) -> EventDraft {

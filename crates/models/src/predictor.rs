@@ -161,8 +161,8 @@ impl Predictor {
                 self.count(|m| &m.registry_errors, 1);
                 if !self.stale {
                     self.stale = true;
-                    let kept = self.loaded_version().unwrap_or("no model").to_string();
-                    self.bus.emit(catalog::predict_model_stale(&name, &kept, &e));
+                    let kept = self.loaded_version().map(str::to_string);
+                    self.bus.emit(catalog::predict_model_stale(&name, kept.as_deref(), &e));
                 }
             }
             Err(e) => {
