@@ -315,6 +315,9 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
         build_time.as_secs_f64(),
         logs.len()
     );
+    // Down before the directory goes: `down` reads the env file in it (without it, compose
+    // fails and the whole suite stayed up, running, through the rest of the tests).
+    drop(project);
     let _ = std::fs::remove_dir_all(dir);
 }
 

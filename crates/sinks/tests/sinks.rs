@@ -279,8 +279,10 @@ async fn a_stalled_kinesis_never_stalls_mongodb() {
         i += 200;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // MongoDB is current within a batch age while Kinesis answers nothing.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // MongoDB catches up while Kinesis still answers nothing: the blackhole lasts until
+    // MongoDB has every record, so however slow the server (the Python MongoDB-wire
+    // server shares two cores with the other tests), MongoDB never waits on Kinesis.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while mongo_count(&db).await < i {
         assert!(Instant::now() < deadline, "MongoDB fell behind the stalled Kinesis");
         tokio::time::sleep(Duration::from_millis(100)).await;
