@@ -218,7 +218,8 @@ impl Sample {
     }
 }
 
-/// The decision instants of a session: every `every` from the open (the open itself
+/// The decision instants of a session — training's samples and the predictor's ticks:
+/// every `every` from the open (the open itself
 /// excluded: nothing of the session is known yet), while `t + horizon` is within the
 /// session; for `1d`, the close.
 pub fn decision_times(session: &Session, every: TimeDelta, horizon: Horizon) -> Vec<DateTime<Utc>> {
@@ -234,12 +235,6 @@ pub fn decision_times(session: &Session, every: TimeDelta, horizon: Horizon) -> 
             out
         }
     }
-}
-
-/// The ticks of a session at which the predictor predicts: every `every` from the open
-/// while the target stays within the session — the same instants the model was trained on.
-pub fn ticks(session: &Session, every: TimeDelta, horizon: Horizon) -> Vec<DateTime<Utc>> {
-    decision_times(session, every, horizon)
 }
 
 /// What a sample needs besides the rows.

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ModelError;
 use crate::artifact::ModelFile;
-use crate::features::{FEATURES, Horizon, features_at, price_as_of, ticks};
+use crate::features::{FEATURES, Horizon, decision_times, features_at, price_as_of};
 use crate::registry::{Pointer, Registry};
 
 /// How the predictor trades and resolves.
@@ -334,7 +334,7 @@ impl Predictor {
         self.calendar
             .sessions(d - TimeDelta::days(1), d + TimeDelta::days(days))
             .into_iter()
-            .flat_map(|s| ticks(&s, self.config.every, horizon).into_iter().map(move |t| (t, s.clone())))
+            .flat_map(|s| decision_times(&s, self.config.every, horizon).into_iter().map(move |t| (t, s.clone())))
             .collect()
     }
 

@@ -13,7 +13,7 @@ use bson::{Document, doc};
 use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
 use cashtag_calendar::Calendar;
 use cashtag_core::{Clock, Record, catalog, collections};
-use cashtag_models::features::{FEATURES, Horizon, ticks};
+use cashtag_models::features::{FEATURES, Horizon, decision_times};
 use cashtag_models::predictor::{PredictConfig, Predictor, net_pnl};
 use cashtag_models::registry::Registry;
 use cashtag_models::train::{TrainRequest, build_samples, load_rows, sessions, train};
@@ -152,7 +152,7 @@ async fn train_publish_predict_resolve_through_an_early_close_day() {
         let p = Predictor::new(db.clone(), through_proxy.clone(), bus.clone(), cal.clone(), config.clone());
         tokio::spawn(p.run(clock.clone(), watch.clone(), shutdown))
     };
-    let expected = ticks(&day, TimeDelta::minutes(20), Horizon::Minutes(20));
+    let expected = decision_times(&day, TimeDelta::minutes(20), Horizon::Minutes(20));
     assert_eq!(expected.len(), 9, "9:50 … 12:30: the 12:50 tick's target is after the 13:00 close");
 
     let made_at = |d: &Document| d.get_datetime("made_at").unwrap().to_chrono();

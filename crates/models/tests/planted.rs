@@ -120,6 +120,7 @@ fn no_effect_is_rarely_promoted() {
         let bt = cashtag_models::backtest(&req, &sessions, &samples, &spec()).unwrap();
         money += usize::from(cashtag_models::track::verdict(&bt.record, 0.05).starts_with("Yes"));
     }
+    println!("no effect: {promoted} of {seeds} promoted, {money} of {seeds} backtests say Yes");
     // α = 0.05: about one in twenty; two of ten would already be unlikely (p ≈ 0.09).
     assert!(promoted <= 2, "{promoted} of {seeds} no-effect models promoted");
     assert!(money <= 2, "{money} of {seeds} no-effect backtests say it makes money");

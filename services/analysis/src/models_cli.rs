@@ -210,11 +210,13 @@ async fn samples(
     Ok((sessions, all))
 }
 
-/// Emits an event from a command (not a service): best effort, a few seconds at most.
-async fn emit(settings: &Settings, draft: cashtag_core::event::EventDraft) {
+/// Emits events from a command (not a service): one bus, best effort, a few seconds at most.
+async fn emit(settings: &Settings, drafts: Vec<cashtag_core::event::EventDraft>) {
     let Ok(clock) = settings.clock.clock() else { return };
     if let Ok(bus) = cashtag_bus::Bus::from_settings(settings, "analysis", clock) {
-        bus.emit(draft);
+        for d in drafts {
+            bus.emit(d);
+        }
         bus.events().flush(std::time::Duration::from_secs(3)).await;
     }
 }
@@ -241,10 +243,11 @@ pub async fn train(settings: &Settings, a: TrainArgs) -> Result<(), Failure> {
     let reg = registry(settings).await;
     let key = reg.publish(&model, promote.then_some(by)).await?;
     let why = model.cv.reasons.join("; ");
-    emit(settings, catalog::model_published(&model.name, &model.version, &key, promote, &why)).await;
+    let mut events = vec![catalog::model_published(&model.name, &model.version, &key, promote, &why)];
     if promote {
-        emit(settings, catalog::model_promoted(&model.name, &model.version, by)).await;
+        events.push(catalog::model_promoted(&model.name, &model.version, by));
     }
+    emit(settings, events).await;
     if !a.json {
         println!("uploaded s3://{}/{key}", reg.bucket());
         if promote {
@@ -298,7 +301,7 @@ pub async fn models(settings: &Settings, c: ModelsCommand) -> Result<(), Failure
         ModelsCommand::Promote { version, name } => {
             let name = or_default(name);
             let p = reg.promote(&name, &version, "promote").await?;
-            emit(settings, catalog::model_promoted(&name, &version, "promote")).await;
+            emit(settings, vec![catalog::model_promoted(&name, &version, "promote")]).await;
             println!("promoted {name} {} (sha256 {})", p.version, p.sha256);
         }
     }
