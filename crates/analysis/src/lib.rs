@@ -77,7 +77,12 @@ pub async fn study_from_db(
     {
         tickers.push(m.clone());
     }
-    let rows = series::load(db, &tickers, first.open, last.close).await?;
+    let daily = req.interval >= chrono::TimeDelta::days(1);
+    let rows = if daily {
+        series::load_daily(db, &tickers, &sessions).await?
+    } else {
+        series::load(db, &tickers, first.open, last.close).await?
+    };
     if rows.values().all(|r| r.is_empty()) {
         return Err(AnalysisError::NoData(format!(
             "no roll-ups for {} between {} and {}; run `cashtag-analysis aggregate --from {} --to {}` first",
@@ -93,6 +98,9 @@ pub async fn study_from_db(
         .filter(|t| rows.get(*t).is_some_and(|r| !r.is_empty()) || req.tickers.contains(t))
         .map(|t| series::build(t, &rows[t], &sessions, req.interval, req.measure, req.overnight))
         .collect();
-    let result = study::run(&series, &req.config);
+    let mut result = study::run(&series, &req.config);
+    if daily {
+        result.notes.push(series::DAILY_CUTOFF.to_string());
+    }
     Ok((result, series))
 }

@@ -53,6 +53,9 @@ pub fn markdown(r: &StudyResult, title: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {title}\n\n**{}**\n", verdict(r));
     let _ = writeln!(s, "Market proxy for abnormal returns: {}. Positive lag = sentiment first.\n", r.market_proxy);
+    for n in &r.notes {
+        let _ = writeln!(s, "{n}\n");
+    }
     let _ = writeln!(
         s,
         "| ticker | intervals | posts | r(level, next) | p | Spearman | r(change, next) | Granger p (L={}) | BH q | best lag | r at best | q at best | significant |",
@@ -112,6 +115,9 @@ fn downsample(values: &[f64], max: usize) -> Vec<(f64, f64)> {
 pub fn html(r: &StudyResult, series: &[TickerSeries], title: &str) -> String {
     let mut body = String::new();
     let _ = write!(body, "<h1>{title}</h1><p><b>{}</b></p>", verdict(r));
+    for n in &r.notes {
+        let _ = write!(body, "<p>{n}</p>");
+    }
     // Sentiment and price over time, first tickers.
     for s in series.iter().filter(|s| r.tickers.iter().any(|t| t.ticker == s.ticker)).take(6) {
         // A year of minutes is far more points than a chart has pixels.

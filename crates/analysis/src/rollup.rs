@@ -1,5 +1,8 @@
 //! Minute roll-ups: per ticker and minute, the posts' sentiment (`sentiment_1m`) and the
-//! trades' price (`price_1m`), recomputed from the raw collections.
+//! trades' price (`price_1m`), recomputed from the raw collections. A ticker-minute
+//! without trades takes its price from a one-minute bar (provider history, imported minute
+//! files), so history without trades rolls up too. Daily bars (`bars_1d`) roll up into
+//! `price_1d`, one document per ticker and NYSE session ([`rollup_days`]).
 //!
 //! A minute is always recomputed whole from raw data and its document replaced, so a
 //! re-run — or a run after a crash — yields identical documents, and a late post is
@@ -119,6 +122,28 @@ pub async fn compute(
         let key = (ts.timestamp_millis(), t.get_i64("seq").or_else(|_| t.get_i32("seq").map(i64::from)).unwrap_or(0));
         price.entry((ticker.to_string(), minute_of(ts.to_chrono()))).or_default().push((key, p, size));
     }
+    // Minutes without trades: the bar of the minute (the first provider by name, so the
+    // choice does not depend on the server's order).
+    let mut from_bars: BTreeMap<(String, DateTime<Utc>), (String, Document)> = BTreeMap::new();
+    let mut cursor = db
+        .collection::<Document>(collections::BARS)
+        .find(doc! {"start": {"$gte": bdate(from), "$lt": bdate(to)}})
+        .projection(doc! {"ticker": 1, "start": 1, "provider": 1, "origin": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1, "trade_count": 1})
+        .await?;
+    while let Some(b) = cursor.try_next().await? {
+        let (Ok(ticker), Ok(start)) = (b.get_str("ticker"), b.get_datetime("start")) else { continue };
+        let key = (ticker.to_string(), minute_of(start.to_chrono()));
+        if price.contains_key(&key) || b.get_str("origin") == Ok("trades") {
+            continue;
+        }
+        let provider = b.get_str("provider").unwrap_or_default().to_string();
+        match from_bars.get(&key) {
+            Some((p, _)) if *p <= provider => {}
+            _ => {
+                from_bars.insert(key, (provider, b));
+            }
+        }
+    }
     let sdocs: Vec<Document> = sent
         .into_iter()
         .map(|((t, m), mut items)| {
@@ -150,7 +175,75 @@ pub async fn compute(
             }
         })
         .collect();
+    let mut pdocs = pdocs;
+    let num = |b: &Document, k: &str| b.get_f64(k).or_else(|_| b.get_i64(k).map(|v| v as f64)).unwrap_or(f64::NAN);
+    for ((t, m), (provider, b)) in from_bars {
+        pdocs.push(doc! {
+            "_id": id(&t, m), "ticker": &t, "minute": bdate(m),
+            "open": num(&b, "open"), "high": num(&b, "high"), "low": num(&b, "low"), "close": num(&b, "close"),
+            "volume": num(&b, "volume"), "trades": b.get_i64("trade_count").unwrap_or(0), "bar": provider,
+        });
+    }
+    pdocs.sort_by(|a, b| a.get_str("_id").unwrap_or_default().cmp(b.get_str("_id").unwrap_or_default()));
     Ok((sdocs, pdocs))
+}
+
+/// Recomputes `price_1d` for the NYSE sessions of `[from, to]` (New York dates) from the
+/// daily bars: per ticker and session, the bar of the first provider by name, its
+/// adjusted close (the close where none is given) and the session's close instant.
+/// Bars on days that are not sessions are left out. Returns the documents written.
+pub async fn rollup_days(
+    db: &Database,
+    calendar: &cashtag_calendar::Calendar,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<usize, AnalysisError> {
+    let sessions: BTreeMap<chrono::NaiveDate, cashtag_calendar::Session> =
+        calendar.sessions(from, to).into_iter().map(|s| (s.date, s)).collect();
+    let ny = chrono_tz::America::New_York;
+    let (lo, hi) = (from - TimeDelta::days(1), to + TimeDelta::days(2));
+    let mut cursor = db
+        .collection::<Document>(collections::BARS_1D)
+        .find(doc! {"start": {"$gte": bdate(lo.and_hms_opt(0, 0, 0).expect("midnight").and_utc()), "$lt": bdate(hi.and_hms_opt(0, 0, 0).expect("midnight").and_utc())}})
+        .await?;
+    let mut best: BTreeMap<(String, chrono::NaiveDate), (String, Document)> = BTreeMap::new();
+    while let Some(b) = cursor.try_next().await? {
+        let (Ok(ticker), Ok(start)) = (b.get_str("ticker"), b.get_datetime("start")) else { continue };
+        // A daily bar starts at midnight New York time of its date; an hour's slack either way.
+        let date = (start.to_chrono() + TimeDelta::hours(6)).with_timezone(&ny).date_naive();
+        if !sessions.contains_key(&date) {
+            continue;
+        }
+        let provider = b.get_str("provider").unwrap_or_default().to_string();
+        let key = (ticker.to_string(), date);
+        match best.get(&key) {
+            Some((p, _)) if *p <= provider => {}
+            _ => {
+                best.insert(key, (provider, b));
+            }
+        }
+    }
+    let num = |b: &Document, k: &str| b.get_f64(k).or_else(|_| b.get_i64(k).map(|v| v as f64)).ok();
+    let docs: Vec<Document> = best
+        .into_iter()
+        .filter_map(|((t, date), (provider, b))| {
+            let close = num(&b, "close")?;
+            let s = &sessions[&date];
+            Some(doc! {
+                "_id": format!("{t}:{date}"), "ticker": &t, "day": date.to_string(),
+                "close_at": bdate(s.close), "open": num(&b, "open"), "high": num(&b, "high"), "low": num(&b, "low"),
+                "close": close, "adj_close": num(&b, "adj_close").unwrap_or(close), "volume": num(&b, "volume"),
+                "provider": provider,
+            })
+        })
+        .collect();
+    let c = db.collection::<Document>(collections::PRICE_1D);
+    let (Some(first), Some(last)) = (sessions.values().next(), sessions.values().last()) else { return Ok(0) };
+    c.delete_many(doc! {"close_at": {"$gte": bdate(first.close), "$lte": bdate(last.close)}}).await?;
+    for chunk in docs.chunks(1_000) {
+        c.insert_many(chunk.to_vec()).ordered(false).await?;
+    }
+    Ok(docs.len())
 }
 
 /// Indexes of the roll-up collections, and the time index on trades the roll-up's range
@@ -159,6 +252,16 @@ pub async fn ensure_indexes(db: &Database) -> Result<(), AnalysisError> {
     db.collection::<Document>(collections::TRADES)
         .create_index(mongodb::IndexModel::builder().keys(doc! {"ts": 1}).build())
         .await?;
+    db.collection::<Document>(collections::BARS)
+        .create_index(mongodb::IndexModel::builder().keys(doc! {"start": 1}).build())
+        .await?;
+    for (coll, keys) in [
+        (collections::BARS_1D, doc! {"start": 1}),
+        (collections::PRICE_1D, doc! {"ticker": 1, "close_at": 1}),
+        (collections::PRICE_1D, doc! {"close_at": 1}),
+    ] {
+        db.collection::<Document>(coll).create_index(mongodb::IndexModel::builder().keys(keys).build()).await?;
+    }
     for coll in [collections::SENTIMENT_1M, collections::PRICE_1M] {
         db.collection::<Document>(coll)
             .create_index(mongodb::IndexModel::builder().keys(doc! {"ticker": 1, "minute": 1}).build())

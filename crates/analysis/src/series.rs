@@ -1,6 +1,11 @@
 //! Interval series for the study: per ticker, per interval of the regular session, the
 //! sentiment (a chosen measure), the post volume, and the price's log-return — never
 //! across the overnight gap unless asked.
+//!
+//! A day (`1d`) is different: its sentiment is that of the posts since the previous
+//! session's close, up to (not including) this session's close — what is known when the
+//! day's closing price is — and its return is close to close. Where daily bars were
+//! rolled up (`price_1d`), the close is the adjusted close ([`load_daily`]).
 
 use std::collections::BTreeMap;
 
@@ -118,21 +123,25 @@ pub fn build(
         ret: vec![],
     };
     let mut prev_close = f64::NAN;
+    let daily = interval >= TimeDelta::days(1);
     for (si, sess) in sessions.iter().enumerate() {
-        let step = if interval >= TimeDelta::days(1) { sess.close - sess.open } else { interval };
+        let step = if daily { sess.close - sess.open } else { interval };
         let mut start = sess.open;
         let mut last_close = f64::NAN;
         let mut first = true;
         while start < sess.close {
             let end = (start + step).min(sess.close);
             let mut acc = MinuteRow::default();
-            for (_, r) in rows.range(start..end) {
+            let posts_from = if daily { daily_cutoff(sessions, si) } else { start };
+            for (_, r) in rows.range(posts_from..end) {
                 acc.posts += r.posts;
                 acc.authors += r.authors;
                 acc.finance_sum += r.finance_sum;
                 acc.vader_sum += r.vader_sum;
                 acc.bullish += r.bullish;
                 acc.bearish += r.bearish;
+            }
+            for (_, r) in rows.range(start..end) {
                 if let Some(c) = r.close {
                     last_close = c;
                 }
@@ -144,7 +153,7 @@ pub fn build(
                 Measure::VaderMean => acc.vader_sum / acc.posts,
                 Measure::NetBullish => (acc.bullish - acc.bearish) / acc.posts,
             };
-            let base = if first && !overnight { f64::NAN } else { prev_close };
+            let base = if first && !overnight && !daily { f64::NAN } else { prev_close };
             s.starts.push(start);
             s.session.push(si);
             s.sentiment.push(value);
@@ -158,6 +167,17 @@ pub fn build(
     }
     s
 }
+
+/// Where a session day's posts start: the previous session's close (24 hours before this
+/// close for the first session of a study).
+pub fn daily_cutoff(sessions: &[Session], i: usize) -> DateTime<Utc> {
+    if i == 0 { sessions[0].close - TimeDelta::days(1) } else { sessions[i - 1].close }
+}
+
+/// How the daily series is cut, for reports.
+pub const DAILY_CUTOFF: &str = "A day's sentiment is that of the posts from the previous session's close up to \
+this session's close (the first day: the 24 hours before its close); its return is close to close, from \
+adjusted closes where daily bars were imported or backfilled.";
 
 /// Per ticker, its minute rows.
 pub type Rows = BTreeMap<String, BTreeMap<DateTime<Utc>, MinuteRow>>;
@@ -206,6 +226,43 @@ pub async fn load(
         add_price_doc(&mut out, &d);
     }
     Ok(out)
+}
+
+/// The rows for daily work over `sessions`: the minute roll-ups from the first day's
+/// post cut-off to the last close, with each session's adjusted close from `price_1d`
+/// (where there is one) as the close of the session's last minute.
+pub async fn load_daily(db: &Database, tickers: &[String], sessions: &[Session]) -> Result<Rows, AnalysisError> {
+    let (Some(first), Some(last)) = (sessions.first(), sessions.last()) else { return Ok(Rows::new()) };
+    let mut out = load(db, tickers, daily_cutoff(sessions, 0).min(first.open), last.close).await?;
+    add_daily(db, tickers, first.open, last.close, &mut out).await?;
+    Ok(out)
+}
+
+/// Adds the adjusted closes of `price_1d` for the sessions that close in `[from, to]`.
+pub async fn add_daily(
+    db: &Database,
+    tickers: &[String],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    out: &mut Rows,
+) -> Result<(), AnalysisError> {
+    let range = doc! {"ticker": {"$in": tickers}, "close_at": {"$gte": bson::DateTime::from_chrono(from), "$lte": bson::DateTime::from_chrono(to)}};
+    let mut c = db.collection::<Document>(collections::PRICE_1D).find(range).await?;
+    while let Some(d) = c.try_next().await? {
+        add_daily_doc(out, &d);
+    }
+    Ok(())
+}
+
+/// Adds one `price_1d` document to `out`: its adjusted close at the session's last minute.
+pub fn add_daily_doc(out: &mut Rows, d: &Document) {
+    let (Ok(t), Ok(at)) = (d.get_str("ticker"), d.get_datetime("close_at")) else { return };
+    let Some(close) = d.get_f64("adj_close").or_else(|_| d.get_f64("close")).ok().filter(|c| c.is_finite() && *c > 0.0)
+    else {
+        return;
+    };
+    let minute = at.to_chrono() - TimeDelta::minutes(1);
+    out.entry(t.to_string()).or_default().entry(minute).or_default().close = Some(close);
 }
 
 #[cfg(test)]

@@ -94,6 +94,8 @@ pub struct StudyResult {
     pub market_proxy: String,
     pub significant: Vec<String>,
     pub rejection_rate: f64,
+    /// How the series were cut (the daily sentiment cut-off), stated in the report.
+    pub notes: Vec<String>,
 }
 
 /// Pairs (a_t, b_{t+k}) with both present.
@@ -310,5 +312,6 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
         market_proxy: market.map_or("cross-section mean".into(), |m| m.ticker.clone()),
         significant,
         rejection_rate,
+        notes: vec![],
     }
 }

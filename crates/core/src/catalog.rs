@@ -102,6 +102,14 @@ catalog! {
     SOURCE_BACKFILL = "source.backfill", Activity;
     /// Filling a gap from the provider's history failed.
     SOURCE_BACKFILL_FAILED = "source.backfill_failed", Warning;
+    /// A history backfill or archive import started (`backfill` or `import` of cashtag-stocks or cashtag-twitter).
+    BACKFILL_START = "backfill.start", Activity;
+    /// A history backfill or archive import finished, with its counts.
+    BACKFILL_DONE = "backfill.done", Activity;
+    /// A history backfill stopped before the end (provider, network, store); a rerun resumes.
+    BACKFILL_FAILED = "backfill.failed", Error;
+    /// Lines of an archive, or items of a history page, that did not parse; they were skipped.
+    BACKFILL_REJECTED = "backfill.rejected", Warning;
     /// A replay reached the end of its recordings.
     SOURCE_REPLAY_DONE = "source.replay_done", Activity;
     /// X filtered-stream rules were synchronized with the watchlist.
@@ -375,6 +383,34 @@ pub fn source_backfill(provider: &str, what: &str, count: usize, from: DateTime<
 
 pub fn source_backfill_failed(provider: &str, detail: impl Display) -> EventDraft {
     warning(SOURCE_BACKFILL_FAILED, format!("{provider}: {detail}")).with("provider", provider)
+}
+
+/// `mode` is `backfill` or `import`; `what` names the source and range or the paths.
+pub fn backfill_start(mode: &str, what: &str) -> EventDraft {
+    activity(BACKFILL_START, format!("{mode}: {what}")).with("mode", mode)
+}
+
+pub fn backfill_done(mode: &str, what: &str, read: u64, stored: u64, duplicates: u64, rejected: u64) -> EventDraft {
+    activity(
+        BACKFILL_DONE,
+        format!("{mode}: {what}: {read} read, {stored} stored, {duplicates} already there, {rejected} rejected"),
+    )
+    .with("mode", mode)
+    .with("read", read)
+    .with("stored", stored)
+    .with("duplicates", duplicates)
+    .with("rejected", rejected)
+}
+
+pub fn backfill_failed(mode: &str, what: &str, detail: impl Display) -> EventDraft {
+    error(BACKFILL_FAILED, format!("{mode}: {what}: {detail}")).with("mode", mode)
+}
+
+/// `count` bad lines or items in `place` (a file, or a provider's task); `sample` is the first.
+pub fn backfill_rejected(place: &str, count: u64, sample: &str) -> EventDraft {
+    warning(BACKFILL_REJECTED, format!("{place}: {count} bad lines or items skipped, first: {sample}"))
+        .with("place", place)
+        .with("count", count)
 }
 
 pub fn source_replay_done(records: usize) -> EventDraft {

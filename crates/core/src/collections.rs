@@ -8,6 +8,14 @@ pub const TRADES: &str = "trades";
 pub const QUOTES: &str = "quotes";
 /// One-minute bars from providers or built from trades.
 pub const BARS: &str = "bars";
+/// Daily bars (history: provider daily bars, imported OHLCV files), `_id` =
+/// `provider:ticker:start:origin:1d`.
+pub const BARS_1D: &str = "bars_1d";
+/// Per-ticker session-day prices from daily bars (cashtag-analysis aggregate), `_id` =
+/// `TICKER:YYYY-MM-DD`.
+pub const PRICE_1D: &str = "price_1d";
+/// Where each history backfill stands (cashtag-stocks|twitter backfill), `_id` = the task.
+pub const BACKFILL_CHECKPOINTS: &str = "backfill_checkpoints";
 /// Events kept by cashtag-log.
 pub const EVENTS: &str = "events";
 /// Per-minute count samples kept by cashtag-log.
@@ -28,6 +36,7 @@ pub fn for_record(r: &crate::Record) -> &'static str {
         crate::Record::Post(_) => POSTS,
         crate::Record::Trade(_) => TRADES,
         crate::Record::Quote(_) => QUOTES,
-        crate::Record::Bar(_) => BARS,
+        crate::Record::Bar(b) if b.timeframe.is_minute() => BARS,
+        crate::Record::Bar(_) => BARS_1D,
     }
 }

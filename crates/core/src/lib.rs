@@ -23,7 +23,8 @@ pub use clock::{Clock, SimSpec};
 pub use config::{ConfigError, Settings};
 pub use event::{CountKind, CountSample, Event, EventDraft, EventKind};
 pub use records::{
-    Author, Bar, Engagement, FinanceScore, Post, PostSentiment, Quote, Record, SentimentLabel, Trade, VaderScores,
+    Author, Bar, Engagement, FinanceScore, Post, PostSentiment, Quote, Record, SentimentLabel, Timeframe, Trade,
+    VaderScores,
 };
 pub use secret::Secret;
 pub use ticker::{Ticker, TickerError};

@@ -153,7 +153,45 @@ pub struct Quote {
     pub seq: u64,
 }
 
-/// A one-minute OHLCV bar.
+/// How long a bar spans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Timeframe {
+    /// One minute (live bars, bars built from trades, minute history).
+    #[default]
+    #[serde(rename = "1Min")]
+    Minute,
+    /// One session day (history: provider daily bars, imported OHLCV files); `start` is
+    /// midnight New York time of the session's date.
+    #[serde(rename = "1Day")]
+    Day,
+}
+
+impl Timeframe {
+    pub fn is_minute(&self) -> bool {
+        *self == Timeframe::Minute
+    }
+
+    /// As the providers write it: `1Min`, `1Day`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Timeframe::Minute => "1Min",
+            Timeframe::Day => "1Day",
+        }
+    }
+}
+
+impl std::str::FromStr for Timeframe {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "1min" | "1m" | "minute" => Ok(Timeframe::Minute),
+            "1day" | "1d" | "day" => Ok(Timeframe::Day),
+            _ => Err(format!("timeframe {s:?} is not 1Min or 1Day")),
+        }
+    }
+}
+
+/// An OHLCV bar: one minute, or one session day (history).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bar {
     pub provider: String,
@@ -174,6 +212,12 @@ pub struct Bar {
     pub origin: String,
     #[serde(default, with = "ts_opt")]
     pub received_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Timeframe::is_minute")]
+    pub timeframe: Timeframe,
+    /// The close adjusted for later splits and dividends, where the source gives it
+    /// (Yahoo's `Adj Close`, Alpaca with `adjustment=all`): what daily returns use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adj_close: Option<f64>,
 }
 
 /// Anything a fetcher hands to the sinks.
@@ -193,7 +237,10 @@ impl Record {
             Record::Post(p) => format!("{}:{}", p.source, p.id),
             Record::Trade(t) => format!("{}:{}:{}:{}", t.provider, t.ticker, rfc3339(&t.ts), t.seq),
             Record::Quote(q) => format!("{}:{}:{}:{}", q.provider, q.ticker, rfc3339(&q.ts), q.seq),
-            Record::Bar(b) => format!("{}:{}:{}:{}", b.provider, b.ticker, rfc3339(&b.start), b.origin),
+            Record::Bar(b) if b.timeframe.is_minute() => {
+                format!("{}:{}:{}:{}", b.provider, b.ticker, rfc3339(&b.start), b.origin)
+            }
+            Record::Bar(b) => format!("{}:{}:{}:{}:1d", b.provider, b.ticker, rfc3339(&b.start), b.origin),
         }
     }
 

@@ -90,6 +90,8 @@ impl BarBuilder {
                     vwap: (acc.volume > 0.0).then(|| acc.notional / acc.volume),
                     origin: "trades".into(),
                     received_at: Some(now),
+                    timeframe: Default::default(),
+                    adj_close: None,
                 })
             })
             .collect()

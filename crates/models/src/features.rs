@@ -265,7 +265,10 @@ pub fn samples(
                 },
             };
             let Some(features) = features_at(rows, market, t, spec.lookback) else { continue };
-            let Some((_, p_t)) = price_as_of(rows, t) else { continue };
+            let Some((m_t, p_t)) = price_as_of(rows, t) else { continue };
+            if spec.horizon == Horizon::Day && m_t < s.open {
+                continue; // no price of the day itself (a day without data): no decision at its close
+            }
             let Some((m_target, p_target)) = price_as_of(rows, target) else { continue };
             if m_target < t {
                 continue; // no trade between the decision and the target: no move is known

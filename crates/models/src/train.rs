@@ -44,6 +44,7 @@ pub async fn load_rows(
     market: Option<&str>,
     sessions: &[Session],
     lookback: TimeDelta,
+    horizon: Horizon,
 ) -> Result<cashtag_analysis::series::Rows, ModelError> {
     let (Some(first), Some(last)) = (sessions.first(), sessions.last()) else {
         return Ok(Default::default());
@@ -55,8 +56,13 @@ pub async fn load_rows(
         all.push(m.to_string());
     }
     // Two lookbacks before the first open (sentiment change), to the last close.
-    Ok(cashtag_analysis::series::load(db, &all, first.open - lookback - lookback - TimeDelta::days(4), last.close)
-        .await?)
+    let from = first.open - lookback - lookback - TimeDelta::days(4);
+    let mut rows = cashtag_analysis::series::load(db, &all, from, last.close).await?;
+    // A day ahead is judged on adjusted closes where daily bars exist (history).
+    if horizon == Horizon::Day {
+        cashtag_analysis::series::add_daily(db, &all, from, last.close, &mut rows).await?;
+    }
+    Ok(rows)
 }
 
 /// The samples of every ticker over `sessions`, in time order.

@@ -109,7 +109,7 @@ async fn train_publish_predict_resolve_through_an_early_close_day() {
 
     // Train from the database; publish v1 (promoted) and keep v2 for later.
     let req = request(1.0);
-    let rows = load_rows(&db, &req.tickers, Some("SPY"), &train_sessions, req.lookback).await.unwrap();
+    let rows = load_rows(&db, &req.tickers, Some("SPY"), &train_sessions, req.lookback, req.horizon).await.unwrap();
     let samples = build_samples(&rows, &req.tickers, Some("SPY"), &train_sessions, &req.sample_spec());
     assert_eq!(samples.len(), 3 * 5 * 18, "3 tickers × 5 sessions × 18 ticks (9:50 … 15:30)");
     let v1 = train(&req, &train_sessions, &samples, "v1".into(), Utc::now()).unwrap();

@@ -12,6 +12,7 @@
 //! not find one where there is none. Any process given the same parameters computes the
 //! same signal, prices, trades and posts, in any order.
 
+pub mod archive;
 pub mod posts;
 pub mod records;
 pub mod rng;
@@ -247,6 +248,15 @@ impl Sim {
 /// America/New_York, without a dependency on the calendar crate.
 fn chrono_tz_ny() -> chrono_tz::Tz {
     chrono_tz::America::New_York
+}
+
+#[cfg(test)]
+pub(crate) fn tests_dir(base: &str) -> String {
+    format!(
+        "{base}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+    )
 }
 
 #[cfg(test)]

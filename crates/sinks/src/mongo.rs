@@ -45,6 +45,7 @@ fn indexes() -> Vec<(&'static str, bson::Document)> {
         (collections::TRADES, doc! {"ticker": 1, "ts": 1}),
         (collections::QUOTES, doc! {"ticker": 1, "ts": 1}),
         (collections::BARS, doc! {"ticker": 1, "start": 1}),
+        (collections::BARS_1D, doc! {"ticker": 1, "start": 1}),
     ]
 }
 
@@ -74,14 +75,15 @@ impl MongoSink {
     }
 }
 
-/// Splits a failed `insert_many` into duplicates, rejected documents and a retryable rest.
-fn classify(e: &InsertManyError, group: &[Record]) -> (usize, Vec<Rejected>, Vec<usize>) {
-    let mut dup = 0;
+/// Splits a failed `insert_many` into duplicates (their keys), rejected documents and a
+/// retryable rest.
+fn classify(e: &InsertManyError, group: &[Record]) -> (Vec<String>, Vec<Rejected>, Vec<usize>) {
+    let mut dup = Vec::new();
     let mut rejected = Vec::new();
     let mut failed_idx = Vec::new();
     for we in e.write_errors.iter().flatten() {
         if we.code == DUPLICATE_KEY {
-            dup += 1;
+            dup.extend(group.get(we.index).map(|r| r.key()));
         } else if let Some(r) = group.get(we.index) {
             // A document the server refuses (too large, invalid) will never be accepted.
             rejected.push(Rejected { key: r.key(), reason: format!("MongoDB error {}: {}", we.code, we.message) });
@@ -148,7 +150,8 @@ impl Sink for MongoSink {
                         if ime.write_concern_error.is_none() && ime.write_errors.is_some() =>
                     {
                         let (dup, rejected, failed) = classify(ime, &ok_records);
-                        report.duplicates += dup;
+                        report.duplicates += dup.len();
+                        report.duplicate_keys.extend(dup);
                         report.written += n - failed.len();
                         report.rejected.extend(rejected);
                     }

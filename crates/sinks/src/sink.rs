@@ -18,6 +18,9 @@ pub struct WriteReport {
     pub written: usize,
     /// Records the sink already had (a retried batch): counted as written.
     pub duplicates: usize,
+    /// Their keys, where the sink can tell (MongoDB): history imports count duplicates
+    /// per file with them.
+    pub duplicate_keys: Vec<String>,
     /// Records refused for good; reported, never retried.
     pub rejected: Vec<Rejected>,
     /// Retries the sink did inside the call (e.g. Kinesis entries resent).

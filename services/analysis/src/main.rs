@@ -45,7 +45,8 @@ enum Command {
     /// heartbeats, events, /healthz and /metrics.
     Run,
     /// Build the per-ticker one-minute roll-ups (sentiment_1m, price_1m) from posts and
-    /// trades. Dates are New York dates; `--to` is inclusive. Instants (RFC 3339) work too.
+    /// trades (or minute bars where a minute has no trades), and price_1d from daily bars.
+    /// Dates are New York dates; `--to` is inclusive. Instants (RFC 3339) work too.
     Aggregate {
         #[arg(long)]
         from: Option<String>,
@@ -210,8 +211,12 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             }
             let db = database(&settings).await?;
             let (s, p) = cashtag_analysis::follow::backfill(&db, from, to, &Progress::new(cli.quiet)).await?;
+            let calendar = cashtag_control::calendar_from_settings(&settings)?;
+            let ny = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&chrono_tz::America::New_York).date_naive();
+            let last_day = ny(to - chrono::TimeDelta::seconds(1));
+            let d = cashtag_analysis::rollup::rollup_days(&db, &calendar, ny(from), last_day).await?;
             println!(
-                "rolled up {} to {}: {s} sentiment minutes, {p} price minutes",
+                "rolled up {} to {}: {s} sentiment minutes, {p} price minutes, {d} session days of daily bars",
                 cashtag_core::time::rfc3339(&from),
                 cashtag_core::time::rfc3339(&to)
             );

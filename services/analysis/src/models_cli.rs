@@ -205,7 +205,7 @@ async fn samples(
     let calendar = cashtag_control::calendar_from_settings(settings)?;
     let sessions = sessions(&calendar, req.from, req.to)?;
     let db = crate::database(settings).await?;
-    let rows = load_rows(&db, &req.tickers, req.market.as_deref(), &sessions, req.lookback).await?;
+    let rows = load_rows(&db, &req.tickers, req.market.as_deref(), &sessions, req.lookback, req.horizon).await?;
     let all = build_samples(&rows, &req.tickers, req.market.as_deref(), &sessions, &req.sample_spec());
     Ok((sessions, all))
 }

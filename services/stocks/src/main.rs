@@ -1,5 +1,8 @@
 //! cashtag-stocks: live market data for the watchlist while the market is open, from the
-//! configured provider (or the simulated market), into MongoDB and Kinesis.
+//! configured provider (or the simulated market), into MongoDB and Kinesis; and market
+//! history (`backfill` from Alpaca, `import` of OHLCV files) the same way.
+
+mod history_cmd;
 
 use std::path::PathBuf;
 
@@ -19,6 +22,9 @@ struct Cli {
     /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,12 +37,32 @@ enum Command {
         #[arg(long)]
         record: Option<PathBuf>,
     },
+    /// Fetch history from Alpaca (bars, optionally trades) and store it as live records;
+    /// resumable: a rerun continues where the last one stopped.
+    Backfill(history_cmd::BackfillArgs),
+    /// Import price files (Yahoo Finance OHLCV CSV, Alpaca bar pages); a bad line is
+    /// reported with its file and line and skipped.
+    Import(history_cmd::ImportArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let Command::Run { record } = cli.command;
-    cashtag_runtime::main("cashtag-stocks", Logging::Service, cli.config.as_deref(), |settings| run(settings, record))
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Run { record } => {
+            cashtag_runtime::main("cashtag-stocks", Logging::Service, cli.config.as_deref(), |s| run(s, record))
+        }
+        Command::Backfill(a) => {
+            cashtag_runtime::main("cashtag-stocks", Logging::Cli, cli.config.as_deref(), |s| async move {
+                history_cmd::backfill(&s, a, quiet).await
+            })
+        }
+        Command::Import(a) => {
+            cashtag_runtime::main("cashtag-stocks", Logging::Cli, cli.config.as_deref(), |s| async move {
+                history_cmd::import(&s, a, quiet).await
+            })
+        }
+    }
 }
 
 async fn run(settings: Settings, record: Option<PathBuf>) -> Result<(), Failure> {

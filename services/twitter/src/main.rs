@@ -1,7 +1,9 @@
 //! cashtag-twitter: posts that mention the watchlist, from X and the other microblogs,
 //! scored for sentiment, into MongoDB and Kinesis while the market is open; and `score`,
-//! the sentiment engine on stdin.
+//! the sentiment engine on stdin; and post history (`backfill` from X search and
+//! StockTwits, `import` of tweet archives), scored and stored the same way.
 
+mod history_cmd;
 mod score_cmd;
 
 use std::path::PathBuf;
@@ -23,6 +25,9 @@ struct Cli {
     /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,6 +43,12 @@ enum Command {
     /// Score texts from stdin (one per line, or JSON lines with a "text" field); print
     /// {"text", "vader": {neg, neu, pos, compound}, "finance": {score, label}} per line.
     Score(score_cmd::ScoreArgs),
+    /// Fetch posts from X search (full archive when the plan has it, else the last 7
+    /// days) and StockTwits, scored and stored as live; resumable.
+    Backfill(history_cmd::BackfillArgs),
+    /// Import tweet archives (X v1.1 or v2 JSON lines, StockTwits messages; gzip and
+    /// directory trees too); a bad line is reported with its file and line and skipped.
+    Import(history_cmd::ImportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +59,16 @@ fn main() -> std::process::ExitCode {
         }
         Command::Run { record } => {
             cashtag_runtime::main("cashtag-twitter", Logging::Service, cli.config.as_deref(), |s| run(s, record))
+        }
+        Command::Backfill(a) => {
+            cashtag_runtime::main("cashtag-twitter", Logging::Cli, cli.config.as_deref(), |s| async move {
+                history_cmd::backfill(&s, a, cli.quiet).await
+            })
+        }
+        Command::Import(a) => {
+            cashtag_runtime::main("cashtag-twitter", Logging::Cli, cli.config.as_deref(), |s| async move {
+                history_cmd::import(&s, a, cli.quiet).await
+            })
         }
     }
 }

@@ -73,35 +73,51 @@ pub fn parse_symbol_stream(
         out.signals.push(Signal::Cursor(newest as i64));
     }
     for m in r.messages {
-        let tickers = merge_tags(extract(&m.body, watched), m.symbols.iter().map(|s| s.symbol.as_str()), watched);
-        if tickers.is_empty() {
-            continue;
+        let p = message_post(m, received_at, watched);
+        if !p.tickers.is_empty() {
+            out.records.push(Record::Post(p));
         }
-        let label = m.entities.and_then(|e| e.sentiment).and_then(|s| s.basic).and_then(|b| match b.as_str() {
-            "Bullish" => Some(SentimentLabel::Bullish),
-            "Bearish" => Some(SentimentLabel::Bearish),
-            _ => None,
-        });
-        let author_id = match &m.user.id {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        out.records.push(Record::Post(Post {
-            source: NAME.into(),
-            id: m.id.to_string(),
-            created_at: m.created_at,
-            received_at,
-            text: m.body,
-            lang: None,
-            author: Author { id: author_id, name: m.user.username.unwrap_or_default(), followers: m.user.followers },
-            engagement: None,
-            tickers,
-            is_repost: false,
-            author_label: label,
-            sentiment: None,
-        }));
     }
     Ok(out)
+}
+
+/// A message as a post (`tickers` empty when it mentions no watched ticker).
+fn message_post(m: Message, received_at: DateTime<Utc>, watched: &HashSet<Ticker>) -> Post {
+    let tickers = merge_tags(extract(&m.body, watched), m.symbols.iter().map(|s| s.symbol.as_str()), watched);
+    let label = m.entities.and_then(|e| e.sentiment).and_then(|s| s.basic).and_then(|b| match b.as_str() {
+        "Bullish" => Some(SentimentLabel::Bullish),
+        "Bearish" => Some(SentimentLabel::Bearish),
+        _ => None,
+    });
+    let author_id = match &m.user.id {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Post {
+        source: NAME.into(),
+        id: m.id.to_string(),
+        created_at: m.created_at,
+        received_at,
+        text: m.body,
+        lang: None,
+        author: Author { id: author_id, name: m.user.username.unwrap_or_default(), followers: m.user.followers },
+        engagement: None,
+        tickers,
+        is_repost: false,
+        author_label: label,
+        sentiment: None,
+    }
+}
+
+/// One archived StockTwits message (an item of a symbol stream's `messages`) as a post;
+/// `tickers` is empty when it mentions no watched ticker.
+pub fn parse_message(
+    v: serde_json::Value,
+    received_at: DateTime<Utc>,
+    watched: &HashSet<Ticker>,
+) -> Result<Post, ParseError> {
+    let m: Message = serde_json::from_value(v).map_err(|e| ParseError(format!("stocktwits message: {e}")))?;
+    Ok(message_post(m, received_at, watched))
 }
 
 /// StockTwits' parser (one channel, `symbol`).

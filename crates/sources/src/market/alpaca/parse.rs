@@ -1,7 +1,8 @@
 //! Alpaca's payloads: stream frames (JSON arrays that may batch trades, quotes, bars,
-//! greetings and errors) and REST pages of historical bars.
+//! greetings and errors) and REST pages of history (`/v2/stocks/bars` of any timeframe,
+//! `/v2/stocks/trades`), parsed item by item so one bad item never loses its page.
 
-use cashtag_core::{Bar, Quote, Record, Ticker, Trade};
+use cashtag_core::{Bar, Quote, Record, Ticker, Timeframe, Trade};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -12,6 +13,8 @@ use crate::{ParseError, Parsed, Signal, content_seq};
 pub const WS: &str = "ws";
 /// The recording channel of REST bar pages.
 pub const BARS: &str = "bars";
+/// The recording channel of REST trade pages.
+pub const TRADES: &str = "trades";
 
 #[derive(Deserialize)]
 struct TradeMsg {
@@ -57,6 +60,19 @@ fn ticker(symbol: &str) -> Result<Ticker, String> {
 }
 
 fn bar(symbol: &str, b: BarMsg, received_at: DateTime<Utc>) -> Result<Record, String> {
+    history_bar(symbol, b, received_at, Timeframe::Minute, false)
+}
+
+fn history_bar(
+    symbol: &str,
+    b: BarMsg,
+    received_at: DateTime<Utc>,
+    timeframe: Timeframe,
+    adjusted: bool,
+) -> Result<Record, String> {
+    if ![b.o, b.h, b.l, b.c, b.v].iter().all(|x| x.is_finite()) || b.c <= 0.0 {
+        return Err(format!("bar of {symbol} at {}: prices must be positive numbers", b.t));
+    }
     Ok(Record::Bar(Bar {
         provider: NAME.into(),
         ticker: ticker(symbol)?,
@@ -70,6 +86,8 @@ fn bar(symbol: &str, b: BarMsg, received_at: DateTime<Utc>) -> Result<Record, St
         vwap: b.vw,
         origin: "provider".into(),
         received_at: Some(received_at),
+        timeframe,
+        adj_close: adjusted.then_some(b.c),
     }))
 }
 
@@ -141,20 +159,79 @@ pub fn parse_frame(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, Par
 }
 
 #[derive(Deserialize)]
-struct BarsPage {
+struct HistoryPage {
     #[serde(default)]
-    bars: std::collections::BTreeMap<String, Vec<BarMsg>>,
+    bars: Option<std::collections::BTreeMap<String, Vec<serde_json::Value>>>,
+    #[serde(default)]
+    trades: Option<std::collections::BTreeMap<String, Vec<serde_json::Value>>>,
     next_page_token: Option<String>,
 }
 
-/// Parses a `/v2/stocks/bars` page: the bars, and the next page token as a
-/// [`Signal::NextPage`].
+#[derive(Deserialize)]
+struct HistoryTrade {
+    i: Option<u64>,
+    x: Option<String>,
+    p: f64,
+    s: f64,
+    #[serde(default)]
+    c: Vec<String>,
+    t: DateTime<Utc>,
+}
+
+/// What a REST history page holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryKind {
+    /// Bars of a timeframe; `adjusted` when asked with `adjustment` other than `raw`
+    /// (the close is then also the adjusted close).
+    Bars {
+        timeframe: Timeframe,
+        adjusted: bool,
+    },
+    Trades,
+}
+
+/// Parses a `/v2/stocks/bars` page of one-minute bars: the bars, and the next page token
+/// as a [`Signal::NextPage`].
 pub fn parse_bars_page(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
-    let page: BarsPage = serde_json::from_str(text).map_err(|e| ParseError(format!("bars page: {e}")))?;
+    parse_history_page(text, received_at, HistoryKind::Bars { timeframe: Timeframe::Minute, adjusted: false })
+}
+
+/// Parses a page of `/v2/stocks/bars` or `/v2/stocks/trades`. An item that does not parse
+/// is reported in `errors`; the rest of the page still counts.
+pub fn parse_history_page(text: &str, received_at: DateTime<Utc>, kind: HistoryKind) -> Result<Parsed, ParseError> {
+    let page: HistoryPage = serde_json::from_str(text).map_err(|e| ParseError(format!("history page: {e}")))?;
     let mut out = Parsed::default();
-    for (sym, bars) in page.bars {
-        for b in bars {
-            match bar(&sym, b, received_at) {
+    let items = match kind {
+        HistoryKind::Bars { .. } => page.bars,
+        HistoryKind::Trades => page.trades,
+    };
+    for (sym, list) in items.unwrap_or_default() {
+        for v in list {
+            let r = match kind {
+                HistoryKind::Bars { timeframe, adjusted } => serde_json::from_value::<BarMsg>(v.clone())
+                    .map_err(|e| format!("bar of {sym}: {e}"))
+                    .and_then(|b| history_bar(&sym, b, received_at, timeframe, adjusted)),
+                HistoryKind::Trades => serde_json::from_value::<HistoryTrade>(v.clone())
+                    .map_err(|e| format!("trade of {sym}: {e}"))
+                    .and_then(|m| {
+                        if !(m.p.is_finite() && m.p > 0.0 && m.s.is_finite()) {
+                            return Err(format!("trade of {sym} at {}: bad price or size", m.t));
+                        }
+                        Ok(Record::Trade(Trade {
+                            provider: NAME.into(),
+                            ticker: ticker(&sym)?,
+                            ts: m.t,
+                            received_at,
+                            price: m.p,
+                            size: m.s,
+                            exchange: m.x,
+                            trade_id: m.i.map(|i| i.to_string()),
+                            conditions: m.c,
+                            seq: m.i.unwrap_or_else(|| content_seq(&v.to_string())),
+                        }))
+                    }),
+            };
+            match r {
                 Ok(r) => out.records.push(r),
                 Err(e) => out.errors.push(e),
             }
@@ -176,6 +253,7 @@ pub fn parse(
     match channel {
         WS => parse_frame(payload, at),
         BARS => parse_bars_page(payload, at),
+        TRADES => parse_history_page(payload, at, HistoryKind::Trades),
         other => Err(ParseError(format!("alpaca has no channel {other:?}"))),
     }
 }
@@ -216,5 +294,25 @@ mod tests {
         assert_eq!(page.signals, vec![Signal::NextPage("abc".into())]);
         let last = parse_bars_page(r#"{"bars":{},"next_page_token":null}"#, at).unwrap();
         assert!(last.signals.is_empty());
+        let daily = HistoryKind::Bars { timeframe: Timeframe::Day, adjusted: true };
+        let page = parse_history_page(
+            r#"{"bars":{"AAPL":[{"t":"2026-11-24T05:00:00Z","o":1,"h":2,"l":0.5,"c":1.5,"v":10},{"t":"2026-11-25T05:00:00Z","o":"x"}]},"next_page_token":null,"unknown":1}"#,
+            at,
+            daily,
+        )
+        .unwrap();
+        assert_eq!(page.records.len(), 1, "the good bar stays");
+        assert_eq!(page.errors.len(), 1, "the bad one is reported");
+        let Record::Bar(b) = &page.records[0] else { panic!() };
+        assert_eq!((b.timeframe, b.adj_close), (Timeframe::Day, Some(1.5)));
+        let trades = parse_history_page(
+            r#"{"trades":{"AAPL":[{"t":"2026-11-24T14:30:00.5Z","x":"V","p":231.5,"s":100,"c":["@"],"i":7,"z":"C"}]},"next_page_token":"n"}"#,
+            at,
+            HistoryKind::Trades,
+        )
+        .unwrap();
+        let Record::Trade(t) = &trades.records[0] else { panic!() };
+        assert_eq!((t.ticker.as_str(), t.seq, t.price), ("AAPL", 7, 231.5));
+        assert_eq!(trades.signals, vec![Signal::NextPage("n".into())]);
     }
 }

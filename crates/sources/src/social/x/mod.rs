@@ -14,6 +14,7 @@
 pub mod parse;
 pub mod rules;
 pub mod stream;
+pub mod v1;
 
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use cashtag_core::config::TwitterSettings;
 
 use crate::{BoxFuture, Source, SourceCtx, SourceError};
 
-pub use parse::{parse, parse_line};
+pub use parse::{parse, parse_archived, parse_line, parse_search_page};
 pub use rules::{RULE_TAG_PREFIX, Rule, build_rules, plan_sync};
 
 pub const NAME: &str = "x";

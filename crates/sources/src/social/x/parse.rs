@@ -14,6 +14,8 @@ use crate::{ParseError, Parsed, Signal};
 
 /// The recording channel of stream lines.
 pub const STREAM: &str = "stream";
+/// The recording channel of search pages (history).
+pub const SEARCH: &str = "search";
 
 #[derive(Deserialize)]
 struct Metrics {
@@ -92,14 +94,16 @@ pub(crate) fn tweet_post(
     received_at: DateTime<Utc>,
     watched: &HashSet<Ticker>,
 ) -> Option<Post> {
+    Some(tweet_any(t, users, received_at, watched)).filter(|p| !p.tickers.is_empty())
+}
+
+/// A tweet as a post, whatever it mentions (`tickers` may be empty).
+fn tweet_any(t: Tweet, users: &[User], received_at: DateTime<Utc>, watched: &HashSet<Ticker>) -> Post {
     let tags: Vec<&str> =
         t.entities.as_ref().map(|e| e.cashtags.iter().map(|c| c.tag.as_str()).collect()).unwrap_or_default();
     let tickers = merge_tags(extract(&t.text, watched), tags, watched);
-    if tickers.is_empty() {
-        return None;
-    }
     let user = t.author_id.as_ref().and_then(|a| users.iter().find(|u| &u.id == a));
-    Some(Post {
+    Post {
         source: NAME.into(),
         id: t.id,
         created_at: t.created_at.unwrap_or(received_at),
@@ -121,7 +125,7 @@ pub(crate) fn tweet_post(
         is_repost: t.referenced_tweets.iter().any(|r| r.kind == "retweeted"),
         author_label: None,
         sentiment: None,
-    })
+    }
 }
 
 /// One line of the filtered stream: a post (when it mentions a watched ticker), a
@@ -147,10 +151,79 @@ pub fn parse_line(line: &str, received_at: DateTime<Utc>, watched: &HashSet<Tick
     Err(ParseError::new("stream line with neither data nor errors"))
 }
 
+#[derive(Deserialize)]
+struct SearchMeta {
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchPage {
+    #[serde(default)]
+    data: Vec<serde_json::Value>,
+    #[serde(default)]
+    includes: Includes,
+    meta: Option<SearchMeta>,
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
+}
+
+/// A page of `/2/tweets/search/recent` or `/2/tweets/search/all`: the posts about watched
+/// tickers, a bad tweet object reported in `errors`, the page's `next_token` as a
+/// [`Signal::NextPage`].
+pub fn parse_search_page(
+    text: &str,
+    received_at: DateTime<Utc>,
+    watched: &HashSet<Ticker>,
+) -> Result<Parsed, ParseError> {
+    let page: SearchPage = serde_json::from_str(text).map_err(|e| ParseError(format!("search page: {e}")))?;
+    let mut out = Parsed::default();
+    for v in page.data {
+        match serde_json::from_value::<Tweet>(v) {
+            Ok(t) => out.records.extend(tweet_post(t, &page.includes.users, received_at, watched).map(Record::Post)),
+            Err(e) => out.errors.push(format!("tweet: {e}")),
+        }
+    }
+    // Partial errors (a deleted author, say) do not stop a page.
+    for e in page.errors {
+        out.signals.push(Signal::Error { code: None, message: e.to_string() });
+    }
+    if let Some(t) = page.meta.and_then(|m| m.next_token).filter(|t| !t.is_empty()) {
+        out.signals.push(Signal::NextPage(t));
+    }
+    Ok(out)
+}
+
+/// One archived v2 tweet: a stream or lookup line (`{"data": {...}, "includes": {...}}`)
+/// or a bare tweet object; `tickers` is empty when it mentions no watched ticker.
+pub fn parse_archived(
+    v: serde_json::Value,
+    received_at: DateTime<Utc>,
+    watched: &HashSet<Ticker>,
+) -> Result<Post, ParseError> {
+    let (tweet, users) = match v {
+        serde_json::Value::Object(mut o) if o.contains_key("data") => {
+            let includes: Includes = o
+                .remove("includes")
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| ParseError(format!("includes: {e}")))?
+                .unwrap_or_default();
+            (o.remove("data").unwrap_or_default(), includes.users)
+        }
+        other => (other, vec![]),
+    };
+    let t: Tweet = serde_json::from_value(tweet).map_err(|e| ParseError(format!("v2 tweet: {e}")))?;
+    if t.created_at.is_none() {
+        return Err(ParseError::new("v2 tweet without created_at (archive it with tweet.fields=created_at)"));
+    }
+    Ok(tweet_any(t, &users, received_at, watched))
+}
+
 /// X's parser, by recording channel.
 pub fn parse(channel: &str, payload: &str, at: DateTime<Utc>, watched: &HashSet<Ticker>) -> Result<Parsed, ParseError> {
     match channel {
         STREAM => parse_line(payload, at, watched),
+        SEARCH => parse_search_page(payload, at, watched),
         other => Err(ParseError(format!("x has no channel {other:?}"))),
     }
 }

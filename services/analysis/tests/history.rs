@@ -1,0 +1,219 @@
+//! History end to end, through the commands users run: a generated two-year daily archive
+//! of 30 tickers in the research layout (`tweets/<TICKER>/<YYYY-MM-DD>`, Yahoo Finance
+//! CSV) is imported by `cashtag-twitter import` and `cashtag-stocks import`, rolled up
+//! by `aggregate`, studied by `study --interval 1d` and backtested at `--horizon 1d`.
+//! The study's numbers and the backtest's buy-and-hold are compared with an independent
+//! computation in pandas/scipy (`crates/history/check/daily_study.py`, its output
+//! committed as `reference.json`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cashtag_sim::archive::{ArchiveSpec, write};
+use cashtag_testkit::{aws_endpoint, mongo_uri, redis_url, service_bin, unique};
+use serde_json::Value;
+
+struct Env {
+    db: String,
+    prefix: String,
+    state: PathBuf,
+}
+
+impl Env {
+    fn run(&self, bin: &Path, args: &[&str]) -> String {
+        let mut c = Command::new(bin);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("CASHTAG_") {
+                c.env_remove(k);
+            }
+        }
+        let started = std::time::Instant::now();
+        let out = c
+            .env("CASHTAG_MONGO_URI", mongo_uri())
+            .env("CASHTAG_MONGO_DATABASE", &self.db)
+            .env("CASHTAG_REDIS_URL", redis_url())
+            .env("CASHTAG_REDIS_PREFIX", &self.prefix)
+            .env("CASHTAG_AWS_ENDPOINT", aws_endpoint())
+            .env("CASHTAG_FLAGS_KINESIS_WRITE", "false")
+            .env("CASHTAG_SINKS_SPOOL_DIR", &self.state)
+            .env("CASHTAG_ANALYSIS_REPORTS_DIR", &self.state)
+            .env("CASHTAG_MODELS_BUCKET", unique("hist"))
+            .arg("--quiet")
+            .args(args)
+            .output()
+            .unwrap();
+        let name = bin.file_name().unwrap().to_string_lossy();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!(
+            "$ {name} {} ({:.1} s)\n{}{}",
+            args.join(" "),
+            started.elapsed().as_secs_f64(),
+            short(&stdout),
+            short(&stderr)
+        );
+        assert!(out.status.success(), "{name} {args:?} failed: {stderr}");
+        stdout
+    }
+}
+
+fn short(s: &str) -> String {
+    if s.len() < 3_000 { s.to_string() } else { format!("{}…\n", &s[..3_000]) }
+}
+
+fn close(a: f64, b: f64, tol: f64, what: &str) {
+    assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what}: cashtag {a} vs pandas/scipy {b}");
+}
+
+#[test]
+fn a_two_year_daily_archive_imports_rolls_up_and_studies_as_pandas_computes() {
+    let spec = ArchiveSpec::history_test();
+    let dir = tempfile::tempdir().unwrap();
+    let stats = write(dir.path(), &spec).unwrap();
+    let env = Env { db: unique("hist"), prefix: unique("t-hist"), state: dir.path().join("state") };
+    let wl = dir.path().join("watchlist.toml");
+    let companies: String =
+        spec.tickers.iter().map(|t| format!("[[company]]\nticker = \"{t}\"\nname = \"{t} Inc\"\n")).collect();
+    std::fs::write(&wl, companies).unwrap();
+    let (twitter, stocks, analysis) =
+        (service_bin("cashtag-twitter"), service_bin("cashtag-stocks"), service_bin("cashtag-analysis"));
+    let tweets = dir.path().join("tweets");
+    let prices = dir.path().join("prices");
+
+    let out = env.run(
+        &twitter,
+        &["import", "--ticker-from-path", "--watchlist", wl.to_str().unwrap(), "--json", tweets.to_str().unwrap()],
+    );
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let t = &r["total"];
+    assert_eq!(t["read"], stats.tweets, "every line read");
+    assert_eq!(t["rejected"], 0);
+    let retweets = t["skipped"].as_u64().unwrap();
+    assert!(retweets > 0 && retweets < stats.tweets / 20, "retweets are left out as live: {retweets}");
+    assert_eq!(t["stored"].as_u64().unwrap() + retweets, stats.tweets);
+
+    let out = env.run(&stocks, &["import", "--json", prices.to_str().unwrap()]);
+    let p: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(p["total"]["stored"], stats.bars);
+    assert!(p["total"]["skipped"].as_u64().unwrap() > 0, "null rows are skipped");
+    assert!(p["files"].as_array().unwrap().iter().any(|f| f[0].as_str().unwrap().ends_with("BRK-B.csv")));
+    // Importing the same files again stores nothing new.
+    let again: Value =
+        serde_json::from_str(&env.run(&stocks, &["import", "--json", prices.to_str().unwrap()])).unwrap();
+    assert_eq!((again["total"]["stored"].as_u64(), again["total"]["duplicates"].as_u64()), (Some(0), Some(stats.bars)));
+
+    let (from, to) = (spec.from.to_string(), spec.to.to_string());
+    let before = (spec.from - chrono::TimeDelta::days(2)).to_string();
+    let out = env.run(&analysis, &["aggregate", "--from", &before, "--to", &to]);
+    assert!(out.contains(&format!("{} session days of daily bars", stats.bars)), "{out}");
+
+    let tickers = spec.tickers.join(",");
+    let study_dir = dir.path().join("study");
+    let out = env.run(
+        &analysis,
+        &[
+            "study",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--interval",
+            "1d",
+            "--measure",
+            "vader_mean",
+            "--tickers",
+            &tickers,
+            "--json",
+            "--out",
+            study_dir.to_str().unwrap(),
+        ],
+    );
+    let study: Value = serde_json::from_str(&out).unwrap();
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../crates/history/check/reference.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let results = study["tickers"].as_array().unwrap();
+    assert_eq!(results.len(), 30);
+    let mut worst = 0.0f64;
+    for r in results {
+        let name = r["ticker"].as_str().unwrap();
+        let want = &reference["tickers"][name];
+        assert_eq!(r["intervals"], want["intervals"], "{name}: sessions");
+        assert_eq!(r["posts"].as_f64(), want["posts"].as_f64(), "{name}: posts counted before each close");
+        for (k, fields) in [
+            ("level", &["r", "p"][..]),
+            ("level_spearman", &["r"][..]),
+            ("change", &["r", "p"][..]),
+            ("volume", &["r"][..]),
+        ] {
+            assert_eq!(r[k]["n"], want[k]["n"], "{name} {k}: pairs");
+            for f in fields {
+                let (a, b) = (r[k][f].as_f64().unwrap(), want[k][f].as_f64().unwrap());
+                worst = worst.max((a - b).abs());
+                close(a, b, 1e-9, &format!("{name} {k}.{f}"));
+            }
+        }
+    }
+    close(
+        study["pooled_level"]["r"].as_f64().unwrap(),
+        reference["pooled_level"]["r"].as_f64().unwrap(),
+        1e-9,
+        "pooled r",
+    );
+    assert_eq!(study["pooled_level"]["n"], reference["pooled_level"]["n"]);
+    println!("study: 30 tickers × 4 correlations equal to pandas/scipy; largest difference {worst:.2e}");
+    let planted = results.iter().filter(|r| r["level"]["r"].as_f64().unwrap() > 0.0).count();
+    assert!(planted >= 25, "the planted lead shows in most tickers: {planted} of 30");
+    let md = std::fs::read_to_string(study_dir.join("report.md")).unwrap();
+    assert!(md.contains("previous session's close up to"), "the report states the cut-off");
+
+    let bt_dir = dir.path().join("backtest");
+    env.run(
+        &analysis,
+        &[
+            "backtest",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--horizon",
+            "1d",
+            "--tickers",
+            &tickers,
+            "--retrain-every",
+            "1w",
+            "--min-train-sessions",
+            "60",
+            "--out",
+            bt_dir.to_str().unwrap(),
+        ],
+    );
+    let bt: Value = serde_json::from_str(&std::fs::read_to_string(bt_dir.join("results.json")).unwrap()).unwrap();
+    let cumulative = find(&bt, "cumulative").expect("results.json has the cumulative P&L").as_array().unwrap().clone();
+    assert!(cumulative.len() > 300, "{} forecast days", cumulative.len());
+    let mut prev = 0.0;
+    for c in &cumulative {
+        let tick = c[0].as_str().unwrap().replace(".000", "");
+        let want = &reference["buy_and_hold"][&tick];
+        assert!(want.is_object(), "{tick} is a session the reference has a next-day move for");
+        let b = c[2].as_f64().unwrap();
+        close(b - prev, want["mean"].as_f64().unwrap(), 1e-9, &format!("buy-and-hold at {tick}"));
+        prev = b;
+    }
+    let first_line = std::fs::read_to_string(bt_dir.join("report.md")).unwrap();
+    println!(
+        "backtest: {} days, buy-and-hold per day equal to pandas; report:\n{}",
+        cumulative.len(),
+        first_line.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
+}
+
+fn find<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    match v {
+        Value::Object(m) => m.get(key).or_else(|| m.values().find_map(|x| find(x, key))),
+        Value::Array(a) => a.iter().find_map(|x| find(x, key)),
+        _ => None,
+    }
+}
