@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cashtag_core::Record;
 use cashtag_sinks::kinesis::{Entry, PutResult};
-use cashtag_sinks::{Delivery, KinesisSink, MongoSink, PutRecordsApi};
+use cashtag_sinks::{Delivery, KinesisSink, MongoSink, PutRecordsApi, WorkerConfig};
 use cashtag_testkit::fault::{Fault, FaultProxy};
 use cashtag_testkit::{PrivateServer, ServerKind, mongo_uri, unique};
 use common::*;
@@ -32,9 +32,13 @@ async fn a_hundred_thousand_records_reach_both_sinks_exactly_once() {
     create_stream(&kin, &posts_stream, 4).await;
 
     let m = metrics();
+    // This test is about exactly-once delivery, not deadlines: the emulator, busy with the
+    // tests running beside it on two cores, may take longer than fast_config's 2 s for a
+    // batch of 500, and a batch that always times out is resent for ever.
+    let patient = WorkerConfig { op_timeout: Duration::from_secs(20), ..fast_config() };
     let fan = Delivery::new(journal("100k"), &b, b.watch_flags(), both_on())
-        .sink("mongo_write", MongoSink::new(&client, &db_name), fast_config(), m.clone())
-        .sink("kinesis_write", KinesisSink::new(kin.clone(), &posts_stream, &stream), fast_config(), m)
+        .sink("mongo_write", MongoSink::new(&client, &db_name), patient.clone(), m.clone())
+        .sink("kinesis_write", KinesisSink::new(kin.clone(), &posts_stream, &stream), patient, m)
         .start(None);
 
     const N: u64 = 100_000;
