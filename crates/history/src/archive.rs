@@ -91,11 +91,6 @@ impl Lines {
             done: false,
         })
     }
-
-    /// Whether the file is gzip-compressed.
-    pub fn is_gzip(&self) -> bool {
-        self.gzip
-    }
 }
 
 impl Iterator for Lines {
