@@ -5,6 +5,10 @@
 //! truth. With no state key the state is "off" at start; a key that disappears later
 //! (Redis restarted without persistence) leaves the last state in force until the
 //! manager, which re-asserts it every evaluation, writes it again.
+//!
+//! An operator's maintenance stop is a [`ControlHold`] beside the state: the stop is
+//! published at once (the sources stop even without a manager), and the manager keeps
+//! them off, whatever the calendar says, until the hold is released or runs out.
 
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
@@ -46,7 +50,69 @@ impl ControlState {
     }
 }
 
+/// An operator's maintenance stop of the data sources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlHold {
+    pub reason: String,
+    pub by: String,
+    #[serde(with = "cashtag_core::time::ts")]
+    pub at: DateTime<Utc>,
+    /// When it ends by itself (bus clock); none: until released.
+    #[serde(default, with = "cashtag_core::time::ts_opt", skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl ControlHold {
+    /// Whether the hold is still in force at `now`.
+    pub fn holds_at(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|u| now < u)
+    }
+
+    /// The reason the control state gives while the hold is in force.
+    pub fn state_reason(&self) -> String {
+        format!("maintenance stop by {}: {}", self.by, self.reason)
+    }
+}
+
 impl Bus {
+    /// Stores an operator's maintenance stop and publishes the stop at once.
+    pub async fn hold_sources(&self, hold: &ControlHold) -> Result<(), BusError> {
+        let state = ControlState { cmd: ControlCommand::Stop, reason: hold.state_reason(), at: hold.at };
+        let state = serde_json::to_string(&state).expect("control state serializes");
+        let mut c = self.conn();
+        redis::pipe()
+            .atomic()
+            .set(self.keys().control_hold(), serde_json::to_string(hold).expect("hold serializes"))
+            .set(self.keys().control_state(), &state)
+            .publish(self.keys().control_channel(), &state)
+            .query_async::<()>(&mut c)
+            .await
+            .context("hold the data sources")?;
+        Ok(())
+    }
+
+    /// The operator's maintenance stop, if one is stored (in force or run out).
+    pub async fn control_hold(&self) -> Result<Option<ControlHold>, BusError> {
+        let mut c = self.conn();
+        let raw: Option<String> = c.get(self.keys().control_hold()).await.context("GET control hold")?;
+        raw.map(|s| {
+            serde_json::from_str(&s)
+                .map_err(|e| BusError::Malformed { what: "control hold".into(), message: e.to_string() })
+        })
+        .transpose()
+    }
+
+    /// Removes the maintenance stop; returns the one removed. The manager's next
+    /// evaluation (within `manager.evaluate_every_ms`) follows the calendar again.
+    pub async fn release_hold(&self) -> Result<Option<ControlHold>, BusError> {
+        let hold = self.control_hold().await?;
+        if hold.is_some() {
+            let mut c = self.conn();
+            let _: () = c.del(self.keys().control_hold()).await.context("DEL control hold")?;
+        }
+        Ok(hold)
+    }
+
     /// Sets the state key and publishes the command.
     pub async fn publish_control(&self, state: &ControlState) -> Result<(), BusError> {
         let json = serde_json::to_string(state).expect("control state serializes");

@@ -28,6 +28,12 @@ impl Keys {
         format!("{}:control:state", self.prefix)
     }
 
+    /// String key holding an operator's maintenance stop (a [`crate::ControlHold`] as JSON);
+    /// absent when there is none.
+    pub fn control_hold(&self) -> String {
+        format!("{}:control:hold", self.prefix)
+    }
+
     /// Hash of feature flags: field = flag name, value = `1` or `0`.
     pub fn flags(&self) -> String {
         format!("{}:flags", self.prefix)

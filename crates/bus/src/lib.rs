@@ -27,7 +27,7 @@ use std::time::Duration;
 use cashtag_core::{Clock, Event, EventDraft, EventKind};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-pub use control::{ControlCommand, ControlState};
+pub use control::{ControlCommand, ControlHold, ControlState};
 pub use flags::{FlagChange, Flags};
 pub use heartbeat::Heartbeat;
 pub use keys::Keys;
@@ -255,7 +255,14 @@ impl Bus {
     /// consuming them.
     pub async fn peek_events(&self, count: usize) -> Result<Vec<Event>, BusError> {
         let mut c = self.conn();
-        let entries = streams::peek::<Event>(&mut c, &self.keys.events_stream(), count).await?;
+        let entries = streams::peek::<Event>(&mut c, &self.keys.events_stream(), count, false).await?;
+        Ok(entries.into_iter().filter_map(|e| e.value.ok()).collect())
+    }
+
+    /// The newest `count` events on the stream, newest first (what an operator looks at).
+    pub async fn recent_events(&self, count: usize) -> Result<Vec<Event>, BusError> {
+        let mut c = self.conn();
+        let entries = streams::peek::<Event>(&mut c, &self.keys.events_stream(), count, true).await?;
         Ok(entries.into_iter().filter_map(|e| e.value.ok()).collect())
     }
 

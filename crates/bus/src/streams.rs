@@ -687,21 +687,24 @@ fn parse_autoclaim_reply(reply: Value) -> Result<(String, Vec<(String, Option<St
     Ok((next, claimed, deleted))
 }
 
-/// Reads up to `count` entries of a stream from its start, without a consumer group
-/// (nothing is acknowledged or claimed): for status pages, tools and tests.
+/// Reads up to `count` entries of a stream without a consumer group (nothing is
+/// acknowledged or claimed), from its start, or with `newest_first` from its end: for
+/// status pages, tools and tests.
 pub(crate) async fn peek<T: DeserializeOwned>(
     conn: &mut ConnectionManager,
     stream: &str,
     count: usize,
+    newest_first: bool,
 ) -> Result<Vec<StreamEntry<T>>, BusError> {
-    let reply: Value = redis::cmd("XRANGE")
+    let (command, from, to) = if newest_first { ("XREVRANGE", "+", "-") } else { ("XRANGE", "-", "+") };
+    let reply: Value = redis::cmd(command)
         .arg(stream)
-        .arg("-")
-        .arg("+")
+        .arg(from)
+        .arg(to)
         .arg("COUNT")
         .arg(count)
         .query_async(conn)
         .await
-        .context("XRANGE")?;
+        .context(command)?;
     Ok(parse_entries(&reply)?.into_iter().map(decode).collect())
 }

@@ -241,3 +241,28 @@ async fn subscribers_survive_a_redis_restart() {
     assert_eq!(outage.kind, EventKind::Warning);
     assert!(outage.fields["seconds"].as_f64().unwrap() > 1.0, "{outage:?}");
 }
+
+#[tokio::test]
+async fn recent_events_are_the_newest_newest_first_and_a_hold_round_trips() {
+    let prefix = unique("t-recent");
+    let b = bus(&redis_url(), &prefix, "stocks");
+    for i in 0..50 {
+        b.emit(test_event(&b, i));
+    }
+    assert!(b.events().flush(Duration::from_secs(10)).await);
+    let newest: Vec<u64> = b.recent_events(3).await.unwrap().iter().map(|e| e.fields["i"].as_u64().unwrap()).collect();
+    assert_eq!(newest, [49, 48, 47]);
+    let oldest: Vec<u64> = b.peek_events(2).await.unwrap().iter().map(|e| e.fields["i"].as_u64().unwrap()).collect();
+    assert_eq!(oldest, [0, 1]);
+
+    // A maintenance stop: stored, published as the control state, released once.
+    assert_eq!(b.control_hold().await.unwrap(), None);
+    let hold =
+        cashtag_bus::ControlHold { reason: "disk".into(), by: "ops".into(), at: Clock::System.now(), until: None };
+    b.hold_sources(&hold).await.unwrap();
+    assert_eq!(b.control_hold().await.unwrap().as_ref(), Some(&hold));
+    let s = b.control_state().await.unwrap();
+    assert!(!s.is_on() && s.reason == "maintenance stop by ops: disk", "{s:?}");
+    assert_eq!(b.release_hold().await.unwrap(), Some(hold));
+    assert_eq!(b.release_hold().await.unwrap(), None);
+}

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cashtag_bus::{Bus, ControlCommand, ControlState};
+use cashtag_bus::{Bus, ControlCommand, ControlHold, ControlState};
 use cashtag_calendar::Calendar;
 use cashtag_core::catalog;
 use chrono::{DateTime, Utc};
@@ -62,9 +62,41 @@ impl Controller {
         let clock = self.bus.clock().clone();
         let mut published: Option<ControlState> = None;
         let mut first = true;
+        // The operator's maintenance stop last read (kept while Redis does not answer).
+        let mut held: Option<ControlHold> = None;
         loop {
             let now = clock.now();
-            let decision = self.policy.decide(&self.calendar, now);
+            let mut decision = self.policy.decide(&self.calendar, now);
+            let was_held = held.is_some();
+            match self.bus.control_hold().await {
+                Ok(Some(h)) if h.holds_at(now) => held = Some(h),
+                Ok(Some(h)) => {
+                    // Its `--for` ran out: the calendar decides again.
+                    match self.bus.release_hold().await {
+                        Ok(_) => self.bus.emit(catalog::control_released(&h.reason, &h.by, true)),
+                        Err(e) => tracing::warn!(error = %e, "cannot remove the expired maintenance stop"),
+                    }
+                    held = None;
+                }
+                Ok(None) => held = None,
+                Err(e) => tracing::debug!(error = %e, "cannot read the maintenance stop; keeping the last one read"),
+            }
+            if let Some(h) = &held {
+                if !was_held {
+                    // The operator published the stop already: adopt it, do not repeat it.
+                    if let Ok(Some(s)) = self.bus.published_control().await {
+                        published = Some(s);
+                    }
+                }
+                decision = Decision {
+                    on: false,
+                    reason: h.state_reason(),
+                    next_change: h.until.unwrap_or(decision.next_change),
+                    session: decision.session,
+                };
+            } else if was_held && decision.on {
+                decision.reason = format!("{} (maintenance stop ended)", decision.reason);
+            }
             if published.is_none() {
                 // The truth is in Redis: what an earlier manager published.
                 match self.bus.control_state().await {

@@ -244,6 +244,63 @@ async fn a_restart_mid_session_keeps_the_state_on() {
 }
 
 #[tokio::test]
+async fn a_maintenance_stop_holds_the_sources_off_until_released_or_run_out() {
+    let prefix = unique("t-mgr-hold");
+    let mut sub = stand_in(&prefix).await;
+    let clock = Clock::manual(utc("2026-11-24T15:00:00Z"));
+    let mut m = start_manager(&prefix, &clock);
+    m.step_to(utc("2026-11-24T15:00:00Z")).await;
+    assert!(drain(&mut sub).await[0].0, "on during the session");
+
+    // An operator's stop: published at once, and the manager does not undo it.
+    let ops = bus(&prefix, "cashtagctl", clock.clone());
+    let hold = cashtag_bus::ControlHold {
+        reason: "disk swap".into(),
+        by: "ops".into(),
+        at: utc("2026-11-24T15:01:00Z"),
+        until: None,
+    };
+    ops.hold_sources(&hold).await.unwrap();
+    for t in ["2026-11-24T15:02:00Z", "2026-11-24T15:30:00Z", "2026-11-24T16:00:00Z"] {
+        m.step_to(utc(t)).await;
+    }
+    assert_eq!(
+        drain(&mut sub).await,
+        vec![(false, utc("2026-11-24T15:01:00Z"), "maintenance stop by ops: disk swap".to_string())],
+        "one stop, and the manager keeps it"
+    );
+    assert!(!ops.control_state().await.unwrap().is_on());
+
+    // Released: the next evaluation follows the calendar, and says why.
+    assert_eq!(ops.release_hold().await.unwrap(), Some(hold));
+    m.step_to(utc("2026-11-24T16:01:00Z")).await;
+    assert_eq!(
+        drain(&mut sub).await,
+        vec![(true, utc("2026-11-24T16:01:00Z"), "regular open (maintenance stop ended)".to_string())]
+    );
+
+    // A hold with an end: off until then, and the manager removes it and says so.
+    let until = utc("2026-11-24T17:00:00Z");
+    ops.hold_sources(&cashtag_bus::ControlHold {
+        reason: "reindex".into(),
+        by: "ops".into(),
+        at: utc("2026-11-24T16:30:00Z"),
+        until: Some(until),
+    })
+    .await
+    .unwrap();
+    m.step_to(utc("2026-11-24T16:59:59Z")).await;
+    assert_eq!(drain(&mut sub).await.len(), 1, "the stop only");
+    m.step_to(until).await;
+    let msgs = drain(&mut sub).await;
+    assert_eq!(msgs, vec![(true, until, "regular open (maintenance stop ended)".to_string())]);
+    assert_eq!(ops.control_hold().await.unwrap(), None, "the run-out hold is removed");
+    let released = m.events().await.into_iter().find(|e| e.code == "control.released").expect("control.released");
+    assert!(released.message.contains("reindex") && released.message.contains("ran out"), "{}", released.message);
+    m.stop().await;
+}
+
+#[tokio::test]
 async fn a_running_simulated_clock_crosses_the_open() {
     // 600x: the ten simulated minutes before the open pass in one wall second.
     let prefix = unique("t-mgr-sim");

@@ -47,6 +47,12 @@ catalog! {
     /// The control state was missing from Redis (restarted without persistence, flushed,
     /// evicted); the manager wrote it again, unchanged.
     CONTROL_REASSERTED = "control.reasserted", Warning;
+    /// An operator stopped the data sources for maintenance (`cashtagctl stop`), with a
+    /// reason; the manager keeps them off, whatever the calendar says, until the hold ends.
+    CONTROL_HOLD = "control.hold", Activity;
+    /// An operator's maintenance stop ended (`cashtagctl start`, or its `--for` ran out);
+    /// the manager follows the calendar again.
+    CONTROL_RELEASED = "control.released", Activity;
     /// A feature flag Redis did not hold was written with its configured default.
     FLAG_DEFAULT = "flag.default", Activity;
     /// An operator set a feature flag.
@@ -233,6 +239,27 @@ pub fn control_reasserted(on: bool, reason: &str) -> EventDraft {
     )
     .with("on", on)
     .with("reason", reason)
+}
+
+pub fn control_hold(reason: &str, by: &str, until: Option<DateTime<Utc>>) -> EventDraft {
+    let till = until.map(|t| format!(" until {}", rfc3339(&t))).unwrap_or_default();
+    let draft = activity(CONTROL_HOLD, format!("data sources stopped by {by}{till}: {reason}"))
+        .with("reason", reason)
+        .with("by", by);
+    match until {
+        Some(t) => draft.with("until", rfc3339(&t)),
+        None => draft,
+    }
+}
+
+/// `expired`: the hold's `--for` ran out (the manager says so), else an operator ended it.
+pub fn control_released(reason: &str, by: &str, expired: bool) -> EventDraft {
+    let message = if expired {
+        format!("the maintenance stop ({reason}) ran out; the calendar decides again")
+    } else {
+        format!("the maintenance stop ({reason}) was ended by {by}; the calendar decides again")
+    };
+    activity(CONTROL_RELEASED, message).with("reason", reason).with("by", by).with("expired", expired)
 }
 
 pub fn flag_default(name: &str, value: bool) -> EventDraft {

@@ -92,9 +92,17 @@ async fn run(settings: Settings) -> Result<(), Failure> {
     ];
     let hb_status = status.clone();
     svc.heartbeat(move || {
-        let on = hb_status.lock().unwrap().state.as_ref().is_some_and(|s| s.is_on());
+        let st = hb_status.lock().unwrap().clone();
+        let on = st.state.as_ref().is_some_and(|s| s.is_on());
         market_on.set(if on { 1.0 } else { 0.0 });
-        serde_json::json!({ "market_on": on })
+        // The decision too: `cashtagctl status` shows why and until when.
+        let d = st.decision.as_ref();
+        serde_json::json!({
+            "market_on": on,
+            "reason": d.map(|d| d.reason.clone()),
+            "next_change": d.map(|d| cashtag_core::time::rfc3339(&d.next_change)),
+            "session_date": d.map(|d| d.session.date.to_string()),
+        })
     });
     let addr = svc.serve(DEFAULT_PORT, cashtag_control::status::routes(bus.clone(), status, alive)).await?;
     tracing::info!(%addr, "manager running");

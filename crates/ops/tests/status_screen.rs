@@ -1,0 +1,136 @@
+//! The status screen from recorded answers, without an engine or a Redis.
+//!
+//! Each directory under `tests/fixtures/` is one moment of a real suite on this machine's
+//! Docker engine, recorded by `tests/fixtures/record.py`: `containers.json` is what the
+//! Engine API answered to inspect for every container of the project, and `bus.json`
+//! what Redis held (control state, maintenance stop, flags, heartbeats, newest events).
+//! `status.txt` is the screen they give; `CASHTAG_BLESS=1` rewrites it after a deliberate
+//! change of the layout (then read the diff).
+//!
+//! - `healthy`: the whole suite up at the simulated open, both fetchers writing.
+//! - `faults`: the same suite after `docker kill` of twitter, with moto (Kinesis) stopped
+//!   and a maintenance stop in force.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use bollard::models::ContainerInspectResponse;
+use cashtag_bus::{ControlHold, ControlState, Heartbeat};
+use cashtag_core::Event;
+use cashtag_ops::containers::ContainerView;
+use cashtag_ops::status::Status;
+use cashtag_ops::suite::SuiteState;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct RecordedBus {
+    now: DateTime<Utc>,
+    project: String,
+    control: ControlState,
+    hold: Option<ControlHold>,
+    flags: BTreeMap<String, bool>,
+    heartbeats: Vec<Heartbeat>,
+    events: Vec<Event>,
+}
+
+fn dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn recorded(name: &str) -> Status {
+    let containers: Vec<ContainerInspectResponse> =
+        serde_json::from_str(&std::fs::read_to_string(dir(name).join("containers.json")).unwrap())
+            .expect("the engine's inspect answers parse");
+    let bus: RecordedBus = serde_json::from_str(&std::fs::read_to_string(dir(name).join("bus.json")).unwrap())
+        .expect("the recorded bus parses");
+    let views: Vec<ContainerView> = {
+        let mut c = containers;
+        c.sort_by_key(|c| (cashtag_ops::engine::service_of(c), c.name.clone()));
+        c.iter().map(ContainerView::from_inspect).collect()
+    };
+    let suite = SuiteState::assemble(bus.control, bus.hold, bus.flags, bus.heartbeats, bus.events);
+    Status::new(&bus.project, bus.now, views, Ok(suite))
+}
+
+/// The screen equals the committed one (or rewrites it with CASHTAG_BLESS=1).
+fn matches_screen(name: &str, status: &Status) {
+    let screen = status.render();
+    let path = dir(name).join("status.txt");
+    if std::env::var("CASHTAG_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &screen).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).expect("status.txt (CASHTAG_BLESS=1 writes it)");
+    assert_eq!(screen, want, "the {name} screen changed:\n{screen}");
+}
+
+const SERVICES: [&str; 10] =
+    ["analysis", "backup", "log", "manager", "mongo", "moto", "predict", "redis", "stocks", "twitter"];
+
+#[test]
+fn a_healthy_suite_is_one_screen_and_exit_zero() {
+    let s = recorded("healthy");
+    assert!(s.healthy(), "problems: {:?}", s.problems);
+    let services: Vec<&str> = s.containers.iter().map(|c| c.service.as_str()).collect();
+    assert_eq!(services, SERVICES);
+    for c in &s.containers {
+        assert_eq!(c.state, "running", "{}", c.service);
+        assert!(c.uptime(s.now).is_some(), "{} has an uptime", c.service);
+        // moto has no health check in the compose file; the others are healthy.
+        assert_eq!(c.health.as_deref(), if c.service == "moto" { None } else { Some("healthy") }, "{}", c.service);
+        assert_eq!(c.cashtag_service, !["moto", "mongo", "redis"].contains(&c.service.as_str()), "{}", c.service);
+    }
+    let suite = s.suite.as_ref().unwrap();
+    assert!(suite.control.is_on());
+    assert_eq!(suite.fetchers.iter().map(|f| f.service.as_str()).collect::<Vec<_>>(), ["stocks", "twitter"]);
+    for f in &suite.fetchers {
+        let sinks: Vec<&str> = f.sinks.iter().map(|s| s.sink.as_str()).collect();
+        assert_eq!(sinks, ["mongo", "kinesis"], "{}", f.service);
+        // (Kinesis had just got its streams: it had written nothing yet.)
+        assert!(f.records > 0 && f.sinks.iter().all(|s| s.up) && f.sinks[0].written > 0, "{} writes: {f:?}", f.service);
+    }
+    let screen = s.render();
+    assert!(screen.contains("Market      on (regular open)"), "{screen}");
+    assert!(screen.ends_with("All healthy.\n"), "{screen}");
+    matches_screen("healthy", &s);
+    // The JSON form carries the same.
+    let v = serde_json::to_value(&s).unwrap();
+    assert_eq!(v["containers"].as_array().unwrap().len(), 10);
+    assert_eq!(v["problems"], serde_json::json!([]));
+    assert!(v["suite"]["fetchers"][0]["sinks"][0]["backlog_bytes"].is_u64());
+}
+
+#[test]
+fn a_killed_container_a_down_sink_and_a_maintenance_stop_show_as_such() {
+    let s = recorded("faults");
+    assert!(!s.healthy());
+    let twitter = s.containers.iter().find(|c| c.service == "twitter").unwrap();
+    assert_eq!((twitter.state.as_str(), twitter.exit_code), ("exited", Some(137)));
+    assert_eq!(twitter.uptime(s.now), None);
+    assert!(s.problems.contains(&"twitter exited with code 137".to_string()), "{:?}", s.problems);
+    let moto = s.containers.iter().find(|c| c.service == "moto").unwrap();
+    assert_eq!(moto.state, "exited");
+    // Kinesis is down for stocks: a note with its backlog, not a problem while the
+    // journal holds the records.
+    let suite = s.suite.as_ref().unwrap();
+    let stocks = suite.fetchers.iter().find(|f| f.service == "stocks").expect("stocks' heartbeat");
+    let kinesis = stocks.sinks.iter().find(|k| k.sink == "kinesis").unwrap();
+    assert!(!kinesis.up && kinesis.backlog_bytes > 0, "{kinesis:?}");
+    assert!(s.notes.iter().any(|n| n.starts_with("stocks: kinesis down for")), "{:?}", s.notes);
+    assert!(s.notes.iter().any(|n| n.contains("stopped for maintenance")), "{:?}", s.notes);
+    assert!(!suite.control.is_on());
+    let screen = s.render();
+    assert!(screen.contains("Maintenance stopped by"), "{screen}");
+    assert!(screen.contains("PROBLEM: twitter exited with code 137"), "{screen}");
+    matches_screen("faults", &s);
+}
+
+#[test]
+fn without_containers_or_a_bus_the_screen_says_so() {
+    let s = Status::new("empty", Utc::now(), Vec::new(), Err("Redis at redis://10.0.0.2:6379 needs a password".into()));
+    assert_eq!(s.problems, ["project \"empty\" has no containers (is it up? --project names another)"]);
+    assert!(s.render().contains("No containers."));
+    assert!(s.render().contains("Bus         cannot be read: Redis at redis://10.0.0.2:6379 needs a password"));
+    let bus_down = Status::new("p", Utc::now(), recorded("healthy").containers, Err("Redis at x: timed out".into()));
+    assert_eq!(bus_down.problems, ["the bus cannot be read: Redis at x: timed out"]);
+}
