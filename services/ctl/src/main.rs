@@ -6,6 +6,7 @@
 //! run for it failed (backup); 2 usage; 3 the Docker engine; 4 Redis; 5 no such project,
 //! service or backup.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -232,7 +233,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let query = LogQuery { follow, tail, since };
             let reading = tokio::spawn(async move { engine.logs(&services, &query, tx).await });
             while let Some(line) = rx.recv().await {
-                println!("{}", render(&line, &how));
+                // `cashtagctl logs -f | head`: a closed pipe ends the command quietly.
+                if writeln!(std::io::stdout(), "{}", render(&line, &how)).is_err() {
+                    reading.abort();
+                    return Ok(0);
+                }
             }
             reading.await.map_err(|e| Failure(1, e.to_string()))??;
             Ok(0)
