@@ -298,6 +298,12 @@ async fn cashtagctl_operates_the_running_suite() {
     let before = started(&status_json(&ctl).1);
     let killed = cashtag_deploy::docker(&["kill", &project.container("twitter")]);
     assert!(!killed.trim().is_empty());
+    // (`docker kill` returns once the signal is sent; the engine records the exit a moment later.)
+    let exited = cashtag_soak::wait_until(Duration::from_secs(10), || async {
+        project.inspect("twitter", "{{.State.Status}}") == "exited"
+    })
+    .await;
+    assert!(exited, "twitter exited after docker kill");
     let r = ctl.run(&["status"]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stdout.contains("PROBLEM: twitter exited with code 137"), "{}", r.stdout);
