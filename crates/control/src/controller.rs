@@ -94,7 +94,11 @@ impl Controller {
                     next_change: h.until.unwrap_or(decision.next_change),
                     session: decision.session,
                 };
-            } else if was_held && decision.on {
+            }
+            // A stop that just ended is followed by the calendar's own word, on or off,
+            // so the state's reason no longer names the stop.
+            let hold_ended = was_held && held.is_none();
+            if hold_ended {
                 decision.reason = format!("{} (maintenance stop ended)", decision.reason);
             }
             if published.is_none() {
@@ -124,7 +128,7 @@ impl Controller {
                     Err(e) => tracing::debug!(error = %e, "cannot read the control state to re-assert it"),
                 }
             }
-            if current.is_on() != decision.on {
+            if current.is_on() != decision.on || hold_ended {
                 let mut reason = decision.reason.clone();
                 if first && decision.on {
                     reason = format!("{reason} (manager started during the session)");

@@ -297,6 +297,26 @@ async fn a_maintenance_stop_holds_the_sources_off_until_released_or_run_out() {
     assert_eq!(ops.control_hold().await.unwrap(), None, "the run-out hold is removed");
     let released = m.events().await.into_iter().find(|e| e.code == "control.released").expect("control.released");
     assert!(released.message.contains("reindex") && released.message.contains("ran out"), "{}", released.message);
+
+    // Ended after the close: the calendar's stop replaces the maintenance stop's reason.
+    m.step_to(utc("2026-11-24T21:30:00Z")).await;
+    assert_eq!(drain(&mut sub).await.len(), 1, "the regular close");
+    ops.hold_sources(&cashtag_bus::ControlHold {
+        reason: "late work".into(),
+        by: "ops".into(),
+        at: utc("2026-11-24T21:31:00Z"),
+        until: None,
+    })
+    .await
+    .unwrap();
+    m.step_to(utc("2026-11-24T21:32:00Z")).await;
+    ops.release_hold().await.unwrap();
+    m.step_to(utc("2026-11-24T21:33:00Z")).await;
+    let msgs = drain(&mut sub).await;
+    assert_eq!(
+        msgs.last().unwrap(),
+        &(false, utc("2026-11-24T21:33:00Z"), "regular close (maintenance stop ended)".to_string())
+    );
     m.stop().await;
 }
 

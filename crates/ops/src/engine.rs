@@ -190,28 +190,41 @@ impl Engine {
         }
         let options = builder.build();
         let mut tasks = Vec::new();
-        let (inner_tx, mut inner_rx) = mpsc::channel::<Result<LogLine, OpsError>>(1024);
-        for c in &containers {
-            let stream = self.docker.logs(&c.id.clone().unwrap_or_default(), Some(options.clone()));
-            tasks.push(tokio::spawn(pump(service_of(c), stream, inner_tx.clone())));
-        }
-        drop(inner_tx);
         if query.follow {
+            // As they come.
+            let (inner_tx, mut inner_rx) = mpsc::channel::<Result<LogLine, OpsError>>(1024);
+            for c in &containers {
+                let stream = self.docker.logs(&c.id.clone().unwrap_or_default(), Some(options.clone()));
+                tasks.push(tokio::spawn(pump(service_of(c), stream, inner_tx.clone())));
+            }
+            drop(inner_tx);
             while let Some(line) = inner_rx.recv().await {
                 if tx.send(line?).await.is_err() {
                     break;
                 }
             }
         } else {
-            let mut lines = Vec::new();
-            while let Some(line) = inner_rx.recv().await {
-                lines.push(line?);
+            // Each container's log is in time order: merge them by time, a line at a time
+            // (a suite's logs can be gigabytes; nothing is held but one line each).
+            let mut streams = Vec::new();
+            for c in &containers {
+                let (one_tx, one_rx) = mpsc::channel::<Result<LogLine, OpsError>>(256);
+                let stream = self.docker.logs(&c.id.clone().unwrap_or_default(), Some(options.clone()));
+                tasks.push(tokio::spawn(pump(service_of(c), stream, one_tx)));
+                streams.push(one_rx);
             }
-            lines.sort_by_key(|l| l.at);
-            for l in lines {
-                if tx.send(l).await.is_err() {
+            let mut heads: Vec<Option<LogLine>> = Vec::new();
+            for rx in &mut streams {
+                heads.push(rx.recv().await.transpose()?);
+            }
+            while let Some(i) =
+                (0..heads.len()).filter(|i| heads[*i].is_some()).min_by_key(|i| heads[*i].as_ref().map(|l| l.at))
+            {
+                let line = heads[i].take().expect("a head");
+                if tx.send(line).await.is_err() {
                     break;
                 }
+                heads[i] = streams[i].recv().await.transpose()?;
             }
         }
         for t in tasks {
