@@ -121,7 +121,11 @@ impl Controller {
                 // has lost the state key; write it again, unchanged.
                 match self.bus.published_control().await {
                     Ok(Some(s)) if s == current => {}
-                    Ok(_) => match self.bus.publish_control(&current).await {
+                    // Written by someone else since: an operator's maintenance stop (whose
+                    // hold this evaluation may have just missed). Adopt it; the next
+                    // evaluation acts on it, and corrects it if the calendar disagrees.
+                    Ok(Some(s)) => published = Some(s),
+                    Ok(None) => match self.bus.publish_control(&current).await {
                         Ok(()) => self.bus.emit(catalog::control_reasserted(current.is_on(), &current.reason)),
                         Err(e) => tracing::warn!(error = %e, "cannot re-assert the control state; retrying"),
                     },
