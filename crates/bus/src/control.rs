@@ -93,13 +93,7 @@ impl Bus {
 
     /// The operator's maintenance stop, if one is stored (in force or run out).
     pub async fn control_hold(&self) -> Result<Option<ControlHold>, BusError> {
-        let mut c = self.conn();
-        let raw: Option<String> = c.get(self.keys().control_hold()).await.context("GET control hold")?;
-        raw.map(|s| {
-            serde_json::from_str(&s)
-                .map_err(|e| BusError::Malformed { what: "control hold".into(), message: e.to_string() })
-        })
-        .transpose()
+        read_json(self.conn(), &self.keys().control_hold(), "control hold").await
     }
 
     /// Removes the maintenance stop; returns the one removed. The manager's next
@@ -146,11 +140,17 @@ impl Bus {
     }
 }
 
-async fn read_state(mut c: redis::aio::ConnectionManager, key: String) -> Result<Option<ControlState>, BusError> {
-    let raw: Option<String> = c.get(&key).await.context("GET control state")?;
-    raw.map(|s| {
-        serde_json::from_str(&s)
-            .map_err(|e| BusError::Malformed { what: "control state".into(), message: e.to_string() })
-    })
-    .transpose()
+async fn read_state(c: redis::aio::ConnectionManager, key: String) -> Result<Option<ControlState>, BusError> {
+    read_json(c, &key, "control state").await
+}
+
+/// A JSON value stored at a key; none when the key is absent.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    mut c: redis::aio::ConnectionManager,
+    key: &str,
+    what: &str,
+) -> Result<Option<T>, BusError> {
+    let raw: Option<String> = c.get(key).await.context(format!("GET {what}"))?;
+    raw.map(|s| serde_json::from_str(&s).map_err(|e| BusError::Malformed { what: what.into(), message: e.to_string() }))
+        .transpose()
 }
