@@ -11,13 +11,15 @@
 //! The score is VADER's normalized sum in [-1, 1]; the label is bullish at ≥ 0.05,
 //! bearish at ≤ −0.05 and neutral in between (VADER's own thresholds).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use cashtag_core::{FinanceScore, SentimentLabel};
 use serde::Deserialize;
 
-use crate::pytext::{is_py_punct, py_split, py_strip};
-use crate::vader::{Emojis, Lexicon, Vader, but_check, score_valence_raw, token_valences, tokenize};
+use crate::pytext::{is_py_punct, py_split};
+use crate::vader::{Emojis, Emphasis, FxHasher, Lexicon, Vader, with_tokens};
 
 /// Scores at or beyond this magnitude get a bullish or bearish label.
 pub const LABEL_THRESHOLD: f64 = 0.05;
@@ -37,14 +39,16 @@ struct Phrase {
     token: String,
 }
 
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
 /// The finance scorer.
 pub struct Finance {
     lexicon: Lexicon,
     emojis: Emojis,
-    finance_emoji: HashMap<char, String>,
+    finance_emoji: FxMap<char, String>,
     phrases: Vec<Phrase>,
     /// Indices into `phrases` by first word, longest phrase first.
-    by_first_word: HashMap<String, Vec<usize>>,
+    by_first_word: FxMap<Box<str>, Vec<usize>>,
 }
 
 impl Finance {
@@ -84,9 +88,9 @@ impl Finance {
                 }
             })
             .collect();
-        let mut by_first_word: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_first_word: FxMap<Box<str>, Vec<usize>> = FxMap::default();
         for (i, p) in phrases.iter().enumerate() {
-            by_first_word.entry(p.words[0].clone()).or_default().push(i);
+            by_first_word.entry(p.words[0].as_str().into()).or_default().push(i);
         }
         Finance { lexicon, emojis: vader.emojis.clone(), finance_emoji, phrases, by_first_word }
     }
@@ -107,20 +111,36 @@ impl Finance {
 
     /// The unrounded score in [-1, 1].
     pub fn raw_score(&self, text: &str, tickers: &[&str]) -> f64 {
-        let cleaned = self.prepare(text, tickers);
-        let text = py_strip(&cleaned);
-        let tokens = tokenize(text, &self.lexicon);
-        let mut sentiments = token_valences(&tokens);
-        but_check(&tokens, &mut sentiments);
-        score_valence_raw(&sentiments, text).3
+        let unescaped = html_unescape(text);
+        let with_words = self.finance_emoji_words(&unescaped);
+        let described = self.emojis.describe(&with_words);
+        let words = self.words(&described, tickers);
+        with_tokens(|tokens| {
+            let mut emphasis = Emphasis::default();
+            for w in &words {
+                tokens.push(w, &self.lexicon);
+                emphasis.add(w);
+            }
+            tokens.score(emphasis).3
+        })
     }
 
-    /// Cleans a post into text VADER's rules can score with the finance lexicon.
+    /// Cleans a post into text VADER's rules can score with the finance lexicon (what
+    /// [`Finance::raw_score`] scores, as one string).
     pub fn prepare(&self, text: &str, tickers: &[&str]) -> String {
         let unescaped = html_unescape(text);
-        // Finance meanings of emoji first, then VADER's descriptions for the rest.
-        let mut with_words = String::with_capacity(unescaped.len() + 16);
-        for c in unescaped.chars() {
+        let with_words = self.finance_emoji_words(&unescaped);
+        let described = self.emojis.describe(&with_words);
+        self.words(&described, tickers).join(" ")
+    }
+
+    /// Finance meanings of emoji first (VADER's descriptions come after, for the rest).
+    fn finance_emoji_words<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if text.is_ascii() || !text.chars().any(|c| self.finance_emoji.contains_key(&c)) {
+            return Cow::Borrowed(text);
+        }
+        let mut with_words = String::with_capacity(text.len() + 16);
+        for c in text.chars() {
             match self.finance_emoji.get(&c) {
                 Some(w) => {
                     with_words.push(' ');
@@ -130,17 +150,16 @@ impl Finance {
                 None => with_words.push(c),
             }
         }
-        let described = self.emojis.describe(&with_words).into_owned();
-        let mut tokens: Vec<String> = Vec::new();
-        for raw in py_split(&described) {
-            if let Some(t) = self.clean_token(raw, tickers) {
-                tokens.push(t);
-            }
-        }
-        self.merge_phrases(tokens).join(" ")
+        Cow::Owned(with_words)
     }
 
-    fn clean_token(&self, raw: &str, tickers: &[&str]) -> Option<String> {
+    /// The cleaned words of emoji-described text, with multi-word expressions merged.
+    fn words<'t>(&self, described: &'t str, tickers: &[&str]) -> Vec<Cow<'t, str>> {
+        let tokens: Vec<Cow<'t, str>> = py_split(described).filter_map(|raw| self.clean_token(raw, tickers)).collect();
+        self.merge_phrases(tokens)
+    }
+
+    fn clean_token<'t>(&self, raw: &'t str, tickers: &[&str]) -> Option<Cow<'t, str>> {
         let lead = raw.trim_start_matches(['(', '[', '"', '\'']);
         if lead.starts_with("http://") || lead.starts_with("https://") || lead.starts_with("www.") {
             return None;
@@ -155,10 +174,10 @@ impl Finance {
                     let sym_len =
                         rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')).unwrap_or(rest.len());
                     let tail = rest[sym_len..].trim_start_matches(['.', '-']);
-                    return (!tail.is_empty()).then(|| tail.to_string());
+                    return (!tail.is_empty()).then_some(Cow::Borrowed(tail));
                 }
                 // A money amount: keep the number.
-                Some(c) if c.is_ascii_digit() => return Some(rest.to_string()),
+                Some(c) if c.is_ascii_digit() => return Some(Cow::Borrowed(rest)),
                 _ => {}
             }
         }
@@ -175,14 +194,14 @@ impl Finance {
 
     /// "mooooon" → "moon", "GOOOOO" → "GO": a run of three or more equal letters is cut
     /// to two, then one, when that makes a lexicon word.
-    fn shorten_elongated(&self, word: &str) -> String {
+    fn shorten_elongated<'t>(&self, word: &'t str) -> Cow<'t, str> {
         if !has_run(word, 3) {
-            return word.to_string();
+            return Cow::Borrowed(word);
         }
         let lower = word.to_lowercase();
         let core = lower.trim_matches(is_py_punct);
         if self.lexicon.get(core).is_some() || !has_run(core, 3) {
-            return word.to_string();
+            return Cow::Borrowed(word);
         }
         for keep in [2, 1] {
             let short = collapse_runs(core, keep);
@@ -195,45 +214,80 @@ impl Finance {
                     rev.chars().rev().collect()
                 };
                 let body = if upper { short.to_uppercase() } else { short };
-                return format!("{prefix}{body}{suffix}");
+                return Cow::Owned(format!("{prefix}{body}{suffix}"));
             }
         }
-        word.to_string()
+        Cow::Borrowed(word)
     }
 
-    fn merge_phrases(&self, tokens: Vec<String>) -> Vec<String> {
-        // Each token's lower-case form, and for elongated words also the forms with letter
-        // runs cut to two and one ("GOOOOO" matches "go").
-        let keys: Vec<Vec<String>> = tokens
-            .iter()
-            .map(|t| {
-                let k = t.trim_matches(is_py_punct).to_lowercase();
-                if has_run(&k, 3) { vec![collapse_runs(&k, 2), collapse_runs(&k, 1), k] } else { vec![k] }
-            })
-            .collect();
+    /// Merges multi-word expressions into one token ("buy the dip" → `fin_buy_the_dip`),
+    /// matching each word's lower-case form without its punctuation, and for elongated
+    /// words also the forms with letter runs cut to two and one ("GOOOOO" matches "go").
+    fn merge_phrases<'t>(&self, mut tokens: Vec<Cow<'t, str>>) -> Vec<Cow<'t, str>> {
+        let mut key = String::new();
         let mut out = Vec::with_capacity(tokens.len());
         let mut i = 0;
         'outer: while i < tokens.len() {
-            let candidates = keys[i].iter().filter_map(|k| self.by_first_word.get(k)).flatten();
+            phrase_key(&tokens[i], &mut key);
+            let forms: [Option<Cow<'_, str>>; 3] = if has_run(&key, 3) {
+                [
+                    Some(Cow::Owned(collapse_runs(&key, 2))),
+                    Some(Cow::Owned(collapse_runs(&key, 1))),
+                    Some(Cow::Borrowed(&key)),
+                ]
+            } else {
+                [Some(Cow::Borrowed(&key)), None, None]
+            };
+            let candidates = forms.iter().flatten().filter_map(|k| self.by_first_word.get(&**k)).flatten();
             for &pi in candidates {
                 let p = &self.phrases[pi];
                 let n = p.words.len();
-                if i + n <= tokens.len() && (0..n).all(|k| keys[i + k].contains(&p.words[k])) {
+                if i + n <= tokens.len() && (1..n).all(|k| key_matches(&tokens[i + k], &p.words[k])) {
                     let last = &tokens[i + n - 1];
-                    let trailing: String = {
-                        let rev: String = last.chars().rev().take_while(|c| is_py_punct(*c)).collect();
-                        rev.chars().rev().collect()
-                    };
-                    out.push(format!("{}{trailing}", p.token));
+                    let trailing = &last[last.trim_end_matches(is_py_punct).len()..];
+                    out.push(Cow::Owned(format!("{}{trailing}", p.token)));
                     i += n;
                     continue 'outer;
                 }
             }
-            out.push(tokens[i].clone());
+            out.push(std::mem::take(&mut tokens[i]));
             i += 1;
         }
         out
     }
+}
+
+/// A token's phrase key: lower case, without surrounding punctuation.
+fn phrase_key(token: &str, key: &mut String) {
+    key.clear();
+    let core = token.trim_matches(is_py_punct);
+    if core.is_ascii() {
+        key.push_str(core);
+        key.make_ascii_lowercase();
+    } else {
+        key.push_str(&core.to_lowercase());
+    }
+}
+
+/// Whether a token matches a phrase word, as itself or (elongated) with its runs cut.
+fn key_matches(token: &str, word: &str) -> bool {
+    let core = token.trim_matches(is_py_punct);
+    if core.is_ascii() {
+        if core.len() == word.len() && core.bytes().zip(word.bytes()).all(|(a, b)| a.to_ascii_lowercase() == b) {
+            return true;
+        }
+        // Without a run of three letters (case aside) there is no shorter form to try.
+        let lower_run = core.as_bytes().windows(3).any(|w| {
+            let [a, b, c] = [w[0], w[1], w[2]].map(|x| x.to_ascii_lowercase());
+            a == b && b == c
+        });
+        if !lower_run {
+            return false;
+        }
+    }
+    let mut key = String::new();
+    phrase_key(token, &mut key);
+    key == word || (has_run(&key, 3) && (collapse_runs(&key, 2) == word || collapse_runs(&key, 1) == word))
 }
 
 fn has_run(s: &str, n: usize) -> bool {
@@ -272,9 +326,9 @@ fn collapse_runs(s: &str, keep: usize) -> String {
 }
 
 /// Decodes the HTML entities that APIs leave in post text (`&#39;`, `&amp;` …).
-pub fn html_unescape(s: &str) -> String {
+pub fn html_unescape(s: &str) -> Cow<'_, str> {
     if !s.contains('&') {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -311,7 +365,7 @@ pub fn html_unescape(s: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -363,6 +417,14 @@ mod tests {
     #[test]
     fn entities_decode() {
         assert_eq!(html_unescape("a &amp; b &#39;c&#39; &#x1F680; &bogus; &"), "a & b 'c' 🚀 &bogus; &");
+    }
+
+    #[test]
+    fn phrases_match_in_any_case_and_elongated() {
+        let f = fin();
+        assert_eq!(f.prepare("Buy the DiIiP!", &[]), "fin_buy_the_dip!");
+        assert_eq!(f.prepare("TO THE MOOOON", &[]), "fin_to_the_moon");
+        assert_eq!(f.prepare("to the mo", &[]), "to the mo");
     }
 
     #[test]

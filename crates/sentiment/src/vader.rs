@@ -10,7 +10,7 @@
 //! as in CPython 3.11 (plain left-to-right `sum`), so results are bit-identical.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
@@ -206,29 +206,32 @@ impl Hasher for FxHasher {
 
 type FxBuild = BuildHasherDefault<FxHasher>;
 
-fn booster_words() -> &'static HashMap<&'static str, f64, FxBuild> {
-    static MAP: OnceLock<HashMap<&'static str, f64, FxBuild>> = OnceLock::new();
-    MAP.get_or_init(|| BOOSTERS.iter().copied().collect())
-}
-
-fn negate_words() -> &'static HashSet<&'static str, FxBuild> {
-    static SET: OnceLock<HashSet<&'static str, FxBuild>> = OnceLock::new();
-    SET.get_or_init(|| NEGATE.iter().copied().collect())
+/// What VADER's rules need to know of one lower-case word, found with one lookup: its
+/// valence, its booster or dampener value, whether it negates.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Word {
+    pub valence: Option<f64>,
+    pub booster: Option<f64>,
+    pub negation: bool,
+    /// Whether the word is part of a special-case idiom or a multi-word booster: only
+    /// then can the idiom rule change anything.
+    pub idiom: bool,
 }
 
 /// VADER's four scores, rounded as the reference rounds them.
 pub use cashtag_core::VaderScores;
 
-/// A sentiment lexicon: lower-case token → valence.
+/// A sentiment lexicon: lower-case token → valence, with VADER's boosters, dampeners and
+/// negation words in the same table, so a token costs one lookup.
 #[derive(Debug, Clone, Default)]
 pub struct Lexicon {
-    words: HashMap<String, f64, FxBuild>,
+    words: HashMap<Box<str>, Word, FxBuild>,
 }
 
 impl Lexicon {
     /// Parses the `vader_lexicon.txt` format: `token<TAB>mean<TAB>...` per line.
     pub fn parse(text: &str) -> Self {
-        let mut words = HashMap::default();
+        let mut lexicon = Lexicon::default();
         for line in text.trim_end_matches('\n').split('\n') {
             if line.is_empty() {
                 continue;
@@ -236,29 +239,53 @@ impl Lexicon {
             let mut f = py_strip(line).split('\t');
             let (Some(word), Some(measure)) = (f.next(), f.next()) else { continue };
             let Ok(v) = measure.parse::<f64>() else { continue };
-            words.insert(word.to_string(), v);
+            lexicon.insert(word, v);
         }
-        Lexicon { words }
+        for (word, b) in BOOSTERS {
+            lexicon.words.entry((*word).into()).or_default().booster = Some(*b);
+        }
+        for word in NEGATE {
+            lexicon.words.entry((*word).into()).or_default().negation = true;
+        }
+        for (key, _) in SPECIAL_CASES.iter().chain(BOOSTERS).filter(|(k, _)| k.contains(' ')) {
+            for word in key.split(' ') {
+                lexicon.words.entry(word.into()).or_default().idiom = true;
+            }
+        }
+        lexicon
     }
 
+    /// The valence of a lower-case word.
     pub fn get(&self, lower: &str) -> Option<f64> {
-        self.words.get(lower).copied()
+        self.words.get(lower).and_then(|w| w.valence)
+    }
+
+    /// Everything the rules need of a lower-case word (all empty for an unknown word).
+    pub fn word(&self, lower: &str) -> Word {
+        self.words.get(lower).copied().unwrap_or_default()
     }
 
     pub fn insert(&mut self, word: &str, valence: f64) {
-        self.words.insert(word.to_string(), valence);
+        self.words.entry(word.into()).or_default().valence = Some(valence);
     }
 
+    /// Takes a word's valence away (it stays a booster or negation if it is one).
     pub fn remove(&mut self, word: &str) {
-        self.words.remove(word);
+        if let Some(w) = self.words.get_mut(word) {
+            w.valence = None;
+            if *w == Word::default() {
+                self.words.remove(word);
+            }
+        }
     }
 
+    /// The number of words with a valence.
     pub fn len(&self) -> usize {
-        self.words.len()
+        self.words.values().filter(|w| w.valence.is_some()).count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.words.is_empty()
+        self.len() == 0
     }
 }
 
@@ -292,7 +319,7 @@ impl Emojis {
 
     /// Replaces every emoji by its description, separated by spaces, as the reference does.
     pub fn describe<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        if !text.chars().any(|c| !c.is_ascii() && self.map.contains_key(&c)) {
+        if text.is_ascii() || !text.chars().any(|c| !c.is_ascii() && self.map.contains_key(&c)) {
             return Cow::Borrowed(text);
         }
         let mut out = String::with_capacity(text.len() + 32);
@@ -316,10 +343,6 @@ impl Emojis {
     }
 }
 
-fn booster(lower: &str) -> Option<f64> {
-    booster_words().get(lower).copied()
-}
-
 /// Multi-word keys of a table, split once: the reference joins tokens with spaces and
 /// looks the string up; tokens never contain spaces, so only keys of as many words as
 /// tokens can match.
@@ -341,74 +364,159 @@ fn booster_phrase(words: &[&str]) -> Option<f64> {
 
 /// `negated([word])` of the reference: a negation word, or any word containing "n't".
 pub fn negated(lower: &str) -> bool {
-    negate_words().contains(lower) || lower.contains("n't")
+    NEGATE.contains(&lower) || lower.contains("n't")
 }
 
 /// `_strip_punc_if_word`: strip ASCII punctuation unless that leaves two characters or fewer.
 fn strip_punc_if_word(token: &str) -> &str {
     let stripped = token.trim_matches(is_py_punct);
-    if stripped.chars().count() <= 2 { token } else { stripped }
+    if stripped.len() <= 2 || stripped.chars().nth(2).is_none() { token } else { stripped }
 }
 
-/// One token with what the rules ask of it, computed once.
-pub struct Token<'t> {
-    pub raw: &'t str,
-    pub lower: Cow<'t, str>,
+/// One token with what the rules ask of it, computed once. Its lower-case form lives in
+/// the [`Tokens`] it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Token {
+    lower: (u32, u32),
     pub valence: Option<f64>,
     pub upper: bool,
     /// The booster or dampener value of the word, if it is one.
     pub booster: Option<f64>,
     /// Whether the word negates (`negated([word])` of the reference).
     pub negation: bool,
+    /// Whether the word belongs to a multi-word idiom ([`Word::idiom`]).
+    pub idiom: bool,
 }
 
-fn lower_of(s: &str) -> Cow<'_, str> {
-    if s.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(s.to_lowercase())
+/// VADER's "words and emoticons" of one text, with their lower-case forms in one buffer:
+/// tokenizing allocates nothing once the buffers have grown to the size of a post.
+#[derive(Debug, Default)]
+pub struct Tokens {
+    lower: String,
+    list: Vec<Token>,
+    /// The valence of every token, filled by [`Tokens::score`].
+    sentiments: Vec<f64>,
+}
+
+impl Tokens {
+    pub fn clear(&mut self) {
+        self.lower.clear();
+        self.list.clear();
+        self.sentiments.clear();
+    }
+
+    /// Adds one whitespace-free piece of text as VADER tokenizes it.
+    pub fn push(&mut self, piece: &str, lexicon: &Lexicon) {
+        let raw = strip_punc_if_word(piece);
+        let start = self.lower.len();
+        if raw.is_ascii() {
+            self.lower.push_str(raw);
+            self.lower[start..].make_ascii_lowercase();
+        } else {
+            self.lower.push_str(&raw.to_lowercase());
+        }
+        let lower = &self.lower[start..];
+        let word = lexicon.word(lower);
+        let negation = word.negation || lower.contains("n't");
+        self.list.push(Token {
+            lower: (start as u32, self.lower.len() as u32),
+            valence: word.valence,
+            upper: py_isupper(raw),
+            booster: word.booster,
+            negation,
+            idiom: word.idiom,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn token(&self, j: usize) -> &Token {
+        &self.list[j]
+    }
+
+    /// The lower-case form of token `j`.
+    pub fn low(&self, j: usize) -> &str {
+        let (a, b) = self.list[j].lower;
+        &self.lower[a as usize..b as usize]
+    }
+
+    /// `polarity_scores` after tokenizing, unrounded: (neg, neu, pos, compound). `emphasis`
+    /// is the text's `!` and `?` count ([`Emphasis::of`]).
+    pub fn score(&mut self, emphasis: Emphasis) -> (f64, f64, f64, f64) {
+        let mut sentiments = std::mem::take(&mut self.sentiments);
+        token_valences(self, &mut sentiments);
+        but_check(self, &mut sentiments);
+        let scores = score_valence_raw(&sentiments, emphasis);
+        self.sentiments = sentiments;
+        scores
     }
 }
 
-/// Splits emoji-described text into VADER's "words and emoticons".
-pub fn tokenize<'t>(text: &'t str, lexicon: &Lexicon) -> Vec<Token<'t>> {
-    py_split(text)
-        .map(strip_punc_if_word)
-        .map(|raw| {
-            let lower = lower_of(raw);
-            let valence = lexicon.get(&lower);
-            let booster = booster(&lower);
-            let negation = negated(&lower);
-            Token { raw, upper: py_isupper(raw), lower, valence, booster, negation }
-        })
-        .collect()
+/// Runs `f` with this thread's token buffers (fresh ones if they are in use).
+pub(crate) fn with_tokens<R>(f: impl FnOnce(&mut Tokens) -> R) -> R {
+    thread_local! {
+        static TOKENS: std::cell::RefCell<Tokens> = std::cell::RefCell::new(Tokens::default());
+    }
+    TOKENS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut tokens) => {
+            tokens.clear();
+            f(&mut tokens)
+        }
+        Err(_) => f(&mut Tokens::default()),
+    })
+}
+
+/// The `!` and `?` of a text, which VADER's punctuation emphasis counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Emphasis {
+    pub exclamations: usize,
+    pub questions: usize,
+}
+
+impl Emphasis {
+    pub fn of(text: &str) -> Self {
+        let mut e = Emphasis::default();
+        e.add(text);
+        e
+    }
+
+    pub fn add(&mut self, text: &str) {
+        for b in text.bytes() {
+            self.exclamations += (b == b'!') as usize;
+            self.questions += (b == b'?') as usize;
+        }
+    }
 }
 
 /// The valence of every token (the reference's `sentiments` list, before the `but` rule).
-pub fn token_valences(tokens: &[Token<'_>]) -> Vec<f64> {
+fn token_valences(tokens: &Tokens, sentiments: &mut Vec<f64>) {
     let n = tokens.len();
-    let uppers = tokens.iter().filter(|t| t.upper).count();
+    let uppers = tokens.list.iter().filter(|t| t.upper).count();
     let cap_diff = {
         let diff = n - uppers;
         0 < diff && diff < n
     };
-    let low = |j: usize| -> &str { &tokens[j].lower };
-    let mut sentiments = Vec::with_capacity(n);
+    sentiments.clear();
     for i in 0..n {
-        if tokens[i].booster.is_some() {
+        if tokens.list[i].booster.is_some() {
             sentiments.push(0.0);
             continue;
         }
-        if i < n - 1 && low(i) == "kind" && low(i + 1) == "of" {
+        if i < n - 1 && tokens.low(i) == "kind" && tokens.low(i + 1) == "of" {
             sentiments.push(0.0);
             continue;
         }
         sentiments.push(valence_at(tokens, i, cap_diff));
     }
-    sentiments
 }
 
-fn scalar_inc_dec(t: &Token<'_>, valence: f64, cap_diff: bool) -> f64 {
+fn scalar_inc_dec(t: &Token, valence: f64, cap_diff: bool) -> f64 {
     let Some(mut scalar) = t.booster else { return 0.0 };
     if valence < 0.0 {
         scalar *= -1.0;
@@ -423,12 +531,13 @@ fn scalar_inc_dec(t: &Token<'_>, valence: f64, cap_diff: bool) -> f64 {
     scalar
 }
 
-fn valence_at(tokens: &[Token<'_>], i: usize, cap_diff: bool) -> f64 {
+fn valence_at(tokens: &Tokens, i: usize, cap_diff: bool) -> f64 {
     let n = tokens.len();
-    let low = |j: usize| -> &str { &tokens[j].lower };
-    let Some(base) = tokens[i].valence else { return 0.0 };
+    let low = |j: usize| -> &str { tokens.low(j) };
+    let t = &tokens.list;
+    let Some(base) = t[i].valence else { return 0.0 };
     let mut valence = base;
-    if low(i) == "no" && i != n - 1 && tokens[i + 1].valence.is_some() {
+    if low(i) == "no" && i != n - 1 && t[i + 1].valence.is_some() {
         valence = 0.0;
     }
     if (i > 0 && low(i - 1) == "no")
@@ -437,7 +546,7 @@ fn valence_at(tokens: &[Token<'_>], i: usize, cap_diff: bool) -> f64 {
     {
         valence = base * N_SCALAR;
     }
-    if tokens[i].upper && cap_diff {
+    if t[i].upper && cap_diff {
         if valence > 0.0 {
             valence += C_INCR;
         } else {
@@ -445,8 +554,8 @@ fn valence_at(tokens: &[Token<'_>], i: usize, cap_diff: bool) -> f64 {
         }
     }
     for start_i in 0..3 {
-        if i > start_i && tokens[i - (start_i + 1)].valence.is_none() {
-            let mut s = scalar_inc_dec(&tokens[i - (start_i + 1)], valence, cap_diff);
+        if i > start_i && t[i - (start_i + 1)].valence.is_none() {
+            let mut s = scalar_inc_dec(&t[i - (start_i + 1)], valence, cap_diff);
             if start_i == 1 && s != 0.0 {
                 s *= 0.95;
             }
@@ -463,24 +572,26 @@ fn valence_at(tokens: &[Token<'_>], i: usize, cap_diff: bool) -> f64 {
     least_check(valence, tokens, i)
 }
 
-fn least_check(mut valence: f64, tokens: &[Token<'_>], i: usize) -> f64 {
-    let low = |j: usize| -> &str { &tokens[j].lower };
-    if i > 1 && tokens[i - 1].valence.is_none() && low(i - 1) == "least" {
+fn least_check(mut valence: f64, tokens: &Tokens, i: usize) -> f64 {
+    let low = |j: usize| -> &str { tokens.low(j) };
+    let t = &tokens.list;
+    if i > 1 && t[i - 1].valence.is_none() && low(i - 1) == "least" {
         if low(i - 2) != "at" && low(i - 2) != "very" {
             valence *= N_SCALAR;
         }
-    } else if i > 0 && tokens[i - 1].valence.is_none() && low(i - 1) == "least" {
+    } else if i > 0 && t[i - 1].valence.is_none() && low(i - 1) == "least" {
         valence *= N_SCALAR;
     }
     valence
 }
 
-fn negation_check(mut valence: f64, tokens: &[Token<'_>], start_i: usize, i: usize) -> f64 {
-    let low = |j: usize| -> &str { &tokens[j].lower };
+fn negation_check(mut valence: f64, tokens: &Tokens, start_i: usize, i: usize) -> f64 {
+    let low = |j: usize| -> &str { tokens.low(j) };
+    let t = &tokens.list;
     let so_this = |w: &str| w == "so" || w == "this";
     match start_i {
         0 => {
-            if tokens[i - 1].negation {
+            if t[i - 1].negation {
                 valence *= N_SCALAR;
             }
         }
@@ -488,7 +599,7 @@ fn negation_check(mut valence: f64, tokens: &[Token<'_>], start_i: usize, i: usi
             if low(i - 2) == "never" && so_this(low(i - 1)) {
                 valence *= 1.25;
             } else if low(i - 2) == "without" && low(i - 1) == "doubt" {
-            } else if tokens[i - 2].negation {
+            } else if t[i - 2].negation {
                 valence *= N_SCALAR;
             }
         }
@@ -497,7 +608,7 @@ fn negation_check(mut valence: f64, tokens: &[Token<'_>], start_i: usize, i: usi
             if (low(i - 3) == "never" && so_this(low(i - 2))) || so_this(low(i - 1)) {
                 valence *= 1.25;
             } else if low(i - 3) == "without" && (low(i - 2) == "doubt" || low(i - 1) == "doubt") {
-            } else if tokens[i - 3].negation {
+            } else if t[i - 3].negation {
                 valence *= N_SCALAR;
             }
         }
@@ -505,9 +616,13 @@ fn negation_check(mut valence: f64, tokens: &[Token<'_>], start_i: usize, i: usi
     valence
 }
 
-fn special_idioms_check(mut valence: f64, tokens: &[Token<'_>], i: usize) -> f64 {
+fn special_idioms_check(mut valence: f64, tokens: &Tokens, i: usize) -> f64 {
     let n = tokens.len();
-    let l = |j: usize| -> &str { &tokens[j].lower };
+    // Every sequence below is made of tokens i-3 ..= i+2; none of them in an idiom, no match.
+    if !tokens.list[i - 3..(i + 3).min(n)].iter().any(|t| t.idiom) {
+        return valence;
+    }
+    let l = |j: usize| -> &str { tokens.low(j) };
     let l = [l(i.saturating_sub(3)), l(i - 2), l(i - 1), l(i), l((i + 1).min(n - 1)), l((i + 2).min(n - 1))];
     // l[0] = i-3, l[1] = i-2, l[2] = i-1, l[3] = i, l[4] = i+1, l[5] = i+2 (when they exist)
     let onezero = [l[2], l[3]];
@@ -543,8 +658,8 @@ fn special_idioms_check(mut valence: f64, tokens: &[Token<'_>], i: usize) -> f64
 
 /// The `but` rule of the reference, including its use of `list.index` (the first equal
 /// value is the one modified).
-pub fn but_check(tokens: &[Token<'_>], sentiments: &mut [f64]) {
-    let Some(bi) = tokens.iter().position(|t| t.lower == "but") else { return };
+fn but_check(tokens: &Tokens, sentiments: &mut [f64]) {
+    let Some(bi) = (0..tokens.len()).position(|j| tokens.low(j) == "but") else { return };
     for k in 0..sentiments.len() {
         let sentiment = sentiments[k];
         let si = sentiments.iter().position(|s| *s == sentiment).expect("present");
@@ -556,10 +671,10 @@ pub fn but_check(tokens: &[Token<'_>], sentiments: &mut [f64]) {
     }
 }
 
-fn punctuation_emphasis(text: &str) -> f64 {
-    let ep = text.bytes().filter(|b| *b == b'!').count().min(4);
+fn punctuation_emphasis(e: Emphasis) -> f64 {
+    let ep = e.exclamations.min(4);
     let ep_amplifier = ep as f64 * 0.292;
-    let qm = text.bytes().filter(|b| *b == b'?').count();
+    let qm = e.questions;
     let qm_amplifier = if qm > 1 { if qm <= 3 { qm as f64 * 0.18 } else { 0.96 } } else { 0.0 };
     ep_amplifier + qm_amplifier
 }
@@ -587,7 +702,7 @@ pub fn py_round(x: f64, digits: usize) -> f64 {
 }
 
 /// `score_valence`, unrounded: (neg, neu, pos, compound).
-pub fn score_valence_raw(sentiments: &[f64], text: &str) -> (f64, f64, f64, f64) {
+fn score_valence_raw(sentiments: &[f64], emphasis: Emphasis) -> (f64, f64, f64, f64) {
     if sentiments.is_empty() {
         return (0.0, 0.0, 0.0, 0.0);
     }
@@ -595,7 +710,7 @@ pub fn score_valence_raw(sentiments: &[f64], text: &str) -> (f64, f64, f64, f64)
     for s in sentiments {
         sum_s += *s;
     }
-    let punct = punctuation_emphasis(text);
+    let punct = punctuation_emphasis(emphasis);
     if sum_s > 0.0 {
         sum_s += punct;
     } else if sum_s < 0.0 {
@@ -649,10 +764,12 @@ impl Vader {
     pub fn polarity_scores(&self, text: &str) -> VaderScores {
         let described = self.emojis.describe(text);
         let text = py_strip(&described);
-        let tokens = tokenize(text, &self.lexicon);
-        let mut sentiments = token_valences(&tokens);
-        but_check(&tokens, &mut sentiments);
-        let (neg, neu, pos, compound) = score_valence_raw(&sentiments, text);
+        let (neg, neu, pos, compound) = with_tokens(|tokens| {
+            for piece in py_split(text) {
+                tokens.push(piece, &self.lexicon);
+            }
+            tokens.score(Emphasis::of(text))
+        });
         VaderScores {
             neg: py_round(neg, 3),
             neu: py_round(neu, 3),

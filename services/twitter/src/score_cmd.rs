@@ -1,9 +1,10 @@
 //! `cashtag-twitter score`: scores texts from stdin, one JSON object per line on stdout.
 
+use std::borrow::Cow;
 use std::io::{BufRead, IsTerminal, Write};
 
 use cashtag_sentiment::Scorer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(clap::Args)]
 pub struct ScoreArgs {
@@ -26,45 +27,66 @@ struct FinanceOut {
     label: &'static str,
 }
 
-/// One input line: plain text, or a JSON object with a `text` field (and optionally `tickers`).
-fn parse_line(line: &str) -> Result<(String, Vec<String>), String> {
-    let trimmed = line.trim_start();
-    if !trimmed.starts_with('{') {
-        return Ok((line.to_string(), Vec::new()));
-    }
-    let v: serde_json::Value = serde_json::from_str(trimmed).map_err(|e| format!("not valid JSON: {e}"))?;
-    let text = v.get("text").and_then(|t| t.as_str()).ok_or("a JSON line needs a string field \"text\"")?.to_string();
-    let tickers = v
-        .get("tickers")
-        .and_then(|t| t.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    Ok((text, tickers))
+/// A JSON input line: the text, and symbols not to read as words. Borrowed from the line
+/// where no escape forces a copy.
+#[derive(Deserialize)]
+struct JsonLine<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+    #[serde(default, borrow)]
+    tickers: Vec<Cow<'a, str>>,
 }
 
+/// One input line: plain text, or a JSON object with a `text` field (and optionally `tickers`).
+fn parse_line(line: &str) -> Result<JsonLine<'_>, String> {
+    let trimmed = line.trim_start();
+    if !trimmed.starts_with('{') {
+        return Ok(JsonLine { text: Cow::Borrowed(line), tickers: Vec::new() });
+    }
+    serde_json::from_str(trimmed).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            format!("a JSON line needs a string field \"text\" (and \"tickers\", if given, a list of strings): {e}")
+        }
+        _ => format!("not valid JSON: {e}"),
+    })
+}
+
+/// Scores stdin to stdout a line at a time, reusing one line buffer: the input is never
+/// held whole, and a line costs no allocation beyond its tickers (and escaped strings).
 pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let scorer = Scorer::new();
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut input = stdin.lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut skipped = 0usize;
-    for (n, line) in stdin.lock().lines().enumerate() {
-        let line = line?;
-        let (text, mut tickers) = match parse_line(&line) {
+    let mut buf = Vec::with_capacity(1024);
+    let mut n = 0usize;
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        n += 1;
+        let bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let parsed = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 ({e})")).and_then(parse_line);
+        let line = match parsed {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("line {}: {e}; skipped", n + 1);
+                eprintln!("line {n}: {e}; skipped");
                 skipped += 1;
                 continue;
             }
         };
-        tickers.extend(args.tickers.iter().cloned());
-        let refs: Vec<&str> = tickers.iter().map(String::as_str).collect();
-        let s = scorer.score_post(&text, &refs, None);
+        let refs: Vec<&str> =
+            line.tickers.iter().map(|t| &**t).chain(args.tickers.iter().map(String::as_str)).collect();
+        let vader = scorer.vader(&line.text);
+        let finance = scorer.finance(&line.text, &refs);
         let o = Output {
-            text: &text,
-            vader: s.vader,
-            finance: FinanceOut { score: s.finance.score, label: s.finance.label.as_str() },
+            text: &line.text,
+            vader,
+            finance: FinanceOut { score: finance.score, label: finance.label.as_str() },
         };
         serde_json::to_writer(&mut out, &o)?;
         out.write_all(b"\n")?;
