@@ -231,6 +231,26 @@ pub enum Record {
 }
 
 impl Record {
+    /// Reads a record's JSON (as [`serde_json::to_vec`] writes it: the `type` tag first)
+    /// without serde's buffering of internally tagged enums: the tag picks the variant and
+    /// the whole object is read as that struct (which ignores the tag). Anything else —
+    /// the tag elsewhere, whitespace — takes the generic path, with the same result.
+    pub fn from_json(data: &[u8]) -> serde_json::Result<Record> {
+        if let Some(rest) = data.strip_prefix(b"{\"type\":\"") {
+            let kind_end = rest.iter().position(|b| *b == b'"').unwrap_or(0);
+            if rest.get(kind_end + 1) == Some(&b',') {
+                match &rest[..kind_end] {
+                    b"post" => return serde_json::from_slice(data).map(Record::Post),
+                    b"trade" => return serde_json::from_slice(data).map(Record::Trade),
+                    b"quote" => return serde_json::from_slice(data).map(Record::Quote),
+                    b"bar" => return serde_json::from_slice(data).map(Record::Bar),
+                    _ => {}
+                }
+            }
+        }
+        serde_json::from_slice(data)
+    }
+
     /// The natural unique key; the same record always yields the same key.
     pub fn key(&self) -> String {
         match self {
@@ -304,6 +324,26 @@ mod tests {
             conditions: vec!["@".into()],
             seq: 52983525029461,
         }
+    }
+
+    #[test]
+    fn from_json_reads_what_the_generic_path_reads() {
+        let r = Record::Trade(trade());
+        let json = serde_json::to_vec(&r).unwrap();
+        assert!(json.starts_with(b"{\"type\":\"trade\","));
+        assert_eq!(Record::from_json(&json).unwrap(), r);
+        // The tag last, or spaced: the generic path, same record.
+        let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&json).unwrap();
+        let tag = v.remove("type").unwrap();
+        v.insert("type".into(), tag);
+        assert_eq!(Record::from_json(&serde_json::to_vec(&v).unwrap()).unwrap(), r);
+        assert_eq!(Record::from_json(&serde_json::to_vec_pretty(&r).unwrap()).unwrap(), r);
+        // A tag that does not fit the fields fails on both paths; an unknown tag too.
+        let as_post = String::from_utf8(json.clone()).unwrap().replacen("\"trade\"", "\"post\"", 1);
+        assert!(Record::from_json(as_post.as_bytes()).is_err());
+        assert!(serde_json::from_slice::<Record>(as_post.as_bytes()).is_err());
+        let unknown = String::from_utf8(json).unwrap().replacen("\"trade\"", "\"tick\"", 1);
+        assert!(Record::from_json(unknown.as_bytes()).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use cashtag_intake::posts::PostFilter;
 use cashtag_intake::{Intake, IntakeConfig, Sources};
 use cashtag_journal::{Fsync, Journal, JournalConfig};
 use cashtag_sim::{Sim, SimParams};
-use cashtag_sinks::{Delivery, Sink, SinkMetrics, WorkerConfig, WriteFailure, WriteReport};
+use cashtag_sinks::{Delivery, KinesisSink, MongoSink, Sink, SinkMetrics, WorkerConfig, WriteFailure, WriteReport};
 use cashtag_sources::recorder::RecordedPayload;
 use cashtag_sources::{BoxFuture, Source, SourceCtx, SourceError};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -75,6 +75,8 @@ struct Firehose {
     name: &'static str,
     payloads: Vec<RecordedPayload>,
     parsed: Arc<AtomicU64>,
+    /// When the first payload was parsed: the clock starts there, not at the control switch.
+    started: Arc<std::sync::OnceLock<Instant>>,
 }
 
 impl Source for Firehose {
@@ -85,6 +87,7 @@ impl Source for Firehose {
     fn run<'a>(&'a mut self, ctx: &'a SourceCtx) -> BoxFuture<'a, Result<(), SourceError>> {
         Box::pin(async move {
             let watched: HashSet<Ticker> = ctx.watched();
+            self.started.get_or_init(Instant::now);
             for mut p in std::mem::take(&mut self.payloads) {
                 p.at = Utc::now();
                 let parsed = cashtag_sources::registry::parse_recorded(&p, &watched).expect("generated payloads parse");
@@ -103,6 +106,8 @@ impl Source for Firehose {
 #[derive(Clone, Default)]
 struct Blackhole {
     seen: Arc<AtomicU64>,
+    /// (when, records seen so far) after every write.
+    writes: Arc<Mutex<Vec<(Instant, u64)>>>,
     latencies_us: Arc<Mutex<Vec<i64>>>,
     kind: &'static str,
 }
@@ -126,6 +131,7 @@ impl Sink for Blackhole {
                 self.seen.fetch_add(1, Ordering::SeqCst);
             }
         }
+        self.writes.lock().unwrap().push((Instant::now(), self.seen.load(Ordering::SeqCst)));
         Ok(WriteReport { written: batch.len(), ..Default::default() })
     }
 }
@@ -141,11 +147,19 @@ fn rss_kib() -> u64 {
 
 struct Outcome {
     records: u64,
+    /// Records at the sink when the rate was taken, and the seconds that took.
+    counted: u64,
     left_out: u64,
     secs: f64,
     p50_ms: f64,
     p99_ms: f64,
     rss_mib: f64,
+}
+
+/// Where the records go: the counting sink, or the local stack's MongoDB and Kinesis.
+enum Target {
+    Blackhole,
+    Stack { mongo_uri: String, aws_endpoint: String, region: String },
 }
 
 async fn run(
@@ -154,6 +168,7 @@ async fn run(
     kind: &'static str,
     payloads: Vec<RecordedPayload>,
     transform: bool,
+    target: &Target,
 ) -> Outcome {
     let prefix = format!("bench-ingest-{}-{kind}", std::process::id());
     let ident = |s: &str| Identity { service: s.into(), instance: "bench".into() };
@@ -161,20 +176,41 @@ async fn run(
     let manager = Bus::open(redis, &prefix, ident("manager"), Clock::System, 1_000).expect("the bus (Redis)");
     let dir = std::env::temp_dir().join(&prefix);
     let journal = Journal::open(
-        JournalConfig { dir: dir.clone(), segment_bytes: 1 << 26, max_bytes: 1 << 32, fsync: Fsync::Never },
+        JournalConfig { dir: dir.clone(), segment_bytes: 1 << 26, max_bytes: 1 << 32, fsync: Fsync::Always },
         &cashtag_sinks::SINKS,
     )
     .expect("journal");
     let sink = Blackhole { kind, ..Default::default() };
-    let metrics = SinkMetrics::register(&cashtag_telemetry::Telemetry::new("bench"));
-    let fan = Arc::new(
-        Delivery::new(journal, &bus, bus.watch_flags(), BTreeMap::from([("mongo_write".to_string(), true)]))
-            .sink("mongo_write", sink.clone(), WorkerConfig::default(), metrics)
-            .start(None),
-    );
+    let telemetry = cashtag_telemetry::Telemetry::new("bench");
+    let flags = BTreeMap::from([("mongo_write".to_string(), true), ("kinesis_write".to_string(), true)]);
+    let delivery = Delivery::new(journal, &bus, bus.watch_flags(), flags);
+    let delivery = match target {
+        Target::Blackhole => {
+            delivery.sink("mongo_write", sink.clone(), WorkerConfig::default(), SinkMetrics::register(&telemetry))
+        }
+        Target::Stack { mongo_uri, aws_endpoint, region } => {
+            let client = cashtag_sinks::mongo::connect(mongo_uri, "bench").await.expect("MongoDB");
+            let mut mongo = MongoSink::new(&client, &prefix);
+            mongo.ensure_indexes().await.expect("MongoDB indexes");
+            let kinesis = KinesisSink::new(
+                cashtag_sinks::kinesis::client(region, aws_endpoint).await,
+                "cashtag-posts",
+                "cashtag-market",
+            );
+            let metrics = SinkMetrics::register(&telemetry);
+            delivery.sink("mongo_write", mongo, WorkerConfig::default(), metrics.clone()).sink(
+                "kinesis_write",
+                kinesis,
+                WorkerConfig::default(),
+                metrics,
+            )
+        }
+    };
+    let fan = Arc::new(delivery.start(None));
     let watchlist = bus.watch_watchlist(Watchlist::from_tickers(TICKERS.iter().map(|t| Ticker::parse(t).unwrap())));
     let parsed = Arc::new(AtomicU64::new(0));
-    let source = Firehose { name, payloads, parsed: parsed.clone() };
+    let started = Arc::new(std::sync::OnceLock::new());
+    let source = Firehose { name, payloads, parsed: parsed.clone(), started: started.clone() };
     let config = IntakeConfig {
         primary_kind: if kind == "post" { CountKind::Posts } else { CountKind::Trades },
         bars_from_trades: kind == "trade",
@@ -196,7 +232,7 @@ async fn run(
     let stop = CancellationToken::new();
     let rss_idle = rss_kib();
     let task = tokio::spawn(intake.run(stop.clone()));
-    let start = Instant::now();
+    let begin = Instant::now();
     manager
         .publish_control(&ControlState { cmd: ControlCommand::Start, reason: "bench".into(), at: Utc::now() })
         .await
@@ -208,13 +244,19 @@ async fn run(
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         rss_peak = rss_peak.max(rss_kib());
-        let (seen, p) = (sink.seen.load(Ordering::SeqCst), parsed.load(Ordering::SeqCst));
+        let (mut seen, p) = (sink.seen.load(Ordering::SeqCst), parsed.load(Ordering::SeqCst));
         let left_out = status.dropped.load(Ordering::SeqCst) + status.refused.load(Ordering::SeqCst);
+        if let Target::Stack { .. } = target {
+            // Every accepted record written by both sinks (bars built from trades included).
+            let accepted = status.records.load(Ordering::SeqCst);
+            let written = fan.status().iter().map(|s| s.written + s.duplicates).min().unwrap_or(0);
+            seen = if accepted + left_out >= p && written >= accepted { p - left_out } else { written.min(p) };
+        }
         if seen != last.0 {
             last = (seen, Instant::now());
         }
         let settled = last.1.elapsed() > Duration::from_millis(300);
-        if (p > 0 && seen + left_out >= p && settled) || start.elapsed() > Duration::from_secs(600) {
+        if (p > 0 && seen + left_out >= p && settled) || begin.elapsed() > Duration::from_secs(600) {
             assert!(
                 seen + left_out >= p,
                 "the pipeline lost records: {p} parsed, {seen} at the sink, {left_out} left out"
@@ -222,7 +264,15 @@ async fn run(
             break;
         }
     }
-    let secs = last.1.duration_since(start).as_secs_f64();
+    // The rate up to the last full batch: the final, partial one waits for the batch age
+    // (1 s) because the input ends, which a live source's never does.
+    let writes = sink.writes.lock().unwrap().clone();
+    let (until, counted) = match target {
+        Target::Blackhole => writes.len().checked_sub(2).map_or(last, |i| (writes[i].1, writes[i].0)),
+        // Into the stack the whole run counts, the last batch's wait included.
+        Target::Stack { .. } => last,
+    };
+    let secs = counted.duration_since(*started.get().expect("the source ran")).as_secs_f64();
     stop.cancel();
     let _ = task.await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -230,7 +280,8 @@ async fn run(
     lat.sort_unstable();
     let pct = |q: f64| lat.get(((lat.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0) as f64 / 1000.0;
     Outcome {
-        records: sink.seen.load(Ordering::SeqCst),
+        records: last.0,
+        counted: until,
         left_out: status.dropped.load(Ordering::SeqCst) + status.refused.load(Ordering::SeqCst),
         secs,
         p50_ms: pct(0.5),
@@ -259,26 +310,102 @@ async fn main() {
         TICKERS.len()
     );
     println!("RSS with the payloads in memory: {rss:.0} MiB");
-    let p = run(&redis, "x", "post", posts, true).await;
+    // CASHTAG_BENCH_ONLY=posts|trades runs one half (for profiling); CASHTAG_BENCH_STACK=0
+    // leaves out the runs into the local stack.
+    let only = std::env::var("CASHTAG_BENCH_ONLY").unwrap_or_default();
+    let stack_minutes: i64 =
+        std::env::var("CASHTAG_BENCH_STACK_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let stack = std::env::var("CASHTAG_BENCH_STACK").map_or(true, |v| v != "0");
+    println!("CPUs this process may use: {}", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!("\ninto a sink that only counts (the pipeline's ceiling):");
+    if only != "trades" {
+        report(POSTS_PATH, "posts/s ", &run(&redis, "x", "post", posts, true, &Target::Blackhole).await);
+    }
+    if only != "posts" {
+        report(TRADES_PATH, "trades/s", &run(&redis, "alpaca", "trade", frames, false, &Target::Blackhole).await);
+    }
+    if !stack {
+        return;
+    }
+    let target = Target::Stack {
+        mongo_uri: std::env::var("CASHTAG_MONGO_URI").expect("CASHTAG_MONGO_URI (scripts/bench-ingest sets it)"),
+        aws_endpoint: std::env::var("CASHTAG_AWS_ENDPOINT")
+            .expect("CASHTAG_AWS_ENDPOINT (scripts/bench-ingest sets it)"),
+        region: std::env::var("CASHTAG_AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+    };
+    let window = end - stack_minutes..end;
+    let (posts, frames) = (x_lines(window.clone(), &sim), alpaca_frames(window, &sim));
+    println!("\ninto the local stack, MongoDB and Kinesis both on ({stack_minutes} simulated minutes):");
+    let p = run(&redis, "x", "post", posts.clone(), true, &target).await;
+    report(POSTS_PATH, "posts/s ", &p);
+    let t = run(&redis, "alpaca", "trade", frames.clone(), false, &target).await;
+    report(TRADES_PATH, "trades/s", &t);
+    original_pipeline(&posts, &frames, &p, &t);
+}
+
+const POSTS_PATH: &str = "posts  (parse, cashtags, filter, VADER + finance, checks, journal, sink)";
+const TRADES_PATH: &str = "trades (parse, checks, bars, journal, sink)";
+
+/// The original system's pipeline, re-created in Python (`benches/original_pipeline.py`:
+/// json parse, substring ticker match, vaderSentiment, pymongo `insert_one` per record),
+/// on the same payloads and the same MongoDB server.
+fn original_pipeline(posts: &[RecordedPayload], frames: &[RecordedPayload], p: &Outcome, t: &Outcome) {
+    let dir = std::env::temp_dir().join(format!("bench-ingest-py-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let write = |name: &str, items: &[RecordedPayload]| {
+        let path = dir.join(name);
+        let text: String = items.iter().map(|x| format!("{}\n", x.payload)).collect();
+        std::fs::write(&path, text).expect("write payloads");
+        path
+    };
+    let (xp, ap) = (write("x.jsonl", posts), write("alpaca.jsonl", frames));
+    let python = std::env::var("CASHTAG_BENCH_PYTHON")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/original_pipeline.py");
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .arg(std::env::var("CASHTAG_MONGO_URI").unwrap_or_default())
+        .arg(format!("bench-original-{}", std::process::id()))
+        .arg(&xp)
+        .arg(&ap)
+        .arg(TICKERS.join(","))
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => {
+            return println!(
+                "the Python pipeline failed: {}",
+                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+            );
+        }
+        Err(e) => return println!("the Python pipeline did not run ({python}: {e}); run scripts/bench-ingest"),
+    };
+    let rate =
+        |key: &str| -> f64 { out.lines().find_map(|l| l.strip_prefix(key)?.trim().parse().ok()).unwrap_or(f64::NAN) };
+    let (py_posts, py_trades) = (rate("posts_per_second"), rate("trades_per_second"));
     println!(
-        "posts  (parse, cashtags, filter, VADER + finance, checks, journal, sink): {:>9.0} posts/s  ({} in {:.2} s)  latency p50 {:.1} ms p99 {:.1} ms  peak RSS {:.0} MiB  ({} dropped or refused)",
-        p.records as f64 / p.secs,
-        p.records,
-        p.secs,
-        p.p50_ms,
-        p.p99_ms,
-        p.rss_mib,
-        p.left_out
+        "\nthe original pipeline in Python (json, substring match, vaderSentiment, insert_one), same payloads and server:"
     );
-    let t = run(&redis, "alpaca", "trade", frames, false).await;
+    println!("{:<74} {py_posts:>9.0} posts/s", "posts");
+    println!("{:<74} {py_trades:>9.0} trades/s", "trades");
     println!(
-        "trades (parse, checks, bars, journal, sink):                             {:>9.0} trades/s ({} in {:.2} s)  latency p50 {:.1} ms p99 {:.1} ms  peak RSS {:.0} MiB  ({} dropped or refused)",
-        t.records as f64 / t.secs,
-        t.records,
-        t.secs,
-        t.p50_ms,
-        t.p99_ms,
-        t.rss_mib,
-        t.left_out
+        "ratio cashtag / original: posts {:.1}x, trades {:.1}x",
+        p.counted as f64 / p.secs / py_posts,
+        t.counted as f64 / t.secs / py_trades
+    );
+}
+
+fn report(path: &str, unit: &str, o: &Outcome) {
+    let latency =
+        if o.p99_ms > 0.0 { format!("latency p50 {:.1} ms p99 {:.1} ms  ", o.p50_ms, o.p99_ms) } else { String::new() };
+    println!(
+        "{path:<74} {:>9.0} {unit} ({} of {} in {:.2} s)  {latency}peak RSS {:.0} MiB  ({} dropped or refused)",
+        o.counted as f64 / o.secs,
+        o.counted,
+        o.records,
+        o.secs,
+        o.rss_mib,
+        o.left_out
     );
 }

@@ -409,7 +409,7 @@ pub fn marks_from_journal(
                     *e = (*e).max(t);
                 }
             }
-        } else if let Ok(r) = serde_json::from_slice::<Record>(&data) {
+        } else if let Ok(r) = Record::from_json(&data) {
             let e = marks.entry(r.origin().to_string()).or_insert(r.event_time());
             *e = (*e).max(r.event_time());
             records.push(r);

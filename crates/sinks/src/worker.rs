@@ -269,7 +269,7 @@ impl<S: Sink> Worker<S> {
         let mut records = Vec::with_capacity(batch.items.len());
         let mut undecodable = Vec::new();
         for item in &batch.items {
-            match serde_json::from_slice::<Record>(item) {
+            match Record::from_json(item) {
                 Ok(r) => records.push(r),
                 Err(e) => undecodable.push(Rejected {
                     key: String::from_utf8_lossy(&item[..item.len().min(80)]).into_owned(),

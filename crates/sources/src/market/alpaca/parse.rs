@@ -98,7 +98,7 @@ fn item(item: &serde_json::Value, received_at: DateTime<Utc>) -> Result<Option<R
     let text = |k: &str| item.get(k).and_then(|m| m.as_str()).unwrap_or_default().to_string();
     Ok(Some(match kind {
         "t" => {
-            let m: TradeMsg = serde_json::from_value(item.clone()).map_err(|e| format!("trade: {e}"))?;
+            let m = TradeMsg::deserialize(item).map_err(|e| format!("trade: {e}"))?;
             let seq = m.i.unwrap_or_else(|| content_seq(&item.to_string()));
             Ok(Record::Trade(Trade {
                 provider: NAME.into(),
@@ -114,7 +114,7 @@ fn item(item: &serde_json::Value, received_at: DateTime<Utc>) -> Result<Option<R
             }))
         }
         "q" => {
-            let m: QuoteMsg = serde_json::from_value(item.clone()).map_err(|e| format!("quote: {e}"))?;
+            let m = QuoteMsg::deserialize(item).map_err(|e| format!("quote: {e}"))?;
             Ok(Record::Quote(Quote {
                 provider: NAME.into(),
                 ticker: ticker(&m.symbol)?,
@@ -130,7 +130,7 @@ fn item(item: &serde_json::Value, received_at: DateTime<Utc>) -> Result<Option<R
             }))
         }
         "b" => {
-            let m: BarMsg = serde_json::from_value(item.clone()).map_err(|e| format!("bar: {e}"))?;
+            let m = BarMsg::deserialize(item).map_err(|e| format!("bar: {e}"))?;
             let sym = m.symbol.clone().ok_or("bar without \"S\"")?;
             Ok(bar(&sym, m, received_at)?)
         }
@@ -144,6 +144,14 @@ fn item(item: &serde_json::Value, received_at: DateTime<Utc>) -> Result<Option<R
 /// Parses one stream frame. A bad item is reported in `errors` and skipped; the others
 /// still count.
 pub fn parse_frame(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    if let Some(trades) = trades_only(text, received_at) {
+        return Ok(Parsed::records(trades));
+    }
+    parse_items(text, received_at)
+}
+
+/// Any frame, item by item through a JSON tree.
+fn parse_items(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
     let items: Vec<serde_json::Value> =
         serde_json::from_str(text).map_err(|e| ParseError(format!("not a JSON array: {e}")))?;
     let mut out = Parsed::default();
@@ -156,6 +164,50 @@ pub fn parse_frame(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, Par
         }
     }
     Ok(out)
+}
+
+/// A frame item read straight into a trade's fields (no JSON tree; unknown fields skipped).
+#[derive(Deserialize)]
+struct FastTrade<'a> {
+    #[serde(rename = "T", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(rename = "S")]
+    symbol: Option<String>,
+    i: Option<u64>,
+    x: Option<String>,
+    p: Option<f64>,
+    s: Option<f64>,
+    #[serde(default)]
+    c: Vec<String>,
+    t: Option<DateTime<Utc>>,
+}
+
+/// The common frame — trades only, each with its id — without building a JSON tree.
+/// `None` for anything else (another message kind, a trade without an id, an item that
+/// does not read): [`parse_frame`] then takes the general path, which reports errors.
+fn trades_only(text: &str, received_at: DateTime<Utc>) -> Option<Vec<Record>> {
+    let items: Vec<FastTrade<'_>> = serde_json::from_str(text).ok()?;
+    items
+        .into_iter()
+        .map(|m| {
+            if m.kind != "t" {
+                return None;
+            }
+            let id = m.i?;
+            Some(Record::Trade(Trade {
+                provider: NAME.into(),
+                ticker: ticker(m.symbol.as_deref()?).ok()?,
+                ts: m.t?,
+                received_at,
+                price: m.p?,
+                size: m.s?,
+                exchange: m.x,
+                trade_id: Some(id.to_string()),
+                conditions: m.c,
+                seq: id,
+            }))
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -284,6 +336,19 @@ mod tests {
         let Record::Bar(b) = &parsed.records[2] else { panic!() };
         assert_eq!((b.trade_count, b.origin.as_str()), (Some(55), "provider"));
         assert!(parse_frame("{not json", at).is_err());
+    }
+
+    #[test]
+    fn trade_frames_read_directly_as_through_the_tree() {
+        let at: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
+        let text = r#"[{"T":"t","S":"AAPL","i":96921,"x":"V","p":231.5,"s":100,"c":["@","I"],"t":"2026-11-24T14:59:59.123456789Z","z":"C"},
+            {"T":"t","S":"BRK.B","i":7,"p":1.25,"s":3,"t":"2026-11-24T14:59:59Z"}]"#;
+        let fast = trades_only(text, at).expect("a trades-only frame takes the direct path");
+        assert_eq!(fast.len(), 2);
+        assert_eq!(fast, parse_items(text, at).unwrap().records);
+        // A trade without an id (its seq is a content hash), or any other kind: the tree.
+        assert!(trades_only(r#"[{"T":"t","S":"AAPL","p":1,"s":1,"t":"2026-11-24T14:59:59Z"}]"#, at).is_none());
+        assert!(trades_only(r#"[{"T":"success","msg":"authenticated"}]"#, at).is_none());
     }
 
     #[test]
