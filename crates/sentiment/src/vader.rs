@@ -362,11 +362,6 @@ fn booster_phrase(words: &[&str]) -> Option<f64> {
     keys.iter().find(|(k, _)| k.as_slice() == words).map(|(_, v)| *v)
 }
 
-/// `negated([word])` of the reference: a negation word, or any word containing "n't".
-pub fn negated(lower: &str) -> bool {
-    NEGATE.contains(&lower) || lower.contains("n't")
-}
-
 /// `_strip_punc_if_word`: strip ASCII punctuation unless that leaves two characters or fewer.
 fn strip_punc_if_word(token: &str) -> &str {
     let stripped = token.trim_matches(is_py_punct);
@@ -382,7 +377,8 @@ pub struct Token {
     pub upper: bool,
     /// The booster or dampener value of the word, if it is one.
     pub booster: Option<f64>,
-    /// Whether the word negates (`negated([word])` of the reference).
+    /// Whether the word negates (`negated([word])` of the reference: a negation word, or
+    /// any word containing "n't").
     pub negation: bool,
     /// Whether the word belongs to a multi-word idiom ([`Word::idiom`]).
     pub idiom: bool,

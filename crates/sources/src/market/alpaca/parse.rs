@@ -16,8 +16,19 @@ pub const BARS: &str = "bars";
 /// The recording channel of REST trade pages.
 pub const TRADES: &str = "trades";
 
+/// A stream message's `T`, as far as reading a trade needs it.
+#[derive(Deserialize, PartialEq)]
+enum MsgKind {
+    #[serde(rename = "t")]
+    Trade,
+    #[serde(other)]
+    Other,
+}
+
 #[derive(Deserialize)]
 struct TradeMsg {
+    #[serde(rename = "T")]
+    kind: Option<MsgKind>,
     #[serde(rename = "S")]
     symbol: String,
     i: Option<u64>,
@@ -100,18 +111,7 @@ fn item(item: &serde_json::Value, received_at: DateTime<Utc>) -> Result<Option<R
         "t" => {
             let m = TradeMsg::deserialize(item).map_err(|e| format!("trade: {e}"))?;
             let seq = m.i.unwrap_or_else(|| content_seq(&item.to_string()));
-            Ok(Record::Trade(Trade {
-                provider: NAME.into(),
-                ticker: ticker(&m.symbol)?,
-                ts: m.t,
-                received_at,
-                price: m.p,
-                size: m.s,
-                exchange: m.x,
-                trade_id: m.i.map(|i| i.to_string()),
-                conditions: m.c,
-                seq,
-            }))
+            Ok(stream_trade(m, seq, received_at)?)
         }
         "q" => {
             let m = QuoteMsg::deserialize(item).map_err(|e| format!("quote: {e}"))?;
@@ -166,46 +166,32 @@ fn parse_items(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, ParseEr
     Ok(out)
 }
 
-/// A frame item read straight into a trade's fields (no JSON tree; unknown fields skipped).
-#[derive(Deserialize)]
-struct FastTrade<'a> {
-    #[serde(rename = "T", borrow)]
-    kind: std::borrow::Cow<'a, str>,
-    #[serde(rename = "S")]
-    symbol: Option<String>,
-    i: Option<u64>,
-    x: Option<String>,
-    p: Option<f64>,
-    s: Option<f64>,
-    #[serde(default)]
-    c: Vec<String>,
-    t: Option<DateTime<Utc>>,
+fn stream_trade(m: TradeMsg, seq: u64, received_at: DateTime<Utc>) -> Result<Record, String> {
+    Ok(Record::Trade(Trade {
+        provider: NAME.into(),
+        ticker: ticker(&m.symbol)?,
+        ts: m.t,
+        received_at,
+        price: m.p,
+        size: m.s,
+        exchange: m.x,
+        trade_id: m.i.map(|i| i.to_string()),
+        conditions: m.c,
+        seq,
+    }))
 }
 
-/// The common frame — trades only, each with its id — without building a JSON tree.
-/// `None` for anything else (another message kind, a trade without an id, an item that
-/// does not read): [`parse_frame`] then takes the general path, which reports errors.
+/// The common frame — trades only, each with its id — read straight into trades, without
+/// a JSON tree. `None` for anything else (another message kind, a trade without an id, an
+/// item that does not read): [`parse_frame`] then takes the general path, which reports
+/// errors.
 fn trades_only(text: &str, received_at: DateTime<Utc>) -> Option<Vec<Record>> {
-    let items: Vec<FastTrade<'_>> = serde_json::from_str(text).ok()?;
+    let items: Vec<TradeMsg> = serde_json::from_str(text).ok()?;
     items
         .into_iter()
         .map(|m| {
-            if m.kind != "t" {
-                return None;
-            }
-            let id = m.i?;
-            Some(Record::Trade(Trade {
-                provider: NAME.into(),
-                ticker: ticker(m.symbol.as_deref()?).ok()?,
-                ts: m.t?,
-                received_at,
-                price: m.p?,
-                size: m.s?,
-                exchange: m.x,
-                trade_id: Some(id.to_string()),
-                conditions: m.c,
-                seq: id,
-            }))
+            let id = m.i.filter(|_| m.kind == Some(MsgKind::Trade))?;
+            stream_trade(m, id, received_at).ok()
         })
         .collect()
 }
