@@ -18,7 +18,7 @@ use std::hash::BuildHasherDefault;
 use cashtag_core::{FinanceScore, SentimentLabel};
 use serde::Deserialize;
 
-use crate::pytext::{is_py_punct, py_split};
+use crate::pytext::{is_py_punct, py_split, trim_end_py_punct, trim_py_punct};
 use crate::vader::{Emojis, Emphasis, FxHasher, Lexicon, Vader, with_tokens};
 
 /// Scores at or beyond this magnitude get a bullish or bearish label.
@@ -77,7 +77,7 @@ impl Finance {
             .collect();
         // Longest first, so "inverse head and shoulders" wins over "head and shoulders".
         phrases.sort_by(|a, b| b.words.len().cmp(&a.words.len()).then(a.words.cmp(&b.words)));
-        let finance_emoji = data
+        let finance_emoji: FxMap<char, String> = data
             .emoji
             .iter()
             .filter_map(|(e, w)| {
@@ -88,6 +88,7 @@ impl Finance {
                 }
             })
             .collect();
+        assert!(finance_emoji.keys().all(|c: &char| !c.is_ascii()), "finance emoji are not ASCII");
         let mut by_first_word: FxMap<Box<str>, Vec<usize>> = FxMap::default();
         for (i, p) in phrases.iter().enumerate() {
             by_first_word.entry(p.words[0].as_str().into()).or_default().push(i);
@@ -136,7 +137,8 @@ impl Finance {
 
     /// Finance meanings of emoji first (VADER's descriptions come after, for the rest).
     fn finance_emoji_words<'t>(&self, text: &'t str) -> Cow<'t, str> {
-        if text.is_ascii() || !text.chars().any(|c| self.finance_emoji.contains_key(&c)) {
+        // The finance emoji are not ASCII (checked in `new`).
+        if text.is_ascii() || !text.chars().any(|c| !c.is_ascii() && self.finance_emoji.contains_key(&c)) {
             return Cow::Borrowed(text);
         }
         let mut with_words = String::with_capacity(text.len() + 16);
@@ -182,7 +184,7 @@ impl Finance {
             }
         }
         let word = lead.strip_prefix('#').unwrap_or(lead);
-        let bare = word.trim_matches(is_py_punct);
+        let bare = trim_py_punct(word);
         if !bare.is_empty() && tickers.contains(&bare) {
             return None;
         }
@@ -199,7 +201,7 @@ impl Finance {
             return Cow::Borrowed(word);
         }
         let lower = word.to_lowercase();
-        let core = lower.trim_matches(is_py_punct);
+        let core = trim_py_punct(&lower);
         if self.lexicon.get(core).is_some() || !has_run(core, 3) {
             return Cow::Borrowed(word);
         }
@@ -223,9 +225,11 @@ impl Finance {
     /// Merges multi-word expressions into one token ("buy the dip" → `fin_buy_the_dip`),
     /// matching each word's lower-case form without its punctuation, and for elongated
     /// words also the forms with letter runs cut to two and one ("GOOOOO" matches "go").
+    /// In place: a merged token takes the place of its first word.
     fn merge_phrases<'t>(&self, mut tokens: Vec<Cow<'t, str>>) -> Vec<Cow<'t, str>> {
         let mut key = String::new();
-        let mut out = Vec::with_capacity(tokens.len());
+        // Tokens before `out` are final; `out <= i` always.
+        let mut out = 0;
         let mut i = 0;
         'outer: while i < tokens.len() {
             phrase_key(&tokens[i], &mut key);
@@ -244,23 +248,26 @@ impl Finance {
                 let n = p.words.len();
                 if i + n <= tokens.len() && (1..n).all(|k| key_matches(&tokens[i + k], &p.words[k])) {
                     let last = &tokens[i + n - 1];
-                    let trailing = &last[last.trim_end_matches(is_py_punct).len()..];
-                    out.push(Cow::Owned(format!("{}{trailing}", p.token)));
+                    let trailing = &last[trim_end_py_punct(last).len()..];
+                    tokens[out] = Cow::Owned(format!("{}{trailing}", p.token));
+                    out += 1;
                     i += n;
                     continue 'outer;
                 }
             }
-            out.push(std::mem::take(&mut tokens[i]));
+            tokens.swap(out, i);
+            out += 1;
             i += 1;
         }
-        out
+        tokens.truncate(out);
+        tokens
     }
 }
 
 /// A token's phrase key: lower case, without surrounding punctuation.
 fn phrase_key(token: &str, key: &mut String) {
     key.clear();
-    let core = token.trim_matches(is_py_punct);
+    let core = trim_py_punct(token);
     if core.is_ascii() {
         key.push_str(core);
         key.make_ascii_lowercase();
@@ -271,7 +278,7 @@ fn phrase_key(token: &str, key: &mut String) {
 
 /// Whether a token matches a phrase word, as itself or (elongated) with its runs cut.
 fn key_matches(token: &str, word: &str) -> bool {
-    let core = token.trim_matches(is_py_punct);
+    let core = trim_py_punct(token);
     if core.is_ascii() {
         if core.len() == word.len() && core.bytes().zip(word.bytes()).all(|(a, b)| a.to_ascii_lowercase() == b) {
             return true;

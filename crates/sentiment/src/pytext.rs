@@ -37,6 +37,21 @@ pub fn is_py_punct(c: char) -> bool {
     c.is_ascii_punctuation()
 }
 
+/// `str.strip(string.punctuation)`, on bytes: punctuation is ASCII, and an ASCII byte
+/// never occurs inside a multi-byte character.
+pub fn trim_py_punct(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !c.is_ascii_punctuation()).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !c.is_ascii_punctuation()).map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
+/// `str.rstrip(string.punctuation)`, on bytes.
+pub fn trim_end_py_punct(s: &str) -> &str {
+    let b = s.as_bytes();
+    &s[..b.iter().rposition(|c| !c.is_ascii_punctuation()).map_or(0, |e| e + 1)]
+}
+
 /// Titlecase letters (general category Lt), which `str.isupper()` treats like lower case.
 fn is_titlecase(c: char) -> bool {
     matches!(
@@ -53,6 +68,10 @@ fn is_titlecase(c: char) -> bool {
 
 /// `str.isupper()`: at least one cased character, and no lower-case or title-case one.
 pub fn py_isupper(s: &str) -> bool {
+    if s.is_ascii() {
+        let b = s.as_bytes();
+        return !b.iter().any(u8::is_ascii_lowercase) && b.iter().any(u8::is_ascii_uppercase);
+    }
     let mut cased = false;
     for c in s.chars() {
         if c.is_lowercase() || is_titlecase(c) {
@@ -78,5 +97,16 @@ mod tests {
         assert!(!py_isupper("123"));
         assert!(!py_isupper("Wow"));
         assert!(!py_isupper("A\u{1c5}"));
+        assert!(py_isupper("ÉTÉ!"));
+        assert!(!py_isupper("Été"));
+    }
+
+    /// The byte scanners agree with the character definitions they replace.
+    #[test]
+    fn byte_scanners_match_the_definitions() {
+        for t in ["", "!!", "...a...", "'quoted'", "(é)", "x", "¡hola!", "a!b", "!é!"] {
+            assert_eq!(trim_py_punct(t), t.trim_matches(is_py_punct), "{t:?}");
+            assert_eq!(trim_end_py_punct(t), t.trim_end_matches(is_py_punct), "{t:?}");
+        }
     }
 }

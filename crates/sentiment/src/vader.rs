@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-use crate::pytext::{is_py_punct, py_isupper, py_split, py_strip};
+use crate::pytext::{py_isupper, py_split, py_strip, trim_py_punct};
 
 pub const B_INCR: f64 = 0.293;
 pub const B_DECR: f64 = -0.293;
@@ -199,6 +199,9 @@ impl Hasher for FxHasher {
     fn write_u8(&mut self, i: u8) {
         self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(FX_SEED);
     }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(FX_SEED);
+    }
     fn finish(&self) -> u64 {
         self.0
     }
@@ -222,16 +225,44 @@ pub struct Word {
 pub use cashtag_core::VaderScores;
 
 /// A sentiment lexicon: lower-case token → valence, with VADER's boosters, dampeners and
-/// negation words in the same table, so a token costs one lookup.
+/// negation words in the same table, so a token costs one lookup. Words of up to 15 bytes
+/// (nearly all, and nearly every token of a post) are keyed by their bytes in two machine
+/// words: hashing and comparing a key then reads no memory beyond the key itself.
 #[derive(Debug, Clone, Default)]
 pub struct Lexicon {
-    words: HashMap<Box<str>, Word, FxBuild>,
+    short: HashMap<ShortKey, Word, FxBuild>,
+    long: HashMap<Box<str>, Word, FxBuild>,
+}
+
+/// A word of at most 15 bytes, zero-padded, with its length in the last byte (so a word
+/// with trailing NULs never equals a shorter one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ShortKey(u64, u64);
+
+impl ShortKey {
+    fn new(word: &str) -> Option<ShortKey> {
+        let bytes = word.as_bytes();
+        if bytes.len() > 15 {
+            return None;
+        }
+        // Byte by byte: a variable-length copy would be a call to memcpy.
+        let (mut a, mut b) = (0u64, (bytes.len() as u64) << 56);
+        for (i, &x) in bytes.iter().enumerate() {
+            if i < 8 {
+                a |= u64::from(x) << (8 * i);
+            } else {
+                b |= u64::from(x) << (8 * (i - 8));
+            }
+        }
+        Some(ShortKey(a, b))
+    }
 }
 
 impl Lexicon {
     /// Parses the `vader_lexicon.txt` format: `token<TAB>mean<TAB>...` per line.
     pub fn parse(text: &str) -> Self {
         let mut lexicon = Lexicon::default();
+        lexicon.short.reserve(text.len() / 48);
         for line in text.trim_end_matches('\n').split('\n') {
             if line.is_empty() {
                 continue;
@@ -242,46 +273,68 @@ impl Lexicon {
             lexicon.insert(word, v);
         }
         for (word, b) in BOOSTERS {
-            lexicon.words.entry((*word).into()).or_default().booster = Some(*b);
+            lexicon.entry(word).booster = Some(*b);
         }
         for word in NEGATE {
-            lexicon.words.entry((*word).into()).or_default().negation = true;
+            lexicon.entry(word).negation = true;
         }
         for (key, _) in SPECIAL_CASES.iter().chain(BOOSTERS).filter(|(k, _)| k.contains(' ')) {
             for word in key.split(' ') {
-                lexicon.words.entry(word.into()).or_default().idiom = true;
+                lexicon.entry(word).idiom = true;
             }
         }
         lexicon
     }
 
+    fn entry(&mut self, word: &str) -> &mut Word {
+        match ShortKey::new(word) {
+            Some(k) => self.short.entry(k).or_default(),
+            None => self.long.entry(word.into()).or_default(),
+        }
+    }
+
+    #[inline]
+    fn lookup(&self, lower: &str) -> Option<&Word> {
+        match ShortKey::new(lower) {
+            Some(k) => self.short.get(&k),
+            None => self.long.get(lower),
+        }
+    }
+
     /// The valence of a lower-case word.
     pub fn get(&self, lower: &str) -> Option<f64> {
-        self.words.get(lower).and_then(|w| w.valence)
+        self.lookup(lower).and_then(|w| w.valence)
     }
 
     /// Everything the rules need of a lower-case word (all empty for an unknown word).
     pub fn word(&self, lower: &str) -> Word {
-        self.words.get(lower).copied().unwrap_or_default()
+        self.lookup(lower).copied().unwrap_or_default()
     }
 
     pub fn insert(&mut self, word: &str, valence: f64) {
-        self.words.entry(word.into()).or_default().valence = Some(valence);
+        self.entry(word).valence = Some(valence);
     }
 
     /// Takes a word's valence away (it stays a booster or negation if it is one).
     pub fn remove(&mut self, word: &str) {
-        if let Some(w) = self.words.get_mut(word) {
-            w.valence = None;
-            if *w == Word::default() {
-                self.words.remove(word);
-            }
+        let key = ShortKey::new(word);
+        let w = match key {
+            Some(k) => self.short.get_mut(&k),
+            None => self.long.get_mut(word),
+        };
+        let Some(w) = w else { return };
+        w.valence = None;
+        if *w == Word::default() {
+            match key {
+                Some(k) => self.short.remove(&k),
+                None => self.long.remove(word),
+            };
         }
     }
 
     /// The number of words with a valence.
     pub fn len(&self) -> usize {
-        self.words.values().filter(|w| w.valence.is_some()).count()
+        self.short.values().chain(self.long.values()).filter(|w| w.valence.is_some()).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -364,7 +417,7 @@ fn booster_phrase(words: &[&str]) -> Option<f64> {
 
 /// `_strip_punc_if_word`: strip ASCII punctuation unless that leaves two characters or fewer.
 fn strip_punc_if_word(token: &str) -> &str {
-    let stripped = token.trim_matches(is_py_punct);
+    let stripped = trim_py_punct(token);
     if stripped.len() <= 2 || stripped.chars().nth(2).is_none() { token } else { stripped }
 }
 
