@@ -718,24 +718,55 @@ impl Reader {
     /// Marks a batch (and everything read before it) delivered: the cursor is written
     /// atomically, and segments every reader is past are deleted.
     pub fn commit(&mut self, batch: &Batch) -> Result<(), JournalError> {
+        self.cursor_write(batch).write()?;
+        self.committed_to(batch)
+    }
+
+    /// The file part of [`Reader::commit`] for `batch`, to run where blocking is allowed
+    /// (it syncs a file and the directory); then [`Reader::committed_to`].
+    pub fn cursor_write(&self, batch: &Batch) -> CursorWrite {
+        CursorWrite {
+            dir: self.journal.dir().to_path_buf(),
+            path: cursor_path(self.journal.dir(), self.name()),
+            cursor: batch.next,
+        }
+    }
+
+    /// Once [`CursorWrite::write`] has succeeded: the reader and the journal move to the
+    /// batch's end, and segments every reader is past are deleted.
+    pub fn committed_to(&mut self, batch: &Batch) -> Result<(), JournalError> {
         let c = batch.next;
-        let dir = self.journal.dir().to_path_buf();
-        let path = cursor_path(&dir, self.name());
-        let tmp = path.with_extension("tmp");
+        self.committed = c;
+        let mut st = self.journal.state();
+        st.cursors[self.index] = c;
+        self.journal.collect_garbage(&mut st)
+    }
+}
+
+/// A reader's cursor on its way to disk (see [`Reader::cursor_write`]).
+#[derive(Debug)]
+pub struct CursorWrite {
+    dir: PathBuf,
+    path: PathBuf,
+    cursor: Cursor,
+}
+
+impl CursorWrite {
+    /// Writes the cursor atomically: a temporary file, synced, renamed over the old one,
+    /// and the directory synced.
+    pub fn write(&self) -> Result<(), JournalError> {
+        let c = self.cursor;
+        let tmp = self.path.with_extension("tmp");
         let body = format!("{} {} {}", c.pos.segment, c.pos.offset, c.skip);
         let text = format!("{body} {}\n", frame::crc32(body.as_bytes()));
         (|| -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(text.as_bytes())?;
             f.sync_data()?;
-            fs::rename(&tmp, &path)
+            fs::rename(&tmp, &self.path)
         })()
-        .map_err(|e| JournalError::io("writing the cursor", &path, e))?;
-        sync_dir(&dir)?;
-        self.committed = c;
-        let mut st = self.journal.state();
-        st.cursors[self.index] = c;
-        self.journal.collect_garbage(&mut st)
+        .map_err(|e| JournalError::io("writing the cursor", &self.path, e))?;
+        sync_dir(&self.dir)
     }
 }
 

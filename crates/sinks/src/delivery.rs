@@ -168,21 +168,28 @@ impl Delivery {
         if records.is_empty() || targets == 0 {
             return Ok(());
         }
-        let mut frames: Vec<Vec<Vec<u8>>> = vec![Vec::new()];
+        // All records serialized into one buffer (no allocation per record), cut into
+        // frames of at most FRAME_BYTES: frame k holds spans[starts[k]..starts[k + 1]].
+        let mut buf = Vec::with_capacity(records.len() * 256);
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(records.len());
+        let mut starts = vec![0];
         let mut size = 0;
         for r in records {
-            let data = serde_json::to_vec(r).expect("records serialize");
-            if size + data.len() > FRAME_BYTES && !frames.last().expect("one frame").is_empty() {
-                frames.push(Vec::new());
+            let start = buf.len();
+            serde_json::to_writer(&mut buf, r).expect("records serialize");
+            let len = buf.len() - start;
+            if size + len > FRAME_BYTES && spans.len() > *starts.last().expect("one frame") {
+                starts.push(spans.len());
                 size = 0;
             }
-            size += data.len() + 5;
-            frames.last_mut().expect("one frame").push(data);
+            size += len + 5;
+            spans.push((start, buf.len()));
         }
+        starts.push(spans.len());
         let journal = self.journal.clone();
         let result = tokio::task::spawn_blocking(move || {
-            for f in &frames {
-                journal.append(f.iter().map(|d| (targets, d.as_slice())))?;
+            for frame in starts.windows(2) {
+                journal.append(spans[frame[0]..frame[1]].iter().map(|&(a, b)| (targets, &buf[a..b])))?;
             }
             Ok(())
         })
