@@ -190,10 +190,12 @@ async fn cashtagctl_operates_the_running_suite() {
     let on = cashtag_soak::wait_until(Duration::from_secs(90), || async {
         let (code, v) = status_json(&ctl);
         let beats = v["suite"]["heartbeats"].as_array().map(|a| a.len()).unwrap_or(0);
-        code == 0 && beats >= 7 && v["suite"]["control"]["cmd"] == "start"
+        // The sources turn on at 09:25, the market opens at 09:30: wait for both (a warm
+        // engine gets the suite healthy before the simulated clock reaches the open).
+        code == 0 && beats >= 7 && v["suite"]["control"]["cmd"] == "start" && v["suite"]["market"]["market_on"] == true
     })
     .await;
-    assert!(on, "status healthy, seven heartbeats, the sources on");
+    assert!(on, "status healthy, seven heartbeats, the sources on, the market open");
     let r = ctl.ok(&["status"]);
     for s in SERVICES {
         let row =
