@@ -321,15 +321,10 @@ impl WriteLoop {
                         self.stats.confirmed.fetch_add(b.items.len() as u64, Ordering::Relaxed);
                     }
                 }
-                if let Some(b) = last {
-                    // The cursor's syncs run on a blocking thread, not on the runtime's.
-                    let write = o.reader.cursor_write(&b);
-                    let written = tokio::task::spawn_blocking(move || write.write())
-                        .await
-                        .expect("a cursor write does not panic");
-                    if let Err(e) = written.and_then(|()| o.reader.committed_to(&b)) {
-                        tracing::warn!(stream = %self.stream, error = %e, "cannot commit the outbox");
-                    }
+                if let Some(b) = last
+                    && let Err(e) = o.reader.commit_async(&b).await
+                {
+                    tracing::warn!(stream = %self.stream, error = %e, "cannot commit the outbox");
                 }
                 now_run.is_some() && sent_run.is_some() && now_run != sent_run
             }

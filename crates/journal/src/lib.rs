@@ -722,9 +722,15 @@ impl Reader {
         self.committed_to(batch)
     }
 
-    /// The file part of [`Reader::commit`] for `batch`, to run where blocking is allowed
-    /// (it syncs a file and the directory); then [`Reader::committed_to`].
-    pub fn cursor_write(&self, batch: &Batch) -> CursorWrite {
+    /// [`Reader::commit`] for async callers: the cursor's file and directory syncs run on
+    /// a blocking thread, not on the runtime's, where they would stall every other task.
+    pub async fn commit_async(&mut self, batch: &Batch) -> Result<(), JournalError> {
+        let write = self.cursor_write(batch);
+        tokio::task::spawn_blocking(move || write.write()).await.expect("a cursor write does not panic")?;
+        self.committed_to(batch)
+    }
+
+    fn cursor_write(&self, batch: &Batch) -> CursorWrite {
         CursorWrite {
             dir: self.journal.dir().to_path_buf(),
             path: cursor_path(self.journal.dir(), self.name()),
@@ -732,9 +738,9 @@ impl Reader {
         }
     }
 
-    /// Once [`CursorWrite::write`] has succeeded: the reader and the journal move to the
-    /// batch's end, and segments every reader is past are deleted.
-    pub fn committed_to(&mut self, batch: &Batch) -> Result<(), JournalError> {
+    /// Once the cursor is on disk: the reader and the journal move to the batch's end, and
+    /// segments every reader is past are deleted.
+    fn committed_to(&mut self, batch: &Batch) -> Result<(), JournalError> {
         let c = batch.next;
         self.committed = c;
         let mut st = self.journal.state();
@@ -743,9 +749,9 @@ impl Reader {
     }
 }
 
-/// A reader's cursor on its way to disk (see [`Reader::cursor_write`]).
+/// A reader's cursor on its way to disk.
 #[derive(Debug)]
-pub struct CursorWrite {
+struct CursorWrite {
     dir: PathBuf,
     path: PathBuf,
     cursor: Cursor,
@@ -754,7 +760,7 @@ pub struct CursorWrite {
 impl CursorWrite {
     /// Writes the cursor atomically: a temporary file, synced, renamed over the old one,
     /// and the directory synced.
-    pub fn write(&self) -> Result<(), JournalError> {
+    fn write(&self) -> Result<(), JournalError> {
         let c = self.cursor;
         let tmp = self.path.with_extension("tmp");
         let body = format!("{} {} {}", c.pos.segment, c.pos.offset, c.skip);
@@ -829,6 +835,26 @@ mod tests {
         assert_eq!(b, want, "b gets only the entries targeted at it");
         // Both are past every full segment: all but the active one are deleted.
         assert_eq!(j.stats().segments, 1);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    /// The async commit leaves the same cursor on disk and the same state as the plain one.
+    #[tokio::test]
+    async fn an_async_commit_is_a_commit() {
+        let dir = tmp("async-commit");
+        let j = Journal::open(cfg(&dir, 200), &["a"]).unwrap();
+        for k in 0..6u32 {
+            put(&j, 1, k * 5..k * 5 + 5);
+        }
+        let mut a = j.reader("a");
+        let b = a.read(12).unwrap();
+        a.commit_async(&b).await.unwrap();
+        assert_eq!(j.committed("a"), Some(b.next.pos));
+        drop(a);
+        drop(j);
+        let j = Journal::open(cfg(&dir, 200), &["a"]).unwrap();
+        let (rest, _) = drain(&mut j.reader("a"), 100);
+        assert_eq!(rest, (12..30).collect::<Vec<_>>(), "a restart resumes after the committed batch");
         let _ = fs::remove_dir_all(dir);
     }
 

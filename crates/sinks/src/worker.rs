@@ -326,12 +326,7 @@ impl<S: Sink> Worker<S> {
         let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
         let mut reported = false;
         loop {
-            // The cursor's file and directory syncs run on a blocking thread: on the
-            // runtime's threads they would stall every task there (the intake too).
-            let write = self.reader.cursor_write(batch);
-            let written =
-                tokio::task::spawn_blocking(move || write.write()).await.expect("a cursor write does not panic");
-            match written.and_then(|()| self.reader.committed_to(batch)) {
+            match self.reader.commit_async(batch).await {
                 Ok(()) => return true,
                 Err(e) => {
                     // The batch is written: only the cursor is retried, never the write.
