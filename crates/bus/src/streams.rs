@@ -281,7 +281,7 @@ impl WriteLoop {
                     return;
                 }
             };
-            let items: Vec<String> = batch.items.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+            let items: Vec<String> = batch.items().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
             if items.is_empty() {
                 self.outbox.as_mut().expect("outbox").unconfirmed.push_back((batch, (0, 0)));
                 continue;
@@ -318,7 +318,7 @@ impl WriteLoop {
                 while o.unconfirmed.front().is_some_and(|(_, id)| *id <= upto) {
                     last = o.unconfirmed.pop_front().map(|(b, _)| b);
                     if let Some(b) = &last {
-                        self.stats.confirmed.fetch_add(b.items.len() as u64, Ordering::Relaxed);
+                        self.stats.confirmed.fetch_add(b.len() as u64, Ordering::Relaxed);
                     }
                 }
                 if let Some(b) = last
@@ -336,7 +336,7 @@ impl WriteLoop {
         let o = self.outbox.as_mut().expect("outbox");
         o.last_confirm = Instant::now();
         if lost && !o.unconfirmed.is_empty() {
-            let n: usize = o.unconfirmed.iter().map(|(b, _)| b.items.len()).sum();
+            let n: usize = o.unconfirmed.iter().map(|(b, _)| b.len()).sum();
             tracing::warn!(stream = %self.stream, items = n, "Redis lost the stream; sending unconfirmed items again");
             self.stats.resent.fetch_add(n as u64, Ordering::Relaxed);
             o.unconfirmed.clear();

@@ -153,7 +153,7 @@ async fn write_all<S: Sink>(sink: &mut S, batch: Vec<Record>, deadline: Duration
     let mut total = WriteReport::default();
     let mut batch = batch;
     loop {
-        match sink.write(batch).await {
+        match sink.write(&batch).await {
             Ok(r) => {
                 total.written += r.written;
                 total.duplicates += r.duplicates;

@@ -25,7 +25,10 @@ pub fn crc32(data: &[u8]) -> u32 {
 
 /// Encodes entries `(targets, data)` as one frame.
 pub fn encode<'a>(entries: impl IntoIterator<Item = (u8, &'a [u8])>) -> Vec<u8> {
-    let mut frame = vec![0u8; HEADER];
+    // Sized once: a group commit's frame can hold a megabyte.
+    let entries: Vec<(u8, &[u8])> = entries.into_iter().collect();
+    let mut frame = Vec::with_capacity(HEADER + entries.iter().map(|(_, d)| 5 + d.len()).sum::<usize>());
+    frame.resize(HEADER, 0);
     for (targets, data) in entries {
         frame.push(targets);
         frame.extend_from_slice(&(data.len() as u32).to_le_bytes());

@@ -120,7 +120,8 @@ pub struct Stats {
 
 struct Active {
     number: u64,
-    file: File,
+    /// Shared so an append can write and sync it without holding the state's lock.
+    file: Arc<File>,
     size: u64,
     /// A failed write could not be truncated back: the next append starts a new segment.
     broken: bool,
@@ -152,6 +153,10 @@ struct Shared {
     config: JournalConfig,
     readers: Vec<String>,
     state: Mutex<State>,
+    /// Held by an append from start to end (one at a time), while `state` is held only
+    /// to read and update the bookkeeping: readers, cursor commits and the header never
+    /// wait for an append's write and fsync.
+    appending: Mutex<()>,
     end: watch::Sender<Position>,
     _lock: lock::DirLock,
 }
@@ -252,7 +257,7 @@ impl Journal {
                 tracing::warn!(segment = %path.display(), cut = len - end, "journal: cut a torn tail");
                 segments.insert(n, end);
             }
-            active = Some(Active { number: n, file, size: end, broken: false });
+            active = Some(Active { number: n, file: Arc::new(file), size: end, broken: false });
         }
         let end = active.as_ref().map_or(Position::default(), |a| Position { segment: a.number, offset: a.size });
         let bytes = segments.values().sum();
@@ -272,6 +277,7 @@ impl Journal {
                 config,
                 readers: readers.iter().map(|r| r.to_string()).collect(),
                 state: Mutex::new(state),
+                appending: Mutex::new(()),
                 end: end_tx,
                 _lock: lock,
             }),
@@ -333,6 +339,7 @@ impl Journal {
     pub fn append<'a>(&self, entries: impl IntoIterator<Item = (u8, &'a [u8])>) -> Result<Position, JournalError> {
         let body = frame::encode(entries);
         let cfg = &self.shared.config;
+        let _appending = self.shared.appending.lock().unwrap_or_else(|p| p.into_inner());
         let mut st = self.state();
         if body.len() as u64 > cfg.segment_bytes {
             return Err(JournalError::TooLarge { size: body.len() as u64, max: cfg.segment_bytes });
@@ -360,16 +367,20 @@ impl Journal {
             Fsync::Interval(d) => st.last_sync.elapsed() >= d,
             Fsync::Never => false,
         };
-        let dir = cfg.dir.clone();
-        let a = st.active.as_mut().expect("an active segment after rotation");
-        let path = seg_path(&dir, a.number);
-        let written = a.file.write_all(&bytes).and_then(|_| if fsync_now { a.file.sync_data() } else { Ok(()) });
+        let a = st.active.as_ref().expect("an active segment after rotation");
+        let (file, number, size) = (a.file.clone(), a.number, a.size);
+        // Only this append touches the active segment now (`appending`), so the write
+        // and the sync go on without the state's lock.
+        drop(st);
+        let written = (&*file).write_all(&bytes).and_then(|_| if fsync_now { file.sync_data() } else { Ok(()) });
+        let mut st = self.state();
+        let a = st.active.as_mut().expect("the segment this append wrote");
         if let Err(e) = written {
             // No partial frame may stay: cut back to the last complete one.
-            if a.file.set_len(a.size).and_then(|_| a.file.sync_data()).is_err() {
+            if file.set_len(size).and_then(|_| file.sync_data()).is_err() {
                 a.broken = true;
             }
-            return Err(JournalError::io("appending to", &path, e));
+            return Err(JournalError::io("appending to", &seg_path(&cfg.dir, number), e));
         }
         a.size += bytes.len() as u64;
         let end = Position { segment: a.number, offset: a.size };
@@ -417,7 +428,7 @@ impl Journal {
             .map_err(|e| JournalError::io("creating", &path, e))?;
         sync_dir(self.dir())?;
         st.segments.insert(n, 0);
-        st.active = Some(Active { number: n, file, size: 0, broken: false });
+        st.active = Some(Active { number: n, file: Arc::new(file), size: 0, broken: false });
         st.unsynced = false;
         st.last_sync = Instant::now();
         Ok(())
@@ -525,24 +536,81 @@ impl Journal {
 
 /// What a reader got: the entries for it (in journal order), what it had to skip, and
 /// the cursor to commit once they are delivered.
+/// The entries sit in one buffer, so reading a batch allocates once, not per entry.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub items: Vec<Vec<u8>>,
+    data: Vec<u8>,
+    /// Each entry's range in `data`.
+    spans: Vec<(usize, usize)>,
     pub damages: Vec<Damage>,
     next: Cursor,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.spans.is_empty()
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The entries, in journal order.
+    pub fn items(&self) -> impl ExactSizeIterator<Item = &[u8]> + DoubleEndedIterator {
+        self.spans.iter().map(|&(a, b)| &self.data[a..b])
+    }
+
+    fn push(&mut self, entry: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(entry);
+        self.spans.push((start, self.data.len()));
     }
 
     /// Appends a later batch of the same reader: its items follow, and committing the
     /// result commits both.
     pub fn absorb(&mut self, later: Batch) {
-        self.items.extend(later.items);
+        let offset = self.data.len();
+        self.data.extend_from_slice(&later.data);
+        self.spans.extend(later.spans.iter().map(|&(a, b)| (a + offset, b + offset)));
         self.damages.extend(later.damages);
         self.next = later.next;
+    }
+
+    /// Where the batch ends: the cursor that commits it (and everything read before it).
+    pub fn end(&self) -> Cursor {
+        self.next
+    }
+}
+
+/// A cursor on its way to disk on a blocking thread ([`Reader::start_commit`]); the reader
+/// counts it as committed once [`Reader::finish_commit`] has seen it land.
+#[derive(Debug)]
+pub struct PendingCommit {
+    cursor: Cursor,
+    write: Option<tokio::task::JoinHandle<Result<(), JournalError>>>,
+    /// The write's outcome, once [`PendingCommit::ended`] has seen it.
+    outcome: Option<Result<(), JournalError>>,
+}
+
+impl PendingCommit {
+    /// The cursor being written.
+    pub fn cursor(&self) -> Cursor {
+        self.cursor
+    }
+
+    /// Whether the write has ended (so finishing it does not wait).
+    pub fn is_finished(&self) -> bool {
+        self.outcome.is_some() || self.write.as_ref().is_some_and(|w| w.is_finished())
+    }
+
+    /// Waits until the write has ended (cancel-safe: for a `select!`); the reader still
+    /// has to [`Reader::finish_commit`] it.
+    pub async fn ended(&mut self) {
+        if let Some(w) = self.write.as_mut() {
+            self.outcome = Some(w.await.expect("a cursor write does not panic"));
+            self.write = None;
+        }
     }
 }
 
@@ -621,7 +689,7 @@ impl Reader {
         let dir = self.journal.dir().to_path_buf();
         let mut batch = Batch::default();
         let mut cur = self.read;
-        'outer: while batch.items.len() < max {
+        'outer: while batch.len() < max {
             let (present, next_segment) = {
                 let st = self.journal.state();
                 let present = st.segments.get(&cur.pos.segment).copied();
@@ -685,12 +753,12 @@ impl Reader {
                         }
                     };
                     for (i, (targets, data)) in entries.iter().enumerate().skip(cur.skip as usize) {
-                        if batch.items.len() >= max {
+                        if batch.len() >= max {
                             cur.skip = i as u32;
                             break 'outer;
                         }
                         if targets & bit != 0 {
-                            batch.items.push(data.to_vec());
+                            batch.push(data);
                         }
                     }
                     cur = Cursor { pos: Position { segment: seg, offset: offset + next as u64 }, skip: 0 };
@@ -718,30 +786,44 @@ impl Reader {
     /// Marks a batch (and everything read before it) delivered: the cursor is written
     /// atomically, and segments every reader is past are deleted.
     pub fn commit(&mut self, batch: &Batch) -> Result<(), JournalError> {
-        self.cursor_write(batch).write()?;
-        self.committed_to(batch)
+        self.cursor_write(batch.next).write()?;
+        self.committed_to(batch.next)
     }
 
     /// [`Reader::commit`] for async callers: the cursor's file and directory syncs run on
     /// a blocking thread, not on the runtime's, where they would stall every other task.
     pub async fn commit_async(&mut self, batch: &Batch) -> Result<(), JournalError> {
-        let write = self.cursor_write(batch);
-        tokio::task::spawn_blocking(move || write.write()).await.expect("a cursor write does not panic")?;
-        self.committed_to(batch)
+        let pending = self.start_commit(batch.end());
+        self.finish_commit(pending).await
     }
 
-    fn cursor_write(&self, batch: &Batch) -> CursorWrite {
+    /// Starts writing `cursor` (a [`Batch::end`] of this reader) on a blocking thread, so
+    /// the caller can go on delivering while it syncs. At most one commit of a reader
+    /// should be under way at a time: the later one must land last.
+    pub fn start_commit(&self, cursor: Cursor) -> PendingCommit {
+        let write = self.cursor_write(cursor);
+        PendingCommit { cursor, write: Some(tokio::task::spawn_blocking(move || write.write())), outcome: None }
+    }
+
+    /// Waits for a commit started by [`Reader::start_commit`]; once it is on disk the
+    /// reader counts it as committed, and segments every reader is past are deleted.
+    pub async fn finish_commit(&mut self, mut pending: PendingCommit) -> Result<(), JournalError> {
+        pending.ended().await;
+        pending.outcome.take().expect("an ended write has an outcome")?;
+        self.committed_to(pending.cursor)
+    }
+
+    fn cursor_write(&self, cursor: Cursor) -> CursorWrite {
         CursorWrite {
             dir: self.journal.dir().to_path_buf(),
             path: cursor_path(self.journal.dir(), self.name()),
-            cursor: batch.next,
+            cursor,
         }
     }
 
-    /// Once the cursor is on disk: the reader and the journal move to the batch's end, and
-    /// segments every reader is past are deleted.
-    fn committed_to(&mut self, batch: &Batch) -> Result<(), JournalError> {
-        let c = batch.next;
+    /// Once the cursor is on disk: the reader and the journal move to it, and segments
+    /// every reader is past are deleted.
+    fn committed_to(&mut self, c: Cursor) -> Result<(), JournalError> {
         self.committed = c;
         let mut st = self.journal.state();
         st.cursors[self.index] = c;
@@ -805,7 +887,7 @@ mod tests {
                 r.commit(&b).unwrap();
                 break;
             }
-            got.extend(b.items.iter().map(|d| String::from_utf8(d.clone()).unwrap().parse::<u32>().unwrap()));
+            got.extend(b.items().map(|d| std::str::from_utf8(d).unwrap().parse::<u32>().unwrap()));
             r.commit(&b).unwrap();
         }
         (got, damages)
@@ -822,7 +904,7 @@ mod tests {
         let mut a = j.reader("a");
         // a reads a few, commits part-way through a frame, then the process "restarts".
         let b1 = a.read(7).unwrap();
-        assert_eq!(b1.items.len(), 7);
+        assert_eq!(b1.len(), 7);
         a.commit(&b1).unwrap();
         drop(a);
         drop(j);
@@ -855,6 +937,38 @@ mod tests {
         let j = Journal::open(cfg(&dir, 200), &["a"]).unwrap();
         let (rest, _) = drain(&mut j.reader("a"), 100);
         assert_eq!(rest, (12..30).collect::<Vec<_>>(), "a restart resumes after the committed batch");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    /// A commit under way is not a commit: the reader, the journal's GC and a restart see
+    /// it only once it has landed; batches read meanwhile are committed by the next one.
+    #[tokio::test]
+    async fn a_commit_counts_once_it_lands() {
+        let dir = tmp("background-commit");
+        let j = Journal::open(cfg(&dir, 60), &["a"]).unwrap();
+        for k in 0..6u32 {
+            put(&j, 1, k * 5..k * 5 + 5);
+        }
+        let segments = j.stats().segments;
+        let mut a = j.reader("a");
+        let first = a.read(10).unwrap();
+        let pending = a.start_commit(first.end());
+        assert_eq!(pending.cursor(), first.end());
+        let second = a.read(10).unwrap();
+        assert_eq!(j.committed("a"), Some(Position::default()), "not committed while it is under way");
+        assert_eq!(j.stats().segments, segments, "nothing is collected before the cursor lands");
+        // Landed: at the batch's end (or, that segment deleted, at the next one's start).
+        a.finish_commit(pending).await.unwrap();
+        assert!(j.committed("a").unwrap() >= first.end().pos);
+        let next = a.start_commit(second.end());
+        a.finish_commit(next).await.unwrap();
+        assert!(j.committed("a").unwrap() >= second.end().pos);
+        assert!(j.stats().segments < segments, "segments behind the landed cursor are collected");
+        drop(a);
+        drop(j);
+        let j = Journal::open(cfg(&dir, 60), &["a"]).unwrap();
+        let (rest, _) = drain(&mut j.reader("a"), 100);
+        assert_eq!(rest, (20..30).collect::<Vec<_>>(), "a restart resumes after the last landed commit");
         let _ = fs::remove_dir_all(dir);
     }
 
@@ -954,7 +1068,7 @@ mod tests {
         assert!(n > 0);
         let mut r = j.reader("a");
         let b = r.read(1000).unwrap();
-        assert_eq!(b.items.len(), n);
+        assert_eq!(b.len(), n);
         r.commit(&b).unwrap();
         j.append([(1u8, &b"more"[..])]).expect("room again");
         let _ = fs::remove_dir_all(dir);

@@ -85,8 +85,8 @@ fn a_full_disk_fails_appends_cleanly_and_they_resume_when_there_is_room() {
         if b.is_empty() {
             break;
         }
-        got += b.items.len();
-        last = b.items.last().unwrap().clone();
+        got += b.len();
+        last = b.items().last().unwrap().to_vec();
         r.commit(&b).unwrap();
     }
     assert_eq!(got, appended + 1);

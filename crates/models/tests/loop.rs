@@ -48,7 +48,7 @@ async fn store_sim(db: &mongodb::Database, from: DateTime<Utc>, to: DateTime<Utc
     }
     let mut sink = MongoSink::new(db.client(), db.name());
     for chunk in recs.chunks(20_000) {
-        sink.write(chunk.to_vec()).await.map_err(|e| e.reason).unwrap();
+        sink.write(chunk).await.map_err(|e| e.reason).unwrap();
     }
 }
 

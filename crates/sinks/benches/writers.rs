@@ -42,7 +42,7 @@ async fn main() {
     let records: Vec<Record> = (0..MONGO_N).map(trade).collect();
     let t = Instant::now();
     for chunk in records.chunks(500) {
-        sink.write(chunk.to_vec()).await.unwrap();
+        sink.write(chunk).await.unwrap();
     }
     let batched = MONGO_N as f64 / t.elapsed().as_secs_f64();
 
@@ -72,7 +72,7 @@ async fn main() {
     let calls = sink.call_counter();
     let t = Instant::now();
     for chunk in records.chunks(500) {
-        sink.write(chunk.to_vec()).await.unwrap();
+        sink.write(chunk).await.unwrap();
     }
     let batched_secs = t.elapsed().as_secs_f64();
     let batched_calls = calls.load(Ordering::Relaxed);

@@ -106,6 +106,7 @@ impl Delivery {
             state: state.clone(),
             run: self.run.subscribe(),
             catching_up: None,
+            commits: Default::default(),
         };
         self.workers.push(tokio::spawn(worker.run()));
         self.routes.push(Route { flag: flag.to_string(), sink: name, bit, state });

@@ -117,12 +117,12 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
         "kinesis"
     }
 
-    async fn write(&mut self, batch: Vec<Record>) -> Result<WriteReport, WriteFailure> {
+    async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, WriteFailure> {
         let mut report = WriteReport::default();
         // Streams in first-appearance order; records keep their order within a stream.
-        let mut by_stream: Vec<(String, Vec<(Record, Entry)>)> = Vec::new();
+        let mut by_stream: Vec<(String, Vec<(&Record, Entry)>)> = Vec::new();
         for r in batch {
-            let e = entry(&r);
+            let e = entry(r);
             if e.data.len() + e.partition_key.len() > MAX_RECORD_BYTES {
                 report.rejected.push(Rejected {
                     key: r.key(),
@@ -133,7 +133,7 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
                 });
                 continue;
             }
-            let s = self.stream_for(&r).to_string();
+            let s = self.stream_for(r).to_string();
             match by_stream.iter_mut().find(|(n, _)| *n == s) {
                 Some((_, v)) => v.push((r, e)),
                 None => by_stream.push((s, vec![(r, e)])),
@@ -143,11 +143,11 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
         let mut reason = String::new();
         for (stream, items) in by_stream {
             if !left.is_empty() {
-                left.extend(items.into_iter().map(|(r, _)| r));
+                left.extend(items.into_iter().map(|(r, _)| r.clone()));
                 continue;
             }
             // Calls of at most 500 records and 5 MiB.
-            let mut calls: Vec<Vec<(Record, Entry)>> = Vec::new();
+            let mut calls: Vec<Vec<(&Record, Entry)>> = Vec::new();
             let mut size = 0;
             for item in items {
                 let sz = item.1.data.len() + item.1.partition_key.len();
@@ -201,12 +201,12 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
                     }
                 }
                 if !pending.is_empty() {
-                    left.extend(pending.into_iter().map(|(r, _)| r));
+                    left.extend(pending.into_iter().map(|(r, _)| r.clone()));
                     break;
                 }
             }
             for rest in calls {
-                left.extend(rest.into_iter().map(|(r, _)| r));
+                left.extend(rest.into_iter().map(|(r, _)| r.clone()));
             }
         }
         if left.is_empty() { Ok(report) } else { Err(WriteFailure { remaining: left, done: report, reason }) }

@@ -77,7 +77,7 @@ impl MongoSink {
 
 /// Splits a failed `insert_many` into duplicates (their keys), rejected documents and a
 /// retryable rest.
-fn classify(e: &InsertManyError, group: &[Record]) -> (Vec<String>, Vec<Rejected>, Vec<usize>) {
+fn classify(e: &InsertManyError, group: &[&Record]) -> (Vec<String>, Vec<Rejected>, Vec<usize>) {
     let mut dup = Vec::new();
     let mut rejected = Vec::new();
     let mut failed_idx = Vec::new();
@@ -98,21 +98,21 @@ impl Sink for MongoSink {
         "mongo"
     }
 
-    async fn write(&mut self, batch: Vec<Record>) -> Result<WriteReport, WriteFailure> {
+    async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, WriteFailure> {
         if !self.indexes_ready
             && let Err(e) = self.ensure_indexes().await
         {
             return Err(WriteFailure {
-                remaining: batch,
+                remaining: batch.to_vec(),
                 done: WriteReport::default(),
                 reason: format!("creating indexes: {e}"),
             });
         }
         let mut report = WriteReport::default();
         // Group by collection, keeping order within each.
-        let mut groups: Vec<(&'static str, Vec<Record>)> = Vec::new();
+        let mut groups: Vec<(&'static str, Vec<&Record>)> = Vec::new();
         for r in batch {
-            let c = collections::for_record(&r);
+            let c = collections::for_record(r);
             match groups.iter_mut().find(|(n, _)| *n == c) {
                 Some((_, v)) => v.push(r),
                 None => groups.push((c, vec![r])),
@@ -125,7 +125,7 @@ impl Sink for MongoSink {
             let mut docs = Vec::with_capacity(group.len());
             let mut ok_records = Vec::with_capacity(group.len());
             for r in group {
-                match document(&r) {
+                match document(r) {
                     Ok(d) if d.as_bytes().len() <= 16 * 1024 * 1024 => {
                         docs.push(d);
                         ok_records.push(r);
@@ -158,14 +158,14 @@ impl Sink for MongoSink {
                     _ => {
                         // Network, timeout, write concern: retry all of it (duplicates are harmless).
                         reason = format!("{coll}: {e}");
-                        remaining.extend(ok_records);
+                        remaining.extend(ok_records.into_iter().cloned());
                         break;
                     }
                 },
             }
         }
         for (_, group) in groups {
-            remaining.extend(group);
+            remaining.extend(group.into_iter().cloned());
         }
         if remaining.is_empty() { Ok(report) } else { Err(WriteFailure { remaining, done: report, reason }) }
     }

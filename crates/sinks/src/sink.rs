@@ -40,6 +40,8 @@ pub trait Sink: Send + 'static {
     /// `mongo` or `kinesis`: the name in metrics, events and the spool directory.
     fn name(&self) -> &'static str;
 
-    /// Writes a batch; records written before a failure are reported in `done`.
-    fn write(&mut self, batch: Vec<Record>) -> impl Future<Output = Result<WriteReport, WriteFailure>> + Send;
+    /// Writes a batch; records written before a failure are reported in `done`, the rest
+    /// come back (copied) in the failure. The batch is borrowed, so a write abandoned at
+    /// its deadline loses nothing and a successful one copies nothing.
+    fn write(&mut self, batch: &[Record]) -> impl Future<Output = Result<WriteReport, WriteFailure>> + Send;
 }

@@ -1,6 +1,13 @@
 //! One sink's worker: reads the journal through the sink's own cursor, writes batches with
 //! a deadline per write, and commits the cursor only once a batch is written.
 //!
+//! The cursor is committed in the background: a cursor write (two syncs) runs on a
+//! blocking thread while the next batches are written, and the batches written meanwhile
+//! are committed together by the next cursor write — at most one runs at a time, so the
+//! cursor on disk only moves forward. After a crash the sink writes again what it had
+//! written but not yet committed (at least once; MongoDB keeps one copy by key). When the
+//! worker is idle or stops, every commit has landed.
+//!
 //! States: **up** — a failed write is retried with exponential backoff and jitter for the
 //! retry budget; **down** (past the budget) — the same batch is tried every `probe_every`
 //! while the journal keeps what arrives, in order; once the sink's backlog is written it
@@ -14,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use cashtag_bus::Bus;
 use cashtag_core::{Backoff, Record, catalog};
-use cashtag_journal::{Batch, Reader};
+use cashtag_journal::{Batch, Cursor, PendingCommit, Reader};
 use tokio::sync::watch;
 
 use crate::metrics::SinkMetrics;
@@ -105,6 +112,23 @@ pub(crate) struct Worker<S: Sink> {
     pub run: watch::Receiver<Run>,
     /// Catching up: since when, why, and how many records so far.
     pub catching_up: Option<(Instant, String, u64)>,
+    pub commits: Commits,
+}
+
+/// The cursor commits of written batches: the one under way, and the end of the newest
+/// batch written since it started.
+#[derive(Debug, Default)]
+pub(crate) struct Commits {
+    running: Option<PendingCommit>,
+    waiting: Option<Cursor>,
+}
+
+/// Waits for the cursor write under way to end; never, when there is none.
+async fn ended(running: &mut Option<PendingCommit>) {
+    match running {
+        Some(p) => p.ended().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn now_ms() -> u64 {
@@ -158,6 +182,7 @@ impl<S: Sink> Worker<S> {
             }
             self.update_gauges();
         }
+        self.settle_commits().await;
         self.update_gauges();
     }
 
@@ -179,17 +204,28 @@ impl<S: Sink> Worker<S> {
                 let mut batch = self.read(self.config.batch_size).await?;
                 // A small batch waits a little for more, unless we are draining.
                 let fill_until = Instant::now() + self.config.batch_age;
-                while batch.items.len() < self.config.batch_size && self.deadline().is_none() {
+                while batch.len() < self.config.batch_size && self.deadline().is_none() {
                     tokio::select! {
                         _ = self.reader.wait() => {
-                            let more = self.read(self.config.batch_size - batch.items.len()).await?;
+                            let more = self.read(self.config.batch_size - batch.len()).await?;
                             batch.absorb(more);
+                        }
+                        // A cursor write that ends meanwhile lands now, not with the next batch.
+                        _ = ended(&mut self.commits.running) => {
+                            if !self.land_commit().await {
+                                return None;
+                            }
                         }
                         _ = tokio::time::sleep_until(fill_until.into()) => break,
                         _ = self.run.changed() => break,
                     }
                 }
                 return Some(batch);
+            }
+            // Nothing to write: every written batch is committed before the sink counts
+            // as caught up (and idle).
+            if !self.settle_commits().await {
+                return None;
             }
             self.caught_up();
             if self.deadline().is_some() {
@@ -266,9 +302,9 @@ impl<S: Sink> Worker<S> {
         for d in &batch.damages {
             self.bus.emit(catalog::journal_damaged(name, d.segment, d.offset, d.skipped, &d.reason));
         }
-        let mut records = Vec::with_capacity(batch.items.len());
+        let mut records = Vec::with_capacity(batch.len());
         let mut undecodable = Vec::new();
-        for item in &batch.items {
+        for item in batch.items() {
             match Record::from_json(item) {
                 Ok(r) => records.push(r),
                 Err(e) => undecodable.push(Rejected {
@@ -285,7 +321,7 @@ impl<S: Sink> Worker<S> {
                 return false;
             }
         }
-        self.commit(&batch).await
+        self.commit(batch.end()).await
     }
 
     /// Writes records until they are all written; false past the drain deadline.
@@ -293,7 +329,7 @@ impl<S: Sink> Worker<S> {
         let started = Instant::now();
         let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5)).with_jitter(0.5);
         loop {
-            let reason = match tokio::time::timeout(self.config.op_timeout, self.sink.write(pending.clone())).await {
+            let reason = match tokio::time::timeout(self.config.op_timeout, self.sink.write(&pending)).await {
                 Ok(Ok(report)) => {
                     self.account(&report);
                     return true;
@@ -322,23 +358,67 @@ impl<S: Sink> Worker<S> {
         }
     }
 
-    async fn commit(&mut self, batch: &Batch) -> bool {
+    /// Commits a written batch's end in the background: it starts a cursor write when none
+    /// is under way, else it waits for the next. A finished write is taken in first (a
+    /// failed one is retried before anything else, as the cursor must not fall behind
+    /// for good); false past the drain deadline.
+    async fn commit(&mut self, end: Cursor) -> bool {
+        self.commits.waiting = Some(end);
+        if self.commits.running.as_ref().is_some_and(PendingCommit::is_finished) && !self.land_commit().await {
+            return false;
+        }
+        if self.commits.running.is_none() {
+            self.start_waiting_commit();
+        }
+        true
+    }
+
+    fn start_waiting_commit(&mut self) {
+        if let Some(c) = self.commits.waiting.take() {
+            self.commits.running = Some(self.reader.start_commit(c));
+        }
+    }
+
+    /// Waits for the cursor write under way; a failed one is reported (once) and retried,
+    /// with the newest waiting cursor, until one lands. False past the drain deadline.
+    async fn land_commit(&mut self) -> bool {
         let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
         let mut reported = false;
-        loop {
-            match self.reader.commit_async(batch).await {
-                Ok(()) => return true,
+        while let Some(pending) = self.commits.running.take() {
+            let cursor = pending.cursor();
+            match self.reader.finish_commit(pending).await {
+                Ok(()) => {
+                    self.update_gauges();
+                    return true;
+                }
                 Err(e) => {
-                    // The batch is written: only the cursor is retried, never the write.
+                    // The batches are written: only the cursor is retried, never the write.
                     if !reported {
                         self.bus.emit(catalog::journal_io(format!("{} cannot commit: {e}", self.sink.name())));
                         reported = true;
                     }
+                    self.commits.waiting = Some(self.commits.waiting.map_or(cursor, |w| w.max(cursor)));
                     if !self.pause(backoff.next_delay()).await {
                         return false;
                     }
+                    self.start_waiting_commit();
                 }
             }
+        }
+        true
+    }
+
+    /// Lands every commit: the one under way, then the waiting one. False past the drain
+    /// deadline (what is not committed is written again after a restart).
+    async fn settle_commits(&mut self) -> bool {
+        loop {
+            if !self.land_commit().await {
+                return false;
+            }
+            if self.commits.waiting.is_none() {
+                return true;
+            }
+            self.start_waiting_commit();
         }
     }
 
