@@ -10,9 +10,13 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A validated ticker symbol such as `AAPL` or `BRK.B`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Ticker(String);
+/// A validated ticker symbol such as `AAPL` or `BRK.B`: at most eight ASCII bytes, held
+/// inline, so a ticker costs no allocation (every trade, quote and bar carries one).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ticker {
+    bytes: [u8; Ticker::MAX_LEN],
+    len: u8,
+}
 
 /// Why a string is not a ticker.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +27,9 @@ pub struct TickerError {
 }
 
 impl Ticker {
+    /// The longest ticker: five letters, a dot and a two-letter class.
+    const MAX_LEN: usize = 8;
+
     /// Parses a ticker; see the module documentation for the rules.
     pub fn parse(input: &str) -> Result<Self, TickerError> {
         let err = |reason| TickerError { input: input.to_string(), reason };
@@ -44,11 +51,32 @@ impl Ticker {
         {
             return Err(err("a share class after '.' must be 1 or 2 upper-case letters"));
         }
-        Ok(Ticker(input.to_string()))
+        let mut bytes = [0u8; Ticker::MAX_LEN];
+        bytes[..input.len()].copy_from_slice(input.as_bytes());
+        Ok(Ticker { bytes, len: input.len() as u8 })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("a ticker is ASCII")
+    }
+}
+
+// Ordered and hashed as its text, like the `String` it used to be.
+impl Ord for Ticker {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for Ticker {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for Ticker {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
     }
 }
 
@@ -61,32 +89,41 @@ impl FromStr for Ticker {
 
 impl fmt::Display for Ticker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Ticker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Ticker({})", self.0)
+        write!(f, "Ticker({})", self.as_str())
     }
 }
 
 impl AsRef<str> for Ticker {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl Serialize for Ticker {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for Ticker {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Ticker::parse(&s).map_err(serde::de::Error::custom)
+        struct TickerVisitor;
+        impl serde::de::Visitor<'_> for TickerVisitor {
+            type Value = Ticker;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a ticker symbol")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Ticker, E> {
+                Ticker::parse(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(TickerVisitor)
     }
 }
 
@@ -121,6 +158,17 @@ mod tests {
             assert!(err.to_string().contains(why), "{input:?}: {err}");
             assert!(err.to_string().contains(&format!("{input:?}")), "{err}");
         }
+    }
+
+    #[test]
+    fn orders_and_hashes_as_text() {
+        use std::hash::{BuildHasher, RandomState};
+        let mut tickers: Vec<Ticker> = ["BRK.B", "A", "AAPL", "BRK", "AA", "ZZ.AB"].map(|t| t.parse().unwrap()).into();
+        tickers.sort();
+        let texts: Vec<&str> = tickers.iter().map(Ticker::as_str).collect();
+        assert_eq!(texts, ["A", "AA", "AAPL", "BRK", "BRK.B", "ZZ.AB"]);
+        let h = RandomState::new();
+        assert_eq!(h.hash_one(Ticker::parse("MSFT").unwrap()), h.hash_one("MSFT"));
     }
 
     #[test]

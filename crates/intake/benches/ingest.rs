@@ -117,10 +117,10 @@ impl Sink for Blackhole {
         "mongo"
     }
 
-    async fn write(&mut self, batch: Vec<Record>) -> Result<WriteReport, WriteFailure> {
+    async fn write(&mut self, batch: &[Record]) -> Result<WriteReport, WriteFailure> {
         let now = Utc::now();
         let mut lat = self.latencies_us.lock().unwrap();
-        for r in &batch {
+        for r in batch {
             let received: Option<DateTime<Utc>> = match r {
                 Record::Post(p) if self.kind == "post" => Some(p.received_at),
                 Record::Trade(t) if self.kind == "trade" => Some(t.received_at),

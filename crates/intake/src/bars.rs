@@ -20,11 +20,18 @@ struct Acc {
     last_ts: DateTime<Utc>,
 }
 
+/// Every trade passes through [`BarBuilder::add`], so its state is kept per provider: a
+/// trade is looked up by the provider's name and its ticker, without copying either.
 #[derive(Default)]
 pub struct BarBuilder {
-    open: BTreeMap<(DateTime<Utc>, String, Ticker), Acc>,
-    /// Minutes already emitted, per provider and ticker: later trades for them are ignored.
-    emitted_up_to: BTreeMap<(String, Ticker), DateTime<Utc>>,
+    providers: BTreeMap<String, ProviderBars>,
+}
+
+#[derive(Default)]
+struct ProviderBars {
+    open: BTreeMap<(DateTime<Utc>, Ticker), Acc>,
+    /// Minutes already emitted, per ticker: later trades for them are ignored.
+    emitted_up_to: BTreeMap<Ticker, DateTime<Utc>>,
 }
 
 /// How long after a minute ends its bar waits for stragglers.
@@ -37,11 +44,14 @@ pub fn minute_of(t: DateTime<Utc>) -> DateTime<Utc> {
 impl BarBuilder {
     pub fn add(&mut self, t: &Trade) {
         let minute = minute_of(t.ts);
-        let key = (t.provider.clone(), t.ticker.clone());
-        if self.emitted_up_to.get(&key).is_some_and(|m| minute <= *m) {
+        if !self.providers.contains_key(t.provider.as_str()) {
+            self.providers.insert(t.provider.clone(), ProviderBars::default());
+        }
+        let bars = self.providers.get_mut(t.provider.as_str()).expect("inserted");
+        if bars.emitted_up_to.get(&t.ticker).is_some_and(|m| minute <= *m) {
             return;
         }
-        let acc = self.open.entry((minute, t.provider.clone(), t.ticker.clone())).or_insert(Acc {
+        let acc = bars.open.entry((minute, t.ticker.clone())).or_insert(Acc {
             open: t.price,
             high: t.price,
             low: t.price,
@@ -68,17 +78,24 @@ impl BarBuilder {
     }
 
     /// Bars of minutes that ended at least [`GRACE`] before `now` (all of them with `all`).
+    /// In the order of (minute, provider, ticker).
     pub fn take_due(&mut self, now: DateTime<Utc>, all: bool) -> Vec<Record> {
-        let due: Vec<_> =
-            self.open.keys().filter(|(m, _, _)| all || *m + TimeDelta::minutes(1) + GRACE <= now).cloned().collect();
-        due.into_iter()
-            .map(|key| {
-                let acc = self.open.remove(&key).expect("present");
-                let (minute, provider, ticker) = key;
-                let mark = self.emitted_up_to.entry((provider.clone(), ticker.clone())).or_insert(minute);
+        let mut due: Vec<(DateTime<Utc>, &String, Ticker, Acc)> = Vec::new();
+        for (provider, bars) in self.providers.iter_mut() {
+            let keys: Vec<(DateTime<Utc>, Ticker)> =
+                bars.open.keys().filter(|(m, _)| all || *m + TimeDelta::minutes(1) + GRACE <= now).cloned().collect();
+            for (minute, ticker) in keys {
+                let acc = bars.open.remove(&(minute, ticker.clone())).expect("present");
+                let mark = bars.emitted_up_to.entry(ticker.clone()).or_insert(minute);
                 *mark = (*mark).max(minute);
+                due.push((minute, provider, ticker, acc));
+            }
+        }
+        due.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+        due.into_iter()
+            .map(|(minute, provider, ticker, acc)| {
                 Record::Bar(Bar {
-                    provider,
+                    provider: provider.clone(),
                     ticker,
                     start: minute,
                     open: acc.open,

@@ -18,12 +18,15 @@ pub fn kind_of(r: &Record) -> CountKind {
     }
 }
 
-type Key = (DateTime<Utc>, String, Option<Ticker>, CountKind);
+/// One source's counts of a minute, by ticker (`None`: the source's total) and kind.
+type SourceCounts = BTreeMap<(Option<Ticker>, CountKind), u64>;
 
+/// Counts by minute and source: every record passes through [`CountBook::add`], so the
+/// source is looked up by its name, not copied.
 pub struct CountBook {
     service: String,
     instance: String,
-    counts: BTreeMap<Key, u64>,
+    counts: BTreeMap<DateTime<Utc>, BTreeMap<String, SourceCounts>>,
 }
 
 impl CountBook {
@@ -31,19 +34,32 @@ impl CountBook {
         CountBook { service: service.into(), instance: instance.into(), counts: BTreeMap::new() }
     }
 
+    fn source(&mut self, minute: DateTime<Utc>, source: &str) -> &mut SourceCounts {
+        let sources = self.counts.entry(minute).or_default();
+        if !sources.contains_key(source) {
+            sources.insert(source.to_string(), SourceCounts::new());
+        }
+        sources.get_mut(source).expect("inserted")
+    }
+
     /// Counts a record delivered in the minute starting at `minute`: once for each ticker
     /// it is about, and once in its source's total.
     pub fn add(&mut self, minute: DateTime<Utc>, r: &Record) {
         let kind = kind_of(r);
-        let source = r.origin().to_string();
-        let tickers: Vec<Ticker> = match r {
-            Record::Post(p) => p.tickers.clone(),
-            _ => r.partition_ticker().cloned().into_iter().collect(),
-        };
-        for t in tickers {
-            *self.counts.entry((minute, source.clone(), Some(t), kind)).or_default() += 1;
+        let counts = self.source(minute, r.origin());
+        match r {
+            Record::Post(p) => {
+                for t in &p.tickers {
+                    *counts.entry((Some(t.clone()), kind)).or_default() += 1;
+                }
+            }
+            _ => {
+                if let Some(t) = r.partition_ticker() {
+                    *counts.entry((Some(t.clone()), kind)).or_default() += 1;
+                }
+            }
         }
-        *self.counts.entry((minute, source, None, kind)).or_default() += 1;
+        *counts.entry((None, kind)).or_default() += 1;
     }
 
     /// Publishes the samples of `minute`, with zero totals for `always` (source, kind)
@@ -55,23 +71,24 @@ impl CountBook {
         writer: &StreamWriter<CountSample>,
     ) -> usize {
         for (s, k) in always {
-            self.counts.entry((minute, s.clone(), None, *k)).or_insert(0);
+            self.source(minute, s).entry((None, *k)).or_insert(0);
         }
-        let keys: Vec<Key> = self.counts.keys().filter(|(m, ..)| *m == minute).cloned().collect();
-        for key in &keys {
-            let count = self.counts.remove(key).expect("present");
-            let (_, source, ticker, kind) = key.clone();
-            writer.push(CountSample {
-                id: cashtag_core::event::next_id(&self.instance, "c"),
-                minute,
-                service: self.service.clone(),
-                instance: self.instance.clone(),
-                source,
-                ticker,
-                kind,
-                count,
-            });
+        let mut published = 0;
+        for (source, counts) in self.counts.remove(&minute).unwrap_or_default() {
+            for ((ticker, kind), count) in counts {
+                writer.push(CountSample {
+                    id: cashtag_core::event::next_id(&self.instance, "c"),
+                    minute,
+                    service: self.service.clone(),
+                    instance: self.instance.clone(),
+                    source: source.clone(),
+                    ticker,
+                    kind,
+                    count,
+                });
+                published += 1;
+            }
         }
-        keys.len()
+        published
     }
 }

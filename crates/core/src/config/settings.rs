@@ -391,9 +391,11 @@ impl Default for BackupSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnalysisSettings {
-    /// `aggregate --follow` recomputes this many closed minutes each time, so posts and
-    /// trades that arrive late land in their minute.
+    /// `aggregate --follow` recomputes this many closed minutes, so posts and trades that
+    /// arrive late land in their minute ...
     pub trailing_minutes: u64,
+    /// ... every this many minutes; in between, only the minute that just closed.
+    pub trailing_every: u64,
     /// ... this many seconds after each minute closes.
     pub delay_secs: u64,
     /// Where `study` writes its report directories.
@@ -402,7 +404,7 @@ pub struct AnalysisSettings {
 
 impl Default for AnalysisSettings {
     fn default() -> Self {
-        AnalysisSettings { trailing_minutes: 15, delay_secs: 10, reports_dir: "reports".into() }
+        AnalysisSettings { trailing_minutes: 15, trailing_every: 5, delay_secs: 10, reports_dir: "reports".into() }
     }
 }
 
@@ -626,7 +628,16 @@ impl Section for BackupSettings {
 
 impl Section for AnalysisSettings {
     fn validate(&self) -> Result<(), ConfigError> {
-        check((1..=24 * 60).contains(&self.trailing_minutes), "analysis.trailing_minutes", "must be between 1 and 1440")
+        check(
+            (1..=24 * 60).contains(&self.trailing_minutes),
+            "analysis.trailing_minutes",
+            "must be between 1 and 1440",
+        )?;
+        check(
+            (1..=self.trailing_minutes).contains(&self.trailing_every),
+            "analysis.trailing_every",
+            "must be between 1 and analysis.trailing_minutes",
+        )
     }
 }
 

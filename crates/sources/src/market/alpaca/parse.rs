@@ -3,6 +3,8 @@
 //! `/v2/stocks/trades`), parsed item by item so one bad item never loses its page.
 
 use cashtag_core::{Bar, Quote, Record, Ticker, Timeframe, Trade};
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -25,18 +27,20 @@ enum MsgKind {
     Other,
 }
 
+/// A trade message; its symbol is read where it lies (a frame holds up to 100 of them).
 #[derive(Deserialize)]
-struct TradeMsg {
+struct TradeMsg<'a> {
     #[serde(rename = "T")]
     kind: Option<MsgKind>,
-    #[serde(rename = "S")]
-    symbol: String,
+    #[serde(rename = "S", borrow)]
+    symbol: Cow<'a, str>,
     i: Option<u64>,
     x: Option<String>,
     p: f64,
     s: f64,
     #[serde(default)]
     c: Vec<String>,
+    #[serde(deserialize_with = "cashtag_core::time::deserialize_lenient")]
     t: DateTime<Utc>,
 }
 
@@ -49,6 +53,7 @@ struct QuoteMsg {
     ap: Option<f64>,
     #[serde(rename = "as")]
     ask_size: Option<f64>,
+    #[serde(deserialize_with = "cashtag_core::time::deserialize_lenient")]
     t: DateTime<Utc>,
 }
 
@@ -61,6 +66,7 @@ pub(super) struct BarMsg {
     l: f64,
     c: f64,
     v: f64,
+    #[serde(deserialize_with = "cashtag_core::time::deserialize_lenient")]
     t: DateTime<Utc>,
     n: Option<u64>,
     vw: Option<f64>,
@@ -166,7 +172,7 @@ fn parse_items(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, ParseEr
     Ok(out)
 }
 
-fn stream_trade(m: TradeMsg, seq: u64, received_at: DateTime<Utc>) -> Result<Record, String> {
+fn stream_trade(m: TradeMsg<'_>, seq: u64, received_at: DateTime<Utc>) -> Result<Record, String> {
     Ok(Record::Trade(Trade {
         provider: NAME.into(),
         ticker: ticker(&m.symbol)?,
@@ -213,6 +219,7 @@ struct HistoryTrade {
     s: f64,
     #[serde(default)]
     c: Vec<String>,
+    #[serde(deserialize_with = "cashtag_core::time::deserialize_lenient")]
     t: DateTime<Utc>,
 }
 
