@@ -353,8 +353,12 @@ impl CountsLoop {
         let prev_minute = s.minute - TimeDelta::minutes(1);
         let prev = match self.last.get(&key) {
             Some((m, c)) if *m == prev_minute => Some(*c),
-            Some((m, _)) if *m > prev_minute => None,
-            _ => self.store.count_at(s, prev_minute).await.ok().flatten(),
+            // Seen, but not in the previous minute: a series' samples arrive in minute
+            // order, so that minute has none (a ticker without posts for a while) — no
+            // need to ask the store, which would cost a query per sparse sample.
+            Some(_) => None,
+            // Not seen since this service started: the store may have it.
+            None => self.store.count_at(s, prev_minute).await.ok().flatten(),
         };
         if self.last.get(&key).is_none_or(|(m, _)| *m <= s.minute) {
             self.last.insert(key, (s.minute, s.count));

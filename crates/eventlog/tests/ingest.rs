@@ -289,3 +289,55 @@ async fn a_poison_entry_is_dead_lettered_and_never_blocks_the_stream() {
     stop.cancel();
     let _ = task.await;
 }
+
+/// A sample's delta is its change from the previous minute of its series: kept in memory
+/// while the service runs (a sparse series — a minute without a sample — has none), and
+/// read back from the store after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deltas_follow_a_series_across_gaps_and_restarts() {
+    let prefix = unique("t-log-delta");
+    let db = unique("logdelta");
+    let base: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
+    let clock = Clock::manual(base);
+    let stocks = bus(&prefix, "twitter", clock.clone());
+    let counts = stocks.counts_writer(100_000).unwrap();
+    let sample = |m: i64, count: u64| CountSample {
+        id: format!("delta-{m}"),
+        minute: minute(base, m),
+        service: "twitter".into(),
+        instance: "i1".into(),
+        source: "sim".into(),
+        ticker: Some("AAPL".parse().unwrap()),
+        kind: CountKind::Posts,
+        count,
+    };
+    let run = |samples: Vec<CountSample>| {
+        let (clock, counts, db) = (clock.clone(), counts.clone(), db.clone());
+        let prefix = prefix.clone();
+        async move {
+            let stop = CancellationToken::new();
+            let ingest = Ingest::new(bus(&prefix, "log", clock), store(&db).await, None, None, config(20));
+            let stats = ingest.stats();
+            let task = tokio::spawn(ingest.run(stop.clone()));
+            let n = samples.len() as u64;
+            for s in samples {
+                counts.push(s);
+            }
+            assert!(counts.flush(Duration::from_secs(10)).await, "counts reach the stream");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while stats.counts.load(std::sync::atomic::Ordering::Relaxed) < n {
+                assert!(Instant::now() < deadline, "the log service stores the samples");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            stop.cancel();
+            task.await.unwrap();
+        }
+    };
+    // Minutes 0, 1, then a gap until 4; a restart; then minute 5.
+    run(vec![sample(0, 3), sample(1, 5), sample(4, 1)]).await;
+    run(vec![sample(5, 4)]).await;
+    let stored = store(&db).await.counts_since(base, Some("sim"), Some("AAPL")).await.unwrap();
+    let deltas: Vec<(i64, Option<i64>)> =
+        stored.iter().map(|c| ((c.sample.minute - base).num_minutes(), c.delta)).collect();
+    assert_eq!(deltas, [(0, None), (1, Some(2)), (4, None), (5, Some(3))]);
+}
