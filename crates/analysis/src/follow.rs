@@ -1,7 +1,9 @@
 //! Keeping the roll-ups current (`cashtag-analysis run`): after each minute closes (plus a
-//! delay for late records), the last few minutes are recomputed, so posts and trades that
-//! arrive late still land in their minute. Failures are events and a 503 on `/healthz`;
-//! the loop goes on.
+//! delay for late records) it is rolled up, and every few minutes the whole trailing
+//! window is recomputed, so posts and trades that arrive late still land in their minute.
+//! Recomputing the window every minute would read each record `trailing` times over; this
+//! way the database reads the newest minute once plus the window now and then. Failures
+//! are events and a 503 on `/healthz`; the loop goes on.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use mongodb::Database;
@@ -36,8 +38,11 @@ impl RollupMetrics {
 /// How the follower works.
 #[derive(Debug, Clone)]
 pub struct FollowConfig {
-    /// Closed minutes recomputed each time.
+    /// Closed minutes recomputed ...
     pub trailing: TimeDelta,
+    /// ... every this many passes (the first pass included); the other passes roll up the
+    /// minute that just closed.
+    pub trailing_every: u32,
     /// How long after a minute closes it is rolled up.
     pub delay: TimeDelta,
     /// Roll up `[from, now)` first.
@@ -70,6 +75,17 @@ pub fn minute_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(t.timestamp().div_euclid(60) * 60, 0).expect("valid")
 }
 
+/// How many closed minutes pass number `pass` (from 0) recomputes: the whole trailing
+/// window on every `trailing_every`-th pass, starting with the first (which also covers a
+/// restart), else the newest minute.
+pub fn pass_window(pass: u32, config: &FollowConfig) -> TimeDelta {
+    if pass.is_multiple_of(config.trailing_every.max(1)) {
+        config.trailing
+    } else {
+        TimeDelta::minutes(1).min(config.trailing)
+    }
+}
+
 /// Follows the clock until shutdown.
 pub async fn follow(
     db: &Database,
@@ -90,6 +106,7 @@ pub async fn follow(
         }
     }
     let mut healthy = true;
+    let mut passes = 0u32;
     loop {
         let next = minute_floor(clock.now()) + TimeDelta::minutes(1) + config.delay;
         tokio::select! {
@@ -97,7 +114,9 @@ pub async fn follow(
             _ = shutdown.cancelled() => break,
         }
         let end = minute_floor(clock.now() - config.delay);
-        match rollup::rollup_range(db, end - config.trailing, end).await {
+        let window = pass_window(passes, config);
+        passes = passes.wrapping_add(1);
+        match rollup::rollup_range(db, end - window, end).await {
             Ok((s, p)) => {
                 metrics.passes.inc();
                 metrics.minutes.with_label_values(&["sentiment"]).inc_by(s as u64);
@@ -120,5 +139,24 @@ pub async fn follow(
                 health.set(false, serde_json::json!({"error": e.to_string()}));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_is_recomputed_every_few_passes() {
+        let config = FollowConfig {
+            trailing: TimeDelta::minutes(15),
+            trailing_every: 5,
+            delay: TimeDelta::zero(),
+            backfill_from: None,
+        };
+        let windows: Vec<i64> = (0..11).map(|p| pass_window(p, &config).num_minutes()).collect();
+        assert_eq!(windows, [15, 1, 1, 1, 1, 15, 1, 1, 1, 1, 15]);
+        let every = FollowConfig { trailing_every: 1, ..config };
+        assert!((0..5).all(|p| pass_window(p, &every) == TimeDelta::minutes(15)));
     }
 }

@@ -34,7 +34,7 @@ fn score(records: &mut [Record]) {
 }
 
 async fn insert(db: &Database, records: &[Record]) {
-    let report = MongoSink::new(db.client(), db.name()).write(records.to_vec()).await.map_err(|e| e.reason).unwrap();
+    let report = MongoSink::new(db.client(), db.name()).write(records).await.map_err(|e| e.reason).unwrap();
     assert_eq!(report.written, records.len());
 }
 

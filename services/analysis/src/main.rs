@@ -285,7 +285,10 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
 
 /// The roll-up service: `run`, or `aggregate --follow`.
 async fn follow(settings: &Settings, backfill_from: Option<DateTime<Utc>>) -> Result<(), Failure> {
-    let what = format!("roll-ups following, trailing {} minutes", settings.analysis.trailing_minutes);
+    let what = format!(
+        "roll-ups following, the last {} minutes every {} minutes",
+        settings.analysis.trailing_minutes, settings.analysis.trailing_every
+    );
     let mut svc = Service::start("analysis", settings, what)?;
     svc.serve(DEFAULT_PORT, axum::Router::new()).await?;
     svc.heartbeat(|| serde_json::Value::Null);
@@ -293,6 +296,7 @@ async fn follow(settings: &Settings, backfill_from: Option<DateTime<Utc>>) -> Re
     let db = database(settings).await?;
     let config = FollowConfig {
         trailing: TimeDelta::minutes(settings.analysis.trailing_minutes as i64),
+        trailing_every: settings.analysis.trailing_every as u32,
         delay: TimeDelta::seconds(settings.analysis.delay_secs as i64),
         backfill_from,
     };

@@ -51,7 +51,7 @@ async fn load(db: &str, tickers: &[&str], from: DateTime<Utc>, minutes: i64) -> 
     }
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
     let n = recs.len();
-    MongoSink::new(&client, db).write(recs).await.map_err(|e| e.reason).unwrap();
+    MongoSink::new(&client, db).write(&recs).await.map_err(|e| e.reason).unwrap();
     n
 }
 
@@ -350,7 +350,7 @@ async fn run_keeps_rollups_current_and_picks_up_late_posts() {
     post.id = "late".into();
     post.created_at = late_minute + TimeDelta::seconds(20);
     post.sentiment = Some(Scorer::new().score_post(&post.text, &["AAPL"], None));
-    MongoSink::new(&client, &db).write(vec![Record::Post(post)]).await.map_err(|e| e.reason).unwrap();
+    MongoSink::new(&client, &db).write(&[Record::Post(post)]).await.map_err(|e| e.reason).unwrap();
     let s2 = sent.clone();
     wait_for(
         "the late post's minute to update",
