@@ -210,7 +210,8 @@ impl Hasher for FxHasher {
 type FxBuild = BuildHasherDefault<FxHasher>;
 
 /// What VADER's rules need to know of one lower-case word, found with one lookup: its
-/// valence, its booster or dampener value, whether it negates.
+/// valence, its booster or dampener value, whether it negates, and which of the words
+/// the rules name it is.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Word {
     pub valence: Option<f64>,
@@ -219,7 +220,47 @@ pub struct Word {
     /// Whether the word is part of a special-case idiom or a multi-word booster: only
     /// then can the idiom rule change anything.
     pub idiom: bool,
+    pub tag: Tag,
 }
+
+/// The words VADER's rules look for by name ("no", "kind of", "at least", "never so",
+/// "without doubt", "but"): the rules compare tags, not strings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Tag {
+    #[default]
+    Other,
+    No,
+    Or,
+    Nor,
+    Kind,
+    Of,
+    Least,
+    At,
+    Very,
+    Never,
+    So,
+    This,
+    Without,
+    Doubt,
+    But,
+}
+
+const TAGS: &[(&str, Tag)] = &[
+    ("no", Tag::No),
+    ("or", Tag::Or),
+    ("nor", Tag::Nor),
+    ("kind", Tag::Kind),
+    ("of", Tag::Of),
+    ("least", Tag::Least),
+    ("at", Tag::At),
+    ("very", Tag::Very),
+    ("never", Tag::Never),
+    ("so", Tag::So),
+    ("this", Tag::This),
+    ("without", Tag::Without),
+    ("doubt", Tag::Doubt),
+    ("but", Tag::But),
+];
 
 /// VADER's four scores, rounded as the reference rounds them.
 pub use cashtag_core::VaderScores;
@@ -277,6 +318,9 @@ impl Lexicon {
         }
         for word in NEGATE {
             lexicon.entry(word).negation = true;
+        }
+        for (word, tag) in TAGS {
+            lexicon.entry(word).tag = *tag;
         }
         for (key, _) in SPECIAL_CASES.iter().chain(BOOSTERS).filter(|(k, _)| k.contains(' ')) {
             for word in key.split(' ') {
@@ -435,6 +479,8 @@ pub struct Token {
     pub negation: bool,
     /// Whether the word belongs to a multi-word idiom ([`Word::idiom`]).
     pub idiom: bool,
+    /// Which of the words the rules name it is ([`Tag`]).
+    pub tag: Tag,
 }
 
 /// VADER's "words and emoticons" of one text, with their lower-case forms in one buffer:
@@ -466,7 +512,7 @@ impl Tokens {
         }
         let lower = &self.lower[start..];
         let word = lexicon.word(lower);
-        let negation = word.negation || lower.contains("n't");
+        let negation = word.negation || (lower.as_bytes().contains(&b'\'') && lower.contains("n't"));
         self.list.push(Token {
             lower: (start as u32, self.lower.len() as u32),
             valence: word.valence,
@@ -474,6 +520,7 @@ impl Tokens {
             booster: word.booster,
             negation,
             idiom: word.idiom,
+            tag: word.tag,
         });
     }
 
@@ -557,7 +604,7 @@ fn token_valences(tokens: &Tokens, sentiments: &mut Vec<f64>) {
             sentiments.push(0.0);
             continue;
         }
-        if i < n - 1 && tokens.low(i) == "kind" && tokens.low(i + 1) == "of" {
+        if i < n - 1 && tokens.list[i].tag == Tag::Kind && tokens.list[i + 1].tag == Tag::Of {
             sentiments.push(0.0);
             continue;
         }
@@ -582,16 +629,16 @@ fn scalar_inc_dec(t: &Token, valence: f64, cap_diff: bool) -> f64 {
 
 fn valence_at(tokens: &Tokens, i: usize, cap_diff: bool) -> f64 {
     let n = tokens.len();
-    let low = |j: usize| -> &str { tokens.low(j) };
     let t = &tokens.list;
+    let tag = |j: usize| t[j].tag;
     let Some(base) = t[i].valence else { return 0.0 };
     let mut valence = base;
-    if low(i) == "no" && i != n - 1 && t[i + 1].valence.is_some() {
+    if tag(i) == Tag::No && i != n - 1 && t[i + 1].valence.is_some() {
         valence = 0.0;
     }
-    if (i > 0 && low(i - 1) == "no")
-        || (i > 1 && low(i - 2) == "no")
-        || (i > 2 && low(i - 3) == "no" && matches!(low(i - 1), "or" | "nor"))
+    if (i > 0 && tag(i - 1) == Tag::No)
+        || (i > 1 && tag(i - 2) == Tag::No)
+        || (i > 2 && tag(i - 3) == Tag::No && matches!(tag(i - 1), Tag::Or | Tag::Nor))
     {
         valence = base * N_SCALAR;
     }
@@ -622,22 +669,22 @@ fn valence_at(tokens: &Tokens, i: usize, cap_diff: bool) -> f64 {
 }
 
 fn least_check(mut valence: f64, tokens: &Tokens, i: usize) -> f64 {
-    let low = |j: usize| -> &str { tokens.low(j) };
     let t = &tokens.list;
-    if i > 1 && t[i - 1].valence.is_none() && low(i - 1) == "least" {
-        if low(i - 2) != "at" && low(i - 2) != "very" {
+    let tag = |j: usize| t[j].tag;
+    if i > 1 && t[i - 1].valence.is_none() && tag(i - 1) == Tag::Least {
+        if tag(i - 2) != Tag::At && tag(i - 2) != Tag::Very {
             valence *= N_SCALAR;
         }
-    } else if i > 0 && t[i - 1].valence.is_none() && low(i - 1) == "least" {
+    } else if i > 0 && t[i - 1].valence.is_none() && tag(i - 1) == Tag::Least {
         valence *= N_SCALAR;
     }
     valence
 }
 
 fn negation_check(mut valence: f64, tokens: &Tokens, start_i: usize, i: usize) -> f64 {
-    let low = |j: usize| -> &str { tokens.low(j) };
     let t = &tokens.list;
-    let so_this = |w: &str| w == "so" || w == "this";
+    let tag = |j: usize| t[j].tag;
+    let so_this = |w: Tag| w == Tag::So || w == Tag::This;
     match start_i {
         0 => {
             if t[i - 1].negation {
@@ -645,18 +692,18 @@ fn negation_check(mut valence: f64, tokens: &Tokens, start_i: usize, i: usize) -
             }
         }
         1 => {
-            if low(i - 2) == "never" && so_this(low(i - 1)) {
+            if tag(i - 2) == Tag::Never && so_this(tag(i - 1)) {
                 valence *= 1.25;
-            } else if low(i - 2) == "without" && low(i - 1) == "doubt" {
+            } else if tag(i - 2) == Tag::Without && tag(i - 1) == Tag::Doubt {
             } else if t[i - 2].negation {
                 valence *= N_SCALAR;
             }
         }
         _ => {
             // `A and B or C` in the reference: (never so|this) or (so|this right before).
-            if (low(i - 3) == "never" && so_this(low(i - 2))) || so_this(low(i - 1)) {
+            if (tag(i - 3) == Tag::Never && so_this(tag(i - 2))) || so_this(tag(i - 1)) {
                 valence *= 1.25;
-            } else if low(i - 3) == "without" && (low(i - 2) == "doubt" || low(i - 1) == "doubt") {
+            } else if tag(i - 3) == Tag::Without && (tag(i - 2) == Tag::Doubt || tag(i - 1) == Tag::Doubt) {
             } else if t[i - 3].negation {
                 valence *= N_SCALAR;
             }
@@ -708,7 +755,7 @@ fn special_idioms_check(mut valence: f64, tokens: &Tokens, i: usize) -> f64 {
 /// The `but` rule of the reference, including its use of `list.index` (the first equal
 /// value is the one modified).
 fn but_check(tokens: &Tokens, sentiments: &mut [f64]) {
-    let Some(bi) = (0..tokens.len()).position(|j| tokens.low(j) == "but") else { return };
+    let Some(bi) = tokens.list.iter().position(|t| t.tag == Tag::But) else { return };
     for k in 0..sentiments.len() {
         let sentiment = sentiments[k];
         let si = sentiments.iter().position(|s| *s == sentiment).expect("present");

@@ -28,8 +28,12 @@ fn score(input: &str, args: &[&str]) -> (bool, Vec<serde_json::Value>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    // Written from a thread: a long input's output fills the pipe before the input ends.
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
     let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
     let rows = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     (out.status.success(), rows, String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -55,6 +59,32 @@ fn bad_json_lines_are_reported_and_skipped() {
     assert_eq!(rows.len(), 1);
     assert!(err.contains("line 1") && err.contains("\"text\""), "{err}");
     assert!(err.contains("line 2") && err.contains("not valid JSON"), "{err}");
+}
+
+/// Input longer than one block: every thread count writes the same lines in input order,
+/// and a bad line far down is reported with its own line number.
+#[test]
+fn many_lines_score_in_order_whatever_the_threads() {
+    let mut input = String::new();
+    for i in 0..12_000 {
+        if i == 9_999 {
+            input.push_str("{not json\n");
+        } else {
+            input.push_str(&format!("{{\"text\": \"post {i}: $AAPL looks great, buying calls\"}}\n"));
+        }
+    }
+    let (ok, one, err) = score(&input, &["--threads", "1"]);
+    assert!(!ok && err.contains("line 10000: not valid JSON"), "{err}");
+    assert_eq!(one.len(), 11_999);
+    assert!(one.iter().enumerate().all(|(i, r)| {
+        let n = if i < 9_999 { i } else { i + 1 };
+        r["text"].as_str().unwrap().starts_with(&format!("post {n}:"))
+    }));
+    for threads in ["2", "3"] {
+        let (ok, rows, err) = score(&input, &["--threads", threads]);
+        assert!(!ok && err.contains("line 10000: not valid JSON"), "{err}");
+        assert_eq!(rows, one, "{threads} threads");
+    }
 }
 
 async fn posts(db: &mongodb::Database) -> u64 {
