@@ -271,7 +271,9 @@ async fn a_maintenance_stop_holds_the_sources_off_until_released_or_run_out() {
     );
     assert!(!ops.control_state().await.unwrap().is_on());
 
-    // Released: the next evaluation follows the calendar, and says why.
+    // Released: the next evaluation follows the calendar, and says why. (The clock moves
+    // first: the controller evaluates every 5 ms, so it may see the release before the step.)
+    m.clock.set(utc("2026-11-24T16:01:00Z"));
     assert_eq!(ops.release_hold().await.unwrap(), Some(hold));
     m.step_to(utc("2026-11-24T16:01:00Z")).await;
     assert_eq!(
@@ -310,6 +312,7 @@ async fn a_maintenance_stop_holds_the_sources_off_until_released_or_run_out() {
     .await
     .unwrap();
     m.step_to(utc("2026-11-24T21:32:00Z")).await;
+    m.clock.set(utc("2026-11-24T21:33:00Z"));
     ops.release_hold().await.unwrap();
     m.step_to(utc("2026-11-24T21:33:00Z")).await;
     let msgs = drain(&mut sub).await;

@@ -49,6 +49,10 @@ pub struct Finance {
     phrases: Vec<Phrase>,
     /// Indices into `phrases` by first word, longest phrase first.
     by_first_word: FxMap<Box<str>, Vec<usize>>,
+    /// The shapes of the ASCII first words: bit `len` of entry `b` is set when a first
+    /// word starts with byte `b` and has `len` bytes. Most tokens match no shape and skip
+    /// the key and the map lookup of [`Finance::merge_phrases`].
+    first_word_shapes: Box<[u64; 256]>,
 }
 
 impl Finance {
@@ -90,10 +94,16 @@ impl Finance {
             .collect();
         assert!(finance_emoji.keys().all(|c: &char| !c.is_ascii()), "finance emoji are not ASCII");
         let mut by_first_word: FxMap<Box<str>, Vec<usize>> = FxMap::default();
+        let mut first_word_shapes = Box::new([0u64; 256]);
         for (i, p) in phrases.iter().enumerate() {
-            by_first_word.entry(p.words[0].as_str().into()).or_default().push(i);
+            let first = p.words[0].as_str();
+            by_first_word.entry(first.into()).or_default().push(i);
+            if first.is_ascii() {
+                assert!((1..64).contains(&first.len()), "phrase word {first:?} is 1 to 63 bytes");
+                first_word_shapes[first.as_bytes()[0] as usize] |= 1 << first.len();
+            }
         }
-        Finance { lexicon, emojis: vader.emojis.clone(), finance_emoji, phrases, by_first_word }
+        Finance { lexicon, emojis: vader.emojis.clone(), finance_emoji, phrases, by_first_word, first_word_shapes }
     }
 
     /// The finance score of a post; `tickers` are symbols not to be read as words.
@@ -232,6 +242,12 @@ impl Finance {
         let mut out = 0;
         let mut i = 0;
         'outer: while i < tokens.len() {
+            if !self.may_start_phrase(&tokens[i]) {
+                tokens.swap(out, i);
+                out += 1;
+                i += 1;
+                continue;
+            }
             phrase_key(&tokens[i], &mut key);
             let forms: [Option<Cow<'_, str>>; 3] = if has_run(&key, 3) {
                 [
@@ -262,6 +278,26 @@ impl Finance {
         tokens.truncate(out);
         tokens
     }
+
+    /// False when `token` certainly starts no phrase: its key is ASCII, not elongated,
+    /// and no first word has its first letter and length. (True means "look it up".)
+    #[inline]
+    fn may_start_phrase(&self, token: &str) -> bool {
+        let core = trim_py_punct(token).as_bytes();
+        let Some(first) = core.first() else { return false };
+        if !core.is_ascii() || core.len() >= 64 || ascii_run3(core) {
+            return true;
+        }
+        self.first_word_shapes[first.to_ascii_lowercase() as usize] & (1 << core.len()) != 0
+    }
+}
+
+/// Whether ASCII text holds three equal letters in a row, case aside.
+fn ascii_run3(core: &[u8]) -> bool {
+    core.windows(3).any(|w| {
+        let [a, b, c] = [w[0], w[1], w[2]].map(|x| x.to_ascii_lowercase());
+        a == b && b == c
+    })
 }
 
 /// A token's phrase key: lower case, without surrounding punctuation.
@@ -284,11 +320,7 @@ fn key_matches(token: &str, word: &str) -> bool {
             return true;
         }
         // Without a run of three letters (case aside) there is no shorter form to try.
-        let lower_run = core.as_bytes().windows(3).any(|w| {
-            let [a, b, c] = [w[0], w[1], w[2]].map(|x| x.to_ascii_lowercase());
-            a == b && b == c
-        });
-        if !lower_run {
+        if !ascii_run3(core.as_bytes()) {
             return false;
         }
     }
@@ -432,6 +464,23 @@ mod tests {
         assert_eq!(f.prepare("Buy the DiIiP!", &[]), "fin_buy_the_dip!");
         assert_eq!(f.prepare("TO THE MOOOON", &[]), "fin_to_the_moon");
         assert_eq!(f.prepare("to the mo", &[]), "to the mo");
+    }
+
+    #[test]
+    fn the_shape_filter_lets_every_first_word_through() {
+        let f = fin();
+        for p in &f.phrases {
+            let w = &p.words[0];
+            for token in [w.clone(), w.to_uppercase(), format!("({w}!"), format!("{w}{}", &w[w.len() - 1..].repeat(3))]
+            {
+                assert!(f.may_start_phrase(&token), "{token:?}");
+            }
+        }
+        // (The filter may let a token through that starts no phrase; not these.)
+        for token in ["", "!!", "apple", "Zebra", "to.", "xyz", "BUY", "moon"] {
+            let key = token.to_lowercase();
+            assert_eq!(f.may_start_phrase(token), f.by_first_word.contains_key(trim_py_punct(&key)), "{token:?}");
+        }
     }
 
     #[test]

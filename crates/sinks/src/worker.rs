@@ -210,11 +210,13 @@ impl<S: Sink> Worker<S> {
                             let more = self.read(self.config.batch_size - batch.len()).await?;
                             batch.absorb(more);
                         }
-                        // A cursor write that ends meanwhile lands now, not with the next batch.
+                        // A cursor write that ends meanwhile lands now, not with the next
+                        // batch, and the cursor waiting behind it starts.
                         _ = ended(&mut self.commits.running) => {
                             if !self.land_commit().await {
                                 return None;
                             }
+                            self.start_waiting_commit();
                         }
                         _ = tokio::time::sleep_until(fill_until.into()) => break,
                         _ = self.run.changed() => break,
