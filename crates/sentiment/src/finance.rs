@@ -241,42 +241,39 @@ impl Finance {
         // Tokens before `out` are final; `out <= i` always.
         let mut out = 0;
         let mut i = 0;
-        'outer: while i < tokens.len() {
-            if !self.may_start_phrase(&tokens[i]) {
-                tokens.swap(out, i);
-                out += 1;
-                i += 1;
-                continue;
-            }
-            phrase_key(&tokens[i], &mut key);
-            let forms: [Option<Cow<'_, str>>; 3] = if has_run(&key, 3) {
-                [
-                    Some(Cow::Owned(collapse_runs(&key, 2))),
-                    Some(Cow::Owned(collapse_runs(&key, 1))),
-                    Some(Cow::Borrowed(&key)),
-                ]
-            } else {
-                [Some(Cow::Borrowed(&key)), None, None]
-            };
-            let candidates = forms.iter().flatten().filter_map(|k| self.by_first_word.get(&**k)).flatten();
-            for &pi in candidates {
-                let p = &self.phrases[pi];
+        while i < tokens.len() {
+            if let Some(p) = self.phrase_at(&tokens, i, &mut key) {
                 let n = p.words.len();
-                if i + n <= tokens.len() && (1..n).all(|k| key_matches(&tokens[i + k], &p.words[k])) {
-                    let last = &tokens[i + n - 1];
-                    let trailing = &last[trim_end_py_punct(last).len()..];
-                    tokens[out] = Cow::Owned(format!("{}{trailing}", p.token));
-                    out += 1;
-                    i += n;
-                    continue 'outer;
-                }
+                let last = &tokens[i + n - 1];
+                let trailing = &last[trim_end_py_punct(last).len()..];
+                tokens[out] = Cow::Owned(format!("{}{trailing}", p.token));
+                i += n;
+            } else {
+                tokens.swap(out, i);
+                i += 1;
             }
-            tokens.swap(out, i);
             out += 1;
-            i += 1;
         }
         tokens.truncate(out);
         tokens
+    }
+
+    /// The longest phrase that starts at token `i`, if any (`key` is scratch space).
+    fn phrase_at(&self, tokens: &[Cow<'_, str>], i: usize, key: &mut String) -> Option<&Phrase> {
+        if !self.may_start_phrase(&tokens[i]) {
+            return None;
+        }
+        phrase_key(&tokens[i], key);
+        let forms: [Option<Cow<'_, str>>; 3] = if has_run(key, 3) {
+            [Some(Cow::Owned(collapse_runs(key, 2))), Some(Cow::Owned(collapse_runs(key, 1))), Some(Cow::Borrowed(key))]
+        } else {
+            [Some(Cow::Borrowed(key)), None, None]
+        };
+        let candidates = forms.iter().flatten().filter_map(|k| self.by_first_word.get(&**k)).flatten();
+        candidates.map(|&pi| &self.phrases[pi]).find(|p| {
+            let n = p.words.len();
+            i + n <= tokens.len() && (1..n).all(|k| key_matches(&tokens[i + k], &p.words[k]))
+        })
     }
 
     /// False when `token` certainly starts no phrase: its key is ASCII, not elongated,

@@ -210,13 +210,12 @@ impl<S: Sink> Worker<S> {
                             let more = self.read(self.config.batch_size - batch.len()).await?;
                             batch.absorb(more);
                         }
-                        // A cursor write that ends meanwhile lands now, not with the next
-                        // batch, and the cursor waiting behind it starts.
+                        // A cursor write that ends meanwhile lands now (and the one waiting
+                        // behind it starts), not with the next batch.
                         _ = ended(&mut self.commits.running) => {
                             if !self.land_commit().await {
                                 return None;
                             }
-                            self.start_waiting_commit();
                         }
                         _ = tokio::time::sleep_until(fill_until.into()) => break,
                         _ = self.run.changed() => break,
@@ -382,7 +381,8 @@ impl<S: Sink> Worker<S> {
     }
 
     /// Waits for the cursor write under way; a failed one is reported (once) and retried,
-    /// with the newest waiting cursor, until one lands. False past the drain deadline.
+    /// with the newest waiting cursor, until one lands. Then the waiting cursor, if any,
+    /// starts. False past the drain deadline.
     async fn land_commit(&mut self) -> bool {
         let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
         let mut reported = false;
@@ -391,6 +391,7 @@ impl<S: Sink> Worker<S> {
             match self.reader.finish_commit(pending).await {
                 Ok(()) => {
                     self.update_gauges();
+                    self.start_waiting_commit();
                     return true;
                 }
                 Err(e) => {
@@ -413,15 +414,15 @@ impl<S: Sink> Worker<S> {
     /// Lands every commit: the one under way, then the waiting one. False past the drain
     /// deadline (what is not committed is written again after a restart).
     async fn settle_commits(&mut self) -> bool {
-        loop {
+        if self.commits.running.is_none() {
+            self.start_waiting_commit();
+        }
+        while self.commits.running.is_some() {
             if !self.land_commit().await {
                 return false;
             }
-            if self.commits.waiting.is_none() {
-                return true;
-            }
-            self.start_waiting_commit();
         }
+        true
     }
 
     fn mark_down(&mut self, reason: &str) {
