@@ -126,7 +126,7 @@ async fn train_publish_predict_resolve_through_an_early_close_day() {
     assert!(direct.publish(&v1, None).await.is_err(), "a version is never overwritten");
 
     // The predictor reads S3 through a proxy that can cut it off.
-    let upstream: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
+    let upstream = cashtag_testkit::server_addr(&endpoint);
     let proxy = FaultProxy::start(upstream);
     let prefix = unique("t-predict");
     let identity = Identity { service: "predict".into(), instance: "p1".into() };

@@ -86,13 +86,20 @@ fn host_port(url: &str) -> String {
     rest.split(['/', '?']).next().unwrap_or(rest).to_string()
 }
 
+/// The address a server URL points at (`mongodb://127.0.0.1:27017/?…`,
+/// `http://127.0.0.1:5000`): where a [`fault::FaultProxy`] forwards to.
+pub fn server_addr(url: &str) -> std::net::SocketAddr {
+    let hp = host_port(url);
+    resolve(&hp).unwrap_or_else(|| panic!("no address for {hp}"))
+}
+
+fn resolve(host_port: &str) -> Option<std::net::SocketAddr> {
+    host_port.to_socket_addrs().ok().and_then(|mut a| a.next())
+}
+
 fn require_reachable(url: &str, what: &str) {
     let hp = host_port(url);
-    let ok = hp
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+    let ok = resolve(&hp).is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
     if !ok {
         panic!(
             "{what} at {hp} is not reachable. Start the local stack with `scripts/stack up` \
@@ -143,10 +150,17 @@ pub fn free_port() -> u16 {
 }
 
 /// Waits until something accepts TCP connections on the port.
+///
+/// A connection whose local address is its peer's does not count: while nothing listens
+/// on a port of the ephemeral range (every [`free_port`] is one), the kernel can pick
+/// that same port as the source of the attempt and connect the socket to itself (a TCP
+/// simultaneous open), which looks like a server that is up.
 pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port))
+            && s.local_addr().ok() != s.peer_addr().ok()
+        {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -248,11 +262,16 @@ impl PrivateServer {
     /// Starts (again) on the same port, with the same data directory; waits until ready.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "server already running");
-        let child = self.command().spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.kind));
+        let mut child = self.command().spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.kind));
+        let ready = wait_for_port(self.port, Duration::from_secs(60));
+        // Something else answering on the port while ours gave up (e.g. could not bind)
+        // is not our server.
+        let exited = child.try_wait().ok().flatten();
         self.child = Some(child);
-        if !wait_for_port(self.port, Duration::from_secs(60)) {
+        if !ready || exited.is_some() {
             let log = std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default();
-            panic!("{:?} did not start on port {}: {log}", self.kind, self.port);
+            let why = exited.map_or_else(|| "no answer within 60 s".to_string(), |s| format!("it exited: {s}"));
+            panic!("{:?} did not start on port {} ({why}): {log}", self.kind, self.port);
         }
     }
 
