@@ -100,6 +100,7 @@ impl Delivery {
         let worker = Worker {
             sink,
             reader: self.journal.reader(name),
+            write_limit: config.batch_size,
             config,
             bus: self.bus.clone(),
             metrics,

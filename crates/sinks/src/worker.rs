@@ -14,6 +14,11 @@
 //! is **up** again. Nothing is held in memory beyond the batch in flight, so a slow or
 //! stalled sink never stops the intake or another sink. A rejected record (too large,
 //! invalid) is reported and skipped; a failed cursor commit is retried, never the write.
+//!
+//! A write that misses its deadline is retried with half as many records (down to one),
+//! and the smaller size holds for the batches after it until a write finishes well
+//! within the deadline: a store too slow for a whole batch per `op_timeout` still gets
+//! everything, in smaller writes, instead of the same batch timing out for ever.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -113,6 +118,9 @@ pub(crate) struct Worker<S: Sink> {
     /// Catching up: since when, why, and how many records so far.
     pub catching_up: Option<(Instant, String, u64)>,
     pub commits: Commits,
+    /// The most records one write sends: the batch size, less after a write missed its
+    /// deadline (see [`Worker::write`]).
+    pub write_limit: usize,
 }
 
 /// The cursor commits of written batches: the one under way, and the end of the newest
@@ -325,25 +333,38 @@ impl<S: Sink> Worker<S> {
         self.commit(batch.end()).await
     }
 
-    /// Writes records until they are all written; false past the drain deadline.
+    /// Writes records until they are all written, at most `write_limit` per write; false
+    /// past the drain deadline.
     async fn write(&mut self, mut pending: Vec<Record>) -> bool {
         let started = Instant::now();
         let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5)).with_jitter(0.5);
-        loop {
-            let reason = match tokio::time::timeout(self.config.op_timeout, self.sink.write(&pending)).await {
+        while !pending.is_empty() {
+            let n = pending.len().min(self.write_limit.max(1));
+            let attempt = Instant::now();
+            let reason = match tokio::time::timeout(self.config.op_timeout, self.sink.write(&pending[..n])).await {
                 Ok(Ok(report)) => {
                     self.account(&report);
-                    return true;
+                    pending.drain(..n);
+                    self.fitted(n, attempt.elapsed());
+                    continue;
                 }
                 Ok(Err(failure)) => {
                     self.account(&failure.done);
-                    if failure.remaining.is_empty() {
-                        return true;
+                    let failed = !failure.remaining.is_empty();
+                    pending.splice(..n, failure.remaining);
+                    if !failed {
+                        continue;
                     }
-                    pending = failure.remaining;
                     failure.reason
                 }
-                Err(_) => format!("no answer within {} ms", self.config.op_timeout.as_millis()),
+                Err(_) => {
+                    self.write_limit = (n / 2).max(1);
+                    format!(
+                        "no answer within {} ms (next writes carry at most {} records)",
+                        self.config.op_timeout.as_millis(),
+                        self.write_limit
+                    )
+                }
             };
             self.metrics.retries.with_label_values(&self.label()).inc();
             self.update_gauges();
@@ -356,6 +377,16 @@ impl<S: Sink> Worker<S> {
             if !self.pause(pause).await {
                 return false;
             }
+        }
+        true
+    }
+
+    /// After a write of `n` records that took `took`: a limit lowered by a missed deadline
+    /// doubles again (up to the batch size) once a write at the limit takes under a
+    /// quarter of the deadline, so that twice as many would still fit with room to spare.
+    fn fitted(&mut self, n: usize, took: Duration) {
+        if n >= self.write_limit && self.write_limit < self.config.batch_size && took < self.config.op_timeout / 4 {
+            self.write_limit = (self.write_limit * 2).min(self.config.batch_size);
         }
     }
 

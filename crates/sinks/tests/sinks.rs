@@ -12,7 +12,7 @@ use cashtag_core::Record;
 use cashtag_sinks::kinesis::{Entry, PutResult};
 use cashtag_sinks::{Delivery, KinesisSink, MongoSink, PutRecordsApi, WorkerConfig};
 use cashtag_testkit::fault::{Fault, FaultProxy};
-use cashtag_testkit::{PrivateServer, ServerKind, mongo_uri, unique};
+use cashtag_testkit::{PrivateServer, ServerKind, mongo_uri, server_addr, unique};
 use common::*;
 
 fn both_on() -> BTreeMap<String, bool> {
@@ -34,7 +34,8 @@ async fn a_hundred_thousand_records_reach_both_sinks_exactly_once() {
     let m = metrics();
     // This test is about exactly-once delivery, not deadlines: the emulator, busy with the
     // tests running beside it on two cores, may take longer than fast_config's 2 s for a
-    // batch of 500, and a batch that always times out is resent for ever.
+    // batch of 500, and a put abandoned at its deadline may still have landed (Kinesis
+    // then holds it twice: at least once).
     let patient = WorkerConfig { op_timeout: Duration::from_secs(20), ..fast_config() };
     let fan = Delivery::new(journal("100k"), &b, b.watch_flags(), both_on())
         .sink("mongo_write", MongoSink::new(&client, &db_name), patient.clone(), m.clone())
@@ -256,7 +257,7 @@ async fn a_stalled_kinesis_never_stalls_mongodb() {
     let prefix = unique("t-sinks-stall");
     let b = bus(&prefix, "stocks");
     let endpoint = cashtag_testkit::aws_endpoint();
-    let upstream: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
+    let upstream = server_addr(&endpoint);
     let proxy = FaultProxy::start(upstream);
     let kin_direct = kinesis().await;
     let stream = unique("market");
@@ -300,6 +301,41 @@ async fn a_stalled_kinesis_never_stalls_mongodb() {
     let missing = (0..i).filter(|n| !keys.contains_key(&record(*n).key())).count();
     assert_eq!(missing, 0, "every record reached Kinesis after the stall");
     assert_eq!(mongo_count(&db).await, i);
+    assert!(fan.shutdown(Duration::from_secs(10)).await);
+}
+
+/// A store too slow for a whole batch within the write deadline — through a proxy that
+/// holds every 64 KiB chunk 50 ms, 500 posts of 4 KB need over 1.6 s, the deadline is 1 s —
+/// still gets everything: the worker halves its writes until they fit, where it used to
+/// send the same batch, time out, and send it again for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_too_slow_for_a_whole_batch_gets_everything_in_smaller_writes() {
+    let prefix = unique("t-sinks-slow");
+    let b = bus(&prefix, "stocks");
+    let uri = mongo_uri();
+    let upstream = server_addr(&uri);
+    let proxy = FaultProxy::start(upstream);
+    proxy.set(Fault::Latency(Duration::from_millis(50)));
+    let client = cashtag_sinks::mongo::connect(&proxy.url_for(&uri, upstream), "test").await.unwrap();
+    let db_name = unique("slow");
+    let config = WorkerConfig { op_timeout: Duration::from_secs(1), ..fast_config() };
+    let fan = Delivery::new(journal("slow"), &b, b.watch_flags(), both_on())
+        .sink("mongo_write", MongoSink::new(&client, &db_name), config, metrics())
+        .start(None);
+    let big_post = |i: u64| match record(i * 10) {
+        Record::Post(mut p) => {
+            p.text = format!("{} {}", p.text, "x".repeat(4_000));
+            Record::Post(p)
+        }
+        _ => unreachable!("record(10 k) is a post"),
+    };
+    const N: u64 = 1_000;
+    accept_all(&fan, (0..N).map(big_post)).await;
+    assert!(fan.wait_idle(Duration::from_secs(120)).await, "the slow store never got the batch: {:?}", fan.status());
+    let db = client.database(&db_name);
+    assert_eq!(mongo_count(&db).await, N, "every post, once");
+    let status = &fan.status()[0];
+    assert_eq!(status.written, N, "{status:?}");
     assert!(fan.shutdown(Duration::from_secs(10)).await);
 }
 
