@@ -101,4 +101,27 @@ impl Bus {
         out.sort_by(|a, b| (&a.service, &a.instance).cmp(&(&b.service, &b.instance)));
         Ok(out)
     }
+
+    /// Waits until a live heartbeat of `service` satisfies `pred` (polling every 100 ms);
+    /// None when none did within `timeout`. What a service says of itself (market on or
+    /// off, sinks idle, backlog) is how its state is awaited, by tests and tools alike.
+    pub async fn heartbeat_where(
+        &self,
+        service: &str,
+        timeout: std::time::Duration,
+        pred: impl Fn(&Heartbeat) -> bool,
+    ) -> Option<Heartbeat> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(beats) = self.alive().await
+                && let Some(hb) = beats.into_iter().find(|h| h.service == service && pred(h))
+            {
+                return Some(hb);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
 }

@@ -310,30 +310,31 @@ impl WriteLoop {
         }
         let group = o.group.clone();
         let sent_run = o.run_id.clone();
-        let now_run = self.run_id().await;
-        let lost = match self.group_progress(&group).await {
-            Ok(Some(upto)) => {
-                let o = self.outbox.as_mut().expect("outbox");
-                let mut last = None;
-                while o.unconfirmed.front().is_some_and(|(_, id)| *id <= upto) {
-                    last = o.unconfirmed.pop_front().map(|(b, _)| b);
-                    if let Some(b) = &last {
-                        self.stats.confirmed.fetch_add(b.len() as u64, Ordering::Relaxed);
-                    }
-                }
-                if let Some(b) = last
-                    && let Err(e) = o.reader.commit_async(&b).await
-                {
-                    tracing::warn!(stream = %self.stream, error = %e, "cannot commit the outbox");
-                }
-                now_run.is_some() && sent_run.is_some() && now_run != sent_run
-            }
-            // The reader group is not there (yet): nothing is confirmed.
-            Ok(None) => now_run.is_some() && sent_run.is_some() && now_run != sent_run,
-            // The stream is gone: Redis lost it.
-            Err(StreamGone) => true,
+        // The group's progress counts only on the server the batches were sent to, and only
+        // if that server did not restart while it was asked (run ids before and after).
+        let before = self.run_id().await;
+        let progress = self.group_progress(&group).await;
+        let after = self.run_id().await;
+        let (upto, lost) = match confirmation(sent_run.as_deref(), before.as_deref(), after.as_deref(), progress) {
+            Confirmation::Upto(upto) => (Some(upto), false),
+            Confirmation::Nothing => (None, false),
+            Confirmation::Lost => (None, true),
         };
         let o = self.outbox.as_mut().expect("outbox");
+        if let Some(upto) = upto {
+            let mut last = None;
+            while o.unconfirmed.front().is_some_and(|(_, id)| *id <= upto) {
+                last = o.unconfirmed.pop_front().map(|(b, _)| b);
+                if let Some(b) = &last {
+                    self.stats.confirmed.fetch_add(b.len() as u64, Ordering::Relaxed);
+                }
+            }
+            if let Some(b) = last
+                && let Err(e) = o.reader.commit_async(&b).await
+            {
+                tracing::warn!(stream = %self.stream, error = %e, "cannot commit the outbox");
+            }
+        }
         o.last_confirm = Instant::now();
         if lost && !o.unconfirmed.is_empty() {
             let n: usize = o.unconfirmed.iter().map(|(b, _)| b.len()).sum();
@@ -341,7 +342,7 @@ impl WriteLoop {
             self.stats.resent.fetch_add(n as u64, Ordering::Relaxed);
             o.unconfirmed.clear();
             o.reader.rewind();
-            o.run_id = now_run;
+            o.run_id = after;
         }
     }
 
@@ -399,6 +400,45 @@ impl WriteLoop {
 
 /// The stream no longer exists.
 struct StreamGone;
+
+/// What one confirmation round may conclude about the sent, unconfirmed batches.
+#[derive(Debug, PartialEq)]
+enum Confirmation {
+    /// Everything up to this stream id is read and acknowledged.
+    Upto((u64, u64)),
+    /// Nothing can be concluded this round (Redis unreachable, no reader group yet).
+    Nothing,
+    /// Redis lost them: send them again.
+    Lost,
+}
+
+/// Decides a confirmation round from the Redis run id the batches were sent under, the run
+/// ids before and after asking for the group's progress, and that progress.
+///
+/// A server that restarted (another run id) lost what was sent to it unless it persisted
+/// it, and its reader group's progress is about entries of the new run: stream ids are
+/// times, so a group that read one new entry would seem to have read every older one. So
+/// a changed run id confirms nothing and sends everything again (readers store by the
+/// item's own id: a copy that survived is not stored twice). (The soak found this: an
+/// event sent just before Redis restarted empty was confirmed by a reader group that had
+/// read a newer entry of the new run.)
+fn confirmation(
+    sent: Option<&str>,
+    before: Option<&str>,
+    after: Option<&str>,
+    progress: Result<Option<(u64, u64)>, StreamGone>,
+) -> Confirmation {
+    let (Some(before), Some(after)) = (before, after) else { return Confirmation::Nothing };
+    // (Batches sent while the run id could not be read went who knows where: again.)
+    if before != after || sent != Some(before) {
+        return Confirmation::Lost;
+    }
+    match progress {
+        Ok(Some(upto)) => Confirmation::Upto(upto),
+        Ok(None) => Confirmation::Nothing,
+        Err(StreamGone) => Confirmation::Lost,
+    }
+}
 
 /// One entry read from a stream. A payload that does not parse is returned as an error
 /// (with the raw text) so the reader can report it and acknowledge it, not crash on it.
@@ -707,4 +747,26 @@ pub(crate) async fn peek<T: DeserializeOwned>(
         .await
         .context(command)?;
     Ok(parse_entries(&reply)?.into_iter().map(decode).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_only_on_the_server_the_batches_went_to() {
+        let p = || Ok(Some((200, 0)));
+        assert_eq!(confirmation(Some("a"), Some("a"), Some("a"), p()), Confirmation::Upto((200, 0)));
+        // Redis restarted since the batches were sent: the new run's progress says nothing.
+        assert_eq!(confirmation(Some("a"), Some("b"), Some("b"), p()), Confirmation::Lost);
+        // ... or while its progress was asked.
+        assert_eq!(confirmation(Some("a"), Some("a"), Some("b"), p()), Confirmation::Lost);
+        // Sent while the run id was unknown: sent again.
+        assert_eq!(confirmation(None, Some("a"), Some("a"), p()), Confirmation::Lost);
+        // Redis unreachable: nothing concluded.
+        assert_eq!(confirmation(Some("a"), None, Some("a"), p()), Confirmation::Nothing);
+        assert_eq!(confirmation(Some("a"), Some("a"), None, p()), Confirmation::Nothing);
+        assert_eq!(confirmation(Some("a"), Some("a"), Some("a"), Ok(None)), Confirmation::Nothing);
+        assert_eq!(confirmation(Some("a"), Some("a"), Some("a"), Err(StreamGone)), Confirmation::Lost);
+    }
 }

@@ -66,3 +66,39 @@ async fn unacknowledged_events_are_sent_again_after_a_redis_restart() {
     assert!(producer.events().stats().resent.load(std::sync::atomic::Ordering::Relaxed) >= 50);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// After a restart without persistence, another service's newer entry is read and
+/// acknowledged before the producer asks how far the group got: that progress is about the
+/// new server's entries and confirms none of the producer's (which the new server never
+/// had). The soak lost an event this way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_servers_reader_progress_confirms_nothing_sent_before_the_restart() {
+    let mut redis = PrivateServer::start(ServerKind::Redis);
+    let prefix = unique("t-outbox-run");
+    let dir = std::env::temp_dir().join(unique("outbox"));
+    let identity = |s: &str| Identity { service: s.into(), instance: s.into() };
+    let producer =
+        Bus::open_durable(&redis.url(), &prefix, identity("stocks"), Clock::System, 1_000_000, &dir).unwrap();
+    let other = Bus::open(&redis.url(), &prefix, identity("manager"), Clock::System, 1_000).unwrap();
+    let reader_bus = Bus::open(&redis.url(), &prefix, identity("log"), Clock::System, 1_000).unwrap();
+    let group = producer.keys().log_group();
+
+    let mut sent = HashSet::new();
+    for i in 0..20 {
+        let e = producer.stamp(producer.event(EventKind::Activity, "test.before", format!("{i}")));
+        sent.insert(e.id.clone());
+        producer.publish(e);
+    }
+    assert!(producer.events().flush(Duration::from_secs(10)).await);
+    redis.kill();
+    redis.restart();
+    // At once, on the new server: a newer entry, read and acknowledged by the log's group.
+    other.emit(other.event(EventKind::Activity, "test.newer", "x".to_string()));
+    assert!(other.events().flush(Duration::from_secs(10)).await);
+    assert_eq!(read_all(&reader_bus, group, 1, Duration::from_secs(10)).await.len(), 1);
+
+    let got = read_all(&reader_bus, group, 20, Duration::from_secs(30)).await;
+    let got_ids: HashSet<String> = got.iter().filter(|e| e.code == "test.before").map(|e| e.id.clone()).collect();
+    assert_eq!(got_ids, sent, "every event sent before the restart arrived");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -8,7 +8,7 @@ use cashtag_core::{Clock, SimSpec};
 use chrono::{DateTime, TimeDelta, Utc};
 
 fn probe() -> std::path::PathBuf {
-    cashtag_testkit::example_bin("cashtag-core", "clock_probe")
+    cashtag_testkit::example_bin("clock_probe")
 }
 
 #[test]

@@ -8,7 +8,7 @@ use cashtag_sim::{Sim, SimParams, minute_index};
 fn two_processes_with_one_seed_agree_exactly() {
     let first = minute_index("2026-11-24T14:30:00Z".parse().unwrap());
     let run = || {
-        let out = Command::new(cashtag_testkit::example_bin("cashtag-sim", "sim_dump"))
+        let out = Command::new(cashtag_testkit::example_bin("sim_dump"))
             .args(["7", "NVDA", &first.to_string(), "390"])
             .output()
             .unwrap();

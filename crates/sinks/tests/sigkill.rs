@@ -11,7 +11,7 @@ use cashtag_testkit::{PrivateServer, ServerKind, redis_url, unique};
 use common::*;
 
 fn writer() -> std::path::PathBuf {
-    cashtag_testkit::example_bin("cashtag-sinks", "sink_writer")
+    cashtag_testkit::example_bin("sink_writer")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

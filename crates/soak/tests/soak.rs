@@ -187,12 +187,32 @@ async fn a_simulated_day_under_faults_loses_nothing() {
     for p in [&mut stocks, &mut twitter] {
         assert!(p.running(), "{} died: see {}", p.name, p.log_path().display());
     }
-    // Let the log service take the last events, then stop everything cleanly.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Stop everything cleanly: the log service last, once it has stored every event the
+    // others logged (their last ones at their stop) and its own so far.
     for p in [&mut stocks, &mut twitter, &mut manager] {
         assert!(p.stop(), "{} did not stop cleanly", p.name);
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let stored_ids = || async {
+        use futures::TryStreamExt;
+        let ids: HashSet<String> = db
+            .collection::<bson::Document>("events")
+            .find(bson::doc! {})
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|d| d.get_str("_id").ok().map(str::to_string))
+            .collect();
+        ids
+    };
+    let logged_so_far: HashSet<String> =
+        [&stocks, &twitter, &log, &manager].iter().flat_map(|p| p.logged_events()).map(|(id, _)| id).collect();
+    let all_in =
+        cashtag_soak::wait_until(Duration::from_secs(60), || async { logged_so_far.is_subset(&stored_ids().await) })
+            .await;
+    eprintln!("soak: every event logged so far in the log store before its stop: {all_in}");
     assert!(log.stop(), "log did not stop cleanly");
     report.wall_seconds = t0.elapsed().as_secs_f64();
     for p in [&stocks, &twitter, &log, &manager] {

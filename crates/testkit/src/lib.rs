@@ -234,6 +234,8 @@ impl PrivateServer {
                     c
                 } else {
                     let mut c = Command::new(venv().join("bin/secantusd-py"));
+                    // As scripts/stack starts it (the file says why).
+                    c.arg("--config").arg(workspace_root().join("scripts/secantusd.toml"));
                     c.args([
                         "--host",
                         "127.0.0.1",
@@ -250,7 +252,7 @@ impl PrivateServer {
             ServerKind::Moto => {
                 // moto with its Kinesis put made O(1), as scripts/stack starts it.
                 let mut c = Command::new(venv().join("bin/python"));
-                c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/moto_server.py"));
+                c.arg(workspace_root().join("scripts/moto_server.py"));
                 c.args(["-H", "127.0.0.1", "-p", &self.port.to_string()]);
                 c
             }
@@ -332,37 +334,98 @@ where
 }
 
 /// The path of an example binary of the workspace, for tests that run it as a separate
-/// process. `cargo test` builds examples, but a filtered run (`--test x`) does not and
-/// would find a stale one, so it is (re)built here — a no-op when it is up to date.
-pub fn example_bin(package: &str, name: &str) -> PathBuf {
+/// process (built by [`ensure_workspace_built`]).
+pub fn example_bin(name: &str) -> PathBuf {
+    ensure_workspace_built();
     // target/<profile>/deps/<test binary> → target/<profile>/examples/<name>
     let exe = std::env::current_exe().expect("test binary path");
-    let path = exe.parent().and_then(Path::parent).expect("target dir").join("examples").join(name);
-    {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--example", name, "-p", package])
-            .current_dir(workspace_root())
-            .status()
-            .expect("run cargo build --example");
-        assert!(status.success(), "building example {name} of {package} failed");
-    }
-    path
+    exe.parent().and_then(Path::parent).expect("target dir").join("examples").join(name)
 }
 
 /// The path of a service binary of the workspace (`cashtag-stocks` …), for tests outside its
-/// package that run it as a process; (re)built first, a no-op when it is up to date.
+/// package that run it as a process (built by [`ensure_workspace_built`]).
 pub fn service_bin(name: &str) -> PathBuf {
+    ensure_workspace_built();
     let exe = std::env::current_exe().expect("test binary path");
-    let path = exe.parent().and_then(Path::parent).expect("target dir").join(name);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--bin", name, "-p", name])
-        .current_dir(workspace_root())
-        .status()
-        .expect("run cargo build --bin");
-    assert!(status.success(), "building {name} failed");
-    path
+    exe.parent().and_then(Path::parent).expect("target dir").join(name)
+}
+
+/// Makes sure the workspace's binaries and examples are built and current: runs
+/// `cargo test --workspace --no-run --locked` once per test run.
+///
+/// That is the very build `cargo test --workspace` and `cargo nextest run --workspace`
+/// make before they run anything, so in such a run it finds everything fresh (under a
+/// second), and a filtered run (`-p x`, one test) still gets current binaries. It must be
+/// that command: cargo resolves features per invocation, and `cargo build -p x --bin x`
+/// would build x's dependency tree a second time with other features (minutes on two
+/// cores, once per distinct package).
+///
+/// Once per process; under nextest (a process per test) once per run: the first test
+/// builds under a file lock and leaves a stamp named after `NEXTEST_RUN_ID`, the others
+/// wait on the lock and find the stamp.
+pub fn ensure_workspace_built() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+        let run_id = std::env::var("NEXTEST_RUN_ID").ok().filter(|r| !r.is_empty());
+        let _lock = FileLock::acquire(&profile_dir.join(".cashtag-test-build.lock"));
+        let stamp = run_id.map(|id| profile_dir.join(format!(".cashtag-test-build-{id}")));
+        if stamp.as_ref().is_some_and(|s| s.exists()) {
+            return;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(&cargo)
+            .args(["test", "--workspace", "--no-run", "--locked", "--quiet"])
+            .current_dir(workspace_root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+        assert!(
+            out.status.success(),
+            "cargo test --workspace --no-run failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(stamp) = stamp {
+            // Stamps of earlier runs go; this run's stays until the next.
+            if let Ok(entries) = std::fs::read_dir(&profile_dir) {
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(".cashtag-test-build-") {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+            let _ = std::fs::write(stamp, b"");
+        }
+    });
+}
+
+/// An exclusive `flock(2)` on a file, released when dropped (or when the process dies).
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    /// Waits until the lock is ours.
+    pub fn acquire(path: &Path) -> FileLock {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("cannot open the lock file {}: {e}", path.display()));
+        loop {
+            // SAFETY: flock(2) on a descriptor this function owns.
+            let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                return FileLock { _file: f };
+            }
+            let err = std::io::Error::last_os_error();
+            assert!(err.kind() == std::io::ErrorKind::Interrupted, "flock {}: {err}", path.display());
+        }
+    }
 }
 
 /// Sends SIGTERM to a child and waits for it to exit; panics if it takes longer than

@@ -43,6 +43,8 @@ async fn sim_quotes_flow_only_while_the_market_is_open() {
         .env("CASHTAG_FLAGS_KINESIS_WRITE", "false")
         .env("CASHTAG_SINKS_SPOOL_DIR", &spool)
         .env("CASHTAG_SINKS_BATCH_AGE_MS", "200")
+        .env("CASHTAG_HEARTBEAT_INTERVAL_SECS", "1")
+        .env("CASHTAG_HEARTBEAT_TTL_SECS", "3")
         .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("CASHTAG_LOG", "warn")
         .stdout(Stdio::null())
@@ -63,7 +65,9 @@ async fn sim_quotes_flow_only_while_the_market_is_open() {
         async move { m.publish_control(&ControlState { cmd, reason: "test".into(), at: chrono::Utc::now() }).await.unwrap() }
     };
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Up and told the market is closed (its heartbeat says so): nothing is written.
+    let off = |h: &cashtag_bus::Heartbeat| h.info["market_on"] == false;
+    assert!(manager.heartbeat_where("stocks", Duration::from_secs(30), off).await.is_some(), "stocks never came up");
     assert_eq!(trades(&db).await, 0, "nothing while the market is closed");
     publish(ControlCommand::Start).await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -72,9 +76,16 @@ async fn sim_quotes_flow_only_while_the_market_is_open() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     publish(ControlCommand::Stop).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Stopped, and what it took before is written; then nothing more for a while.
+    let stopped_and_idle = |h: &cashtag_bus::Heartbeat| {
+        h.info["market_on"] == false
+            && h.info["sinks"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(|x| x["idle"] == true && x["backlog_bytes"] == 0))
+    };
+    assert!(manager.heartbeat_where("stocks", Duration::from_secs(30), stopped_and_idle).await.is_some());
     let at_stop = trades(&db).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(trades(&db).await, at_stop, "nothing written while stopped");
 
     assert!(cashtag_testkit::terminate(&mut child, Duration::from_secs(10)).success());

@@ -41,6 +41,8 @@ impl Run {
             .env("CASHTAG_WATCHLIST_FILE", &self.watchlist)
             .env("CASHTAG_CLOCK_SPEC", &self.spec)
             .env("CASHTAG_SIM_TRADES_PER_MINUTE", "60")
+            .env("CASHTAG_HEARTBEAT_INTERVAL_SECS", "1")
+            .env("CASHTAG_HEARTBEAT_TTL_SECS", "3")
             .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("CASHTAG_LOG", "warn")
             .stdout(Stdio::null())
@@ -94,9 +96,21 @@ async fn kill_9_under_load_loses_nothing_and_a_second_process_is_refused() {
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
     let db = client.database(&run.db);
 
+    // A process's heartbeat after `since` (simulated time, as the process stamps it): it
+    // runs, with its journal open.
+    let clock = Clock::Simulated(cashtag_core::SimSpec::parse(&spec).unwrap());
+    let beat_since = |since: DateTime<Utc>, pred: fn(&cashtag_bus::Heartbeat) -> bool| {
+        let manager = manager.clone();
+        async move {
+            let found =
+                manager.heartbeat_where("stocks", Duration::from_secs(60), |h| h.started_at >= since && pred(h)).await;
+            assert!(found.is_some(), "no heartbeat of a stocks process started after {since}");
+        }
+    };
+    let spawned_at = clock.now() - TimeDelta::seconds(60);
     let mut child = run.spawn();
     // A second process on the same journal directory is refused, with the holder named.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    beat_since(spawned_at, |_| true).await;
     let second = run.spawn().wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{err}");
@@ -117,16 +131,30 @@ async fn kill_9_under_load_loses_nothing_and_a_second_process_is_refused() {
         tokio::time::sleep(Duration::from_millis(700)).await;
         child = run.spawn();
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The last restarted process writes again; then it stops with SIGTERM.
+    let before = stored_trades(&db).await.len();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored_trades(&db).await.len() <= before {
+        assert!(Instant::now() < deadline, "the restarted process never wrote");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(cashtag_testkit::terminate(&mut child, Duration::from_secs(10)).success());
-    // Whatever the last process could not write in time is written by the next one.
+    // Whatever the last process could not write in time is written by the next one: it
+    // runs, the market closes, and its sinks are idle with nothing left in the journal.
+    let spawned_at = clock.now() - TimeDelta::seconds(60);
     let mut child = run.spawn();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    beat_since(spawned_at, |h| h.info["market_on"] == true).await;
     manager
         .publish_control(&ControlState { cmd: ControlCommand::Stop, reason: "test".into(), at: Utc::now() })
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    beat_since(spawned_at, |h| {
+        h.info["market_on"] == false
+            && h.info["sinks"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(|x| x["idle"] == true && x["backlog_bytes"] == 0))
+    })
+    .await;
     assert!(cashtag_testkit::terminate(&mut child, Duration::from_secs(10)).success());
 
     // The ground truth: every simulated trade between the first and the last stored.

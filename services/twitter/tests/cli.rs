@@ -106,6 +106,8 @@ async fn scored_sim_posts_flow_only_while_the_market_is_open() {
         .env("CASHTAG_SINKS_SPOOL_DIR", &spool)
         .env("CASHTAG_SINKS_BATCH_AGE_MS", "200")
         .env("CASHTAG_SIM_POSTS_PER_MINUTE", "10")
+        .env("CASHTAG_HEARTBEAT_INTERVAL_SECS", "1")
+        .env("CASHTAG_HEARTBEAT_TTL_SECS", "3")
         .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
         .env("CASHTAG_LOG", "warn")
         .stdout(Stdio::null())
@@ -125,7 +127,9 @@ async fn scored_sim_posts_flow_only_while_the_market_is_open() {
         let m = manager.clone();
         async move { m.publish_control(&ControlState { cmd, reason: "test".into(), at: chrono::Utc::now() }).await.unwrap() }
     };
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Up and told the market is closed (its heartbeat says so): nothing is written.
+    let off = |h: &cashtag_bus::Heartbeat| h.info["market_on"] == false;
+    assert!(manager.heartbeat_where("twitter", Duration::from_secs(30), off).await.is_some(), "twitter never came up");
     assert_eq!(posts(&db).await, 0, "nothing while the market is closed");
     publish(ControlCommand::Start).await;
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -138,9 +142,16 @@ async fn scored_sim_posts_flow_only_while_the_market_is_open() {
     assert!(sentiment.get_document("vader").is_ok() && sentiment.get_document("finance").is_ok());
     assert_eq!(sentiment.get_str("model_version").unwrap(), cashtag_sentiment::MODEL_VERSION);
     publish(ControlCommand::Stop).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Stopped, and what it took before is written; then nothing more for a while.
+    let stopped_and_idle = |h: &cashtag_bus::Heartbeat| {
+        h.info["market_on"] == false
+            && h.info["sinks"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(|x| x["idle"] == true && x["backlog_bytes"] == 0))
+    };
+    assert!(manager.heartbeat_where("twitter", Duration::from_secs(30), stopped_and_idle).await.is_some());
     let at_stop = posts(&db).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(posts(&db).await, at_stop, "nothing written while stopped");
     assert!(cashtag_testkit::terminate(&mut child, Duration::from_secs(10)).success());
     let _ = std::fs::remove_dir_all(spool);

@@ -191,10 +191,15 @@ async fn x_rules_sync_and_the_stream_survives_its_failures_without_loss_or_dupli
         assert!(std::time::Instant::now() < deadline, "no resync after the watchlist change");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let events = h.events().await;
+    let wanted = ["x.rules_synced", "x.rule_invalid", "source.malformed", "source.rate_limited", "source.disconnected"];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut events = h.events().await;
+    while !wanted.iter().all(|w| events.iter().any(|e| e.code == *w)) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        events = h.events().await;
+    }
     let codes: Vec<&str> = events.iter().map(|e| e.code.as_str()).collect();
-    for code in ["x.rules_synced", "x.rule_invalid", "source.malformed", "source.rate_limited", "source.disconnected"] {
+    for code in wanted {
         assert!(codes.contains(&code), "{code} missing from {codes:?}");
     }
     assert!(events.iter().all(|e| !e.message.contains("xtoken")));
