@@ -75,10 +75,14 @@ async fn sim_quotes_flow_only_while_the_market_is_open() {
         assert!(Instant::now() < deadline, "no sim trades arrived");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let stop_sent = chrono::Utc::now();
     publish(ControlCommand::Stop).await;
-    // Stopped, and what it took before is written; then nothing more for a while.
-    let stopped_and_idle = |h: &cashtag_bus::Heartbeat| {
-        h.info["market_on"] == false
+    // Stopped, and what it took before is written; then nothing more for a while. (A
+    // heartbeat stamped after the stop was sent: the one in Redis may still be from before
+    // the start, when the market was off too.)
+    let stopped_and_idle = move |h: &cashtag_bus::Heartbeat| {
+        h.at > stop_sent
+            && h.info["market_on"] == false
             && h.info["sinks"]
                 .as_array()
                 .is_some_and(|s| s.iter().all(|x| x["idle"] == true && x["backlog_bytes"] == 0))

@@ -141,10 +141,14 @@ async fn scored_sim_posts_flow_only_while_the_market_is_open() {
     let sentiment = one.get_document("sentiment").expect("scored");
     assert!(sentiment.get_document("vader").is_ok() && sentiment.get_document("finance").is_ok());
     assert_eq!(sentiment.get_str("model_version").unwrap(), cashtag_sentiment::MODEL_VERSION);
+    let stop_sent = chrono::Utc::now();
     publish(ControlCommand::Stop).await;
-    // Stopped, and what it took before is written; then nothing more for a while.
-    let stopped_and_idle = |h: &cashtag_bus::Heartbeat| {
-        h.info["market_on"] == false
+    // Stopped, and what it took before is written; then nothing more for a while. (A
+    // heartbeat stamped after the stop was sent: the one in Redis may still be from before
+    // the start, when the market was off too.)
+    let stopped_and_idle = move |h: &cashtag_bus::Heartbeat| {
+        h.at > stop_sent
+            && h.info["market_on"] == false
             && h.info["sinks"]
                 .as_array()
                 .is_some_and(|s| s.iter().all(|x| x["idle"] == true && x["backlog_bytes"] == 0))
