@@ -5,7 +5,7 @@ security group (no inbound without SshCidr; port 22 only from it with SshCidr).
 
   python deploy/tests/check_cloudformation.py ENDPOINT
 
-Run by crates/deploy/tests/cloudformation.rs against a private moto server.
+Run by testing/deploy/tests/cloudformation.rs against a private moto server.
 """
 import ast
 import json

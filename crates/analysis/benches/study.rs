@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use cashtag_analysis::series::TickerSeries;
-use cashtag_analysis::study::{StudyConfig, run_with_threads};
+use cashtag_analysis_core::series::TickerSeries;
+use cashtag_analysis_core::study::{StudyConfig, run_with_threads};
 use cashtag_sim::rng::Key;
 use chrono::{DateTime, TimeDelta, Utc};
 

@@ -13,63 +13,45 @@ use serde::Serialize;
 
 use crate::AnalysisError;
 
-/// Splits CSV text (RFC 4180: quoted fields, doubled quotes, CRLF or LF) into records.
+/// Splits CSV text (RFC 4180: quoted fields, doubled quotes, CRLF or LF) into records,
+/// with the `csv` crate; rows may differ in length (a short row's missing cells count as
+/// empty). A quoted field that is never closed is an error, not the rest of the file.
 pub(crate) fn parse(text: &str) -> Result<Vec<Vec<String>>, String> {
-    let mut records = Vec::new();
-    let mut record = Vec::new();
-    let mut field = String::new();
-    let mut chars = text.chars().peekable();
-    let mut quoted = false;
-    let mut line = 1;
-    let mut at_field_start = true;
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => quoted = false,
-                '\n' => {
-                    line += 1;
-                    field.push(c);
-                }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if at_field_start => {
-                quoted = true;
-                at_field_start = false;
-            }
-            ',' => {
-                record.push(std::mem::take(&mut field));
-                at_field_start = true;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                record.push(std::mem::take(&mut field));
-                records.push(std::mem::take(&mut record));
-                at_field_start = true;
-                line += 1;
-            }
-            _ => {
-                field.push(c);
-                at_field_start = false;
-            }
-        }
-    }
-    if quoted {
+    if let Some(line) = unclosed_quote(text) {
         return Err(format!("line {line}: a quoted field is never closed"));
     }
-    if !field.is_empty() || !record.is_empty() {
-        record.push(field);
-        records.push(record);
+    let mut reader = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(text.as_bytes());
+    let mut records = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        records.push(record.iter().map(str::to_string).collect::<Vec<_>>());
     }
-    // A blank last line is not a record.
+    // A blank line is not a record.
     records.retain(|r| !(r.len() == 1 && r[0].is_empty()));
     Ok(records)
+}
+
+/// The line where a quoted field opens and never closes, if one does (the `csv` crate
+/// would read the rest of the file into it).
+fn unclosed_quote(text: &str) -> Option<usize> {
+    let (mut quoted, mut field_start, mut line, mut opened_at) = (false, true, 1, 0);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (false, '"') if field_start => {
+                quoted = true;
+                opened_at = line;
+            }
+            (_, '\n') => line += 1,
+            _ => {}
+        }
+        field_start = !quoted && (c == ',' || c == '\n');
+    }
+    quoted.then_some(opened_at)
 }
 
 /// Appends one CSV field, quoted when it must be.

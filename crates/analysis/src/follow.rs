@@ -9,8 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use mongodb::Database;
 use tokio_util::sync::CancellationToken;
 
-use cashtag_bus::Bus;
-use cashtag_core::{Clock, catalog};
+use cashtag_core::{Emitter, catalog};
 use cashtag_telemetry::progress::Progress;
 use cashtag_telemetry::prometheus::{IntCounter, IntCounterVec};
 use cashtag_telemetry::{Health, Telemetry};
@@ -89,20 +88,20 @@ pub fn pass_window(pass: u32, config: &FollowConfig) -> TimeDelta {
 /// Follows the clock until shutdown.
 pub async fn follow(
     db: &Database,
-    clock: &Clock,
-    bus: &Bus,
+    events: &Emitter,
     health: &Health,
     metrics: &RollupMetrics,
     config: &FollowConfig,
     shutdown: CancellationToken,
 ) {
+    let clock = events.clock();
     if let Err(e) = rollup::ensure_indexes(db).await {
-        bus.emit(catalog::rollup_indexes(e));
+        events.emit(catalog::rollup_indexes(e));
     }
     if let Some(from) = config.backfill_from {
         match backfill(db, from, minute_floor(clock.now()), &Progress::new(true)).await {
-            Ok((s, p)) => bus.emit(catalog::rollup_backfill(s, p)),
-            Err(e) => bus.emit(catalog::rollup_failed(format!("backfill failed: {e}"))),
+            Ok((s, p)) => events.emit(catalog::rollup_backfill(s, p)),
+            Err(e) => events.emit(catalog::rollup_failed(format!("backfill failed: {e}"))),
         }
     }
     let mut healthy = true;
@@ -122,7 +121,7 @@ pub async fn follow(
                 metrics.minutes.with_label_values(&["sentiment"]).inc_by(s as u64);
                 metrics.minutes.with_label_values(&["price"]).inc_by(p as u64);
                 if !healthy {
-                    bus.emit(catalog::rollup_recovered());
+                    events.emit(catalog::rollup_recovered());
                     healthy = true;
                 }
                 health.set(true, serde_json::json!({"last_minute": cashtag_core::time::rfc3339(&end)}));
@@ -130,7 +129,7 @@ pub async fn follow(
             Err(e) => {
                 metrics.failures.inc();
                 if healthy {
-                    bus.emit(catalog::rollup_failed(format!(
+                    events.emit(catalog::rollup_failed(format!(
                         "roll-up of the minutes before {} failed: {e}",
                         cashtag_core::time::rfc3339(&end)
                     )));

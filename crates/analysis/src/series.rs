@@ -73,18 +73,13 @@ impl std::str::FromStr for Measure {
 /// Parses `5m`, `20m`, `1h`, `1d` (a day = one whole session).
 pub fn parse_interval(s: &str) -> Result<TimeDelta, crate::AnalysisError> {
     let bad = || crate::AnalysisError::Input(format!("interval {s:?} is not like 5m, 20m, 1h or 1d"));
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "m" => TimeDelta::minutes(n),
-        "h" => TimeDelta::hours(n),
-        "d" if n == 1 => TimeDelta::days(1),
-        _ => return Err(bad()),
-    };
+    let d = cashtag_core::span::parse(s).map_err(|_| bad())?;
     if d <= TimeDelta::zero() {
         return Err(crate::AnalysisError::Input(format!("interval {s:?} must be positive")));
     }
-    Ok(d)
+    // Whole minutes within a session, or exactly one session day.
+    let minutes = d < TimeDelta::days(1) && d.num_seconds() % 60 == 0;
+    if minutes || d == TimeDelta::days(1) { Ok(d) } else { Err(bad()) }
 }
 
 /// A ticker's interval series; all vectors have one entry per interval.

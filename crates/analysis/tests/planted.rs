@@ -14,8 +14,8 @@
 
 use std::collections::BTreeMap;
 
-use cashtag_analysis::series::{Measure, MinuteRow, build};
-use cashtag_analysis::study::{StudyConfig, StudyResult, run};
+use cashtag_analysis_core::series::{Measure, MinuteRow, build};
+use cashtag_analysis_core::study::{StudyConfig, StudyResult, run};
 use cashtag_calendar::{Calendar, Session};
 use cashtag_sentiment::Scorer;
 use cashtag_sim::{Sim, SimParams, minute_index, minute_start};
@@ -109,7 +109,7 @@ fn finds_the_planted_lead() {
             assert!(c.r.abs() < best.r / 3.0, "lag {k}: r {}", c.r);
         }
     }
-    let verdict = cashtag_analysis::report::verdict(&r);
+    let verdict = cashtag_analysis_core::report::verdict(&r);
     assert!(verdict.starts_with("Yes"), "{verdict}");
 }
 
@@ -144,7 +144,7 @@ fn null_rejection_rate_stays_near_alpha() {
     println!("null: {rejected} of {n} nominal rejections at alpha {}; {} after BH", config.alpha, r.significant.len());
     assert!(r.rejection_rate <= 0.15, "rejection rate {} under the null", r.rejection_rate);
     assert!(r.significant.len() <= 1, "after BH: {:?}", r.significant);
-    let verdict = cashtag_analysis::report::verdict(&r);
+    let verdict = cashtag_analysis_core::report::verdict(&r);
     if r.significant.is_empty() {
         assert!(verdict.starts_with("No"), "{verdict}");
     }

@@ -3,7 +3,7 @@
 //! byte-identical collections, and a late post updates its minute.
 
 use bson::{RawDocumentBuf, doc};
-use cashtag_analysis::rollup::{ensure_indexes, rollup_range};
+use cashtag_analysis_core::rollup::{ensure_indexes, rollup_range};
 use cashtag_core::{Record, Ticker, collections};
 use cashtag_sentiment::Scorer;
 use cashtag_sim::{Sim, SimParams, minute_index};

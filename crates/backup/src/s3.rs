@@ -1,43 +1,15 @@
-//! S3: the client, streamed multipart upload with server-side encryption, streamed
-//! download, listing and deletion — with errors an operator can act on.
+//! S3 for backups: streamed multipart upload with server-side encryption, streamed
+//! download, listing and deletion — with errors an operator can act on. The client itself
+//! comes from `cashtag-stores`.
 
-pub use aws_sdk_s3::Client as S3Client;
-use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+pub use cashtag_stores::s3::S3Client;
+use cashtag_stores::s3::S3Client as Client;
 use tokio::sync::mpsc;
 
 use crate::BackupError;
-
-/// An S3 client for the region and (emulator) endpoint; path-style addressing, which
-/// emulators need and AWS accepts. Every call has a deadline: 10 s to connect, 2 minutes
-/// per attempt (a part of up to hundreds of MiB), 10 minutes in all.
-pub async fn client(region: &str, endpoint: &str) -> Client {
-    client_with_deadline(region, endpoint, std::time::Duration::from_secs(600)).await
-}
-
-/// [`client`] with every call bounded by `total` (attempts by a fifth of it, at most two
-/// minutes; connecting by 10 s or less): for small objects read by a service that must
-/// not wait on an unreachable S3 (the predictor's model pointer).
-pub async fn client_with_deadline(region: &str, endpoint: &str, total: std::time::Duration) -> Client {
-    use std::time::Duration;
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(10).min(total))
-        .read_timeout(Duration::from_secs(60).min(total))
-        .operation_attempt_timeout(Duration::from_secs(120).min(total / 5).max(Duration::from_secs(1)))
-        .operation_timeout(total)
-        .build();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .timeout_config(timeouts);
-    if !endpoint.is_empty() {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let conf = loader.load().await;
-    let s3 = aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build();
-    Client::from_conf(s3)
-}
 
 /// Turns an SDK error into one that says what to fix.
 pub fn explain<E: ProvideErrorMetadata + std::error::Error + 'static>(

@@ -3,8 +3,7 @@
 
 use std::str::FromStr;
 
-use cashtag_bus::Bus;
-use cashtag_core::{Clock, catalog};
+use cashtag_core::{Emitter, catalog};
 use cashtag_telemetry::progress::Progress;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
@@ -51,8 +50,8 @@ impl Plan {
 /// What a scheduler backs up and where.
 pub struct Scheduled<'a> {
     pub plan: &'a Plan,
-    pub clock: &'a Clock,
-    pub bus: &'a Bus,
+    /// Where the backup events go, and the clock the plan runs by.
+    pub events: &'a Emitter,
     pub mongo: &'a mongodb::Client,
     pub s3: &'a crate::s3::S3Client,
     pub target: &'a Target,
@@ -63,12 +62,13 @@ pub struct Scheduled<'a> {
 /// each scheduled one. Every run is a `backup.start` and a `backup.done` or
 /// `backup.failed` event; a failure never stops the schedule.
 pub async fn run_schedule(job: Scheduled<'_>, shutdown: CancellationToken) {
-    let Scheduled { plan, clock, bus, mongo, s3, target, databases } = job;
+    let Scheduled { plan, events, mongo, s3, target, databases } = job;
+    let clock = events.clock();
     let progress = Progress::new(true);
     let newest = crate::list(s3, target).await.ok().and_then(|l| l.last().map(|b| b.at));
     let mut due = plan.missed(clock.now(), newest);
     if let Some(missed) = due {
-        bus.emit(catalog::backup_missed(missed));
+        events.emit(catalog::backup_missed(missed));
     }
     loop {
         if due.is_none() {
@@ -80,17 +80,17 @@ pub async fn run_schedule(job: Scheduled<'_>, shutdown: CancellationToken) {
             }
         }
         due = None;
-        bus.emit(catalog::backup_start());
+        events.emit(catalog::backup_start());
         let t0 = std::time::Instant::now();
         match crate::backup(mongo, s3, target, databases, clock.now(), &progress).await {
-            Ok(m) => bus.emit(catalog::backup_done(
+            Ok(m) => events.emit(catalog::backup_done(
                 &m.key,
                 m.collections.len(),
                 m.documents(),
                 m.archive_bytes,
                 m.duration_secs,
             )),
-            Err(e) => bus.emit(catalog::backup_failed(e.chain(), t0.elapsed().as_secs_f64(), e.exit_code())),
+            Err(e) => events.emit(catalog::backup_failed(e.chain(), t0.elapsed().as_secs_f64(), e.exit_code())),
         }
         if shutdown.is_cancelled() {
             break;

@@ -132,6 +132,22 @@ impl Bus {
     }
 
     /// The control state now and after every change.
+    /// Whether the manager has the data sources on, kept current like [`Bus::watch_control`]
+    /// (through a Redis outage it keeps the last state it read).
+    pub fn watch_sources_on(&self) -> watch::Receiver<bool> {
+        let mut control = self.watch_control();
+        let (tx, rx) = watch::channel(control.borrow().is_on());
+        tokio::spawn(async move {
+            while control.changed().await.is_ok() {
+                let on = control.borrow_and_update().is_on();
+                if tx.send(on).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
     pub fn watch_control(&self) -> watch::Receiver<ControlState> {
         let key = self.keys().control_state();
         crate::watch::spawn_watch(self, self.keys().control_channel(), ControlState::initial(), move |c| {

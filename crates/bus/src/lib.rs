@@ -228,6 +228,12 @@ impl Bus {
         self.publish(self.stamp(draft));
     }
 
+    /// This bus as the [`Emitter`] that sources, roll-ups, backups and the predictor report
+    /// through (they hold no Redis connection of their own).
+    pub fn emitter(&self) -> cashtag_core::Emitter {
+        cashtag_core::Emitter::new(self.clone())
+    }
+
     /// Queues a stamped event for the events stream (on disk first, with an outbox) and
     /// logs it.
     pub fn publish(&self, event: Event) {
@@ -269,5 +275,15 @@ impl Bus {
     /// A consumer in a consumer group of a stream, on its own connection (reads block).
     pub fn consumer(&self, stream: &str, group: &str, consumer: &str) -> Result<StreamConsumer, BusError> {
         StreamConsumer::new(self.client.clone(), stream, group, consumer)
+    }
+}
+
+impl cashtag_core::Emit for Bus {
+    fn emit(&self, draft: EventDraft) {
+        Bus::emit(self, draft)
+    }
+
+    fn clock(&self) -> &Clock {
+        Bus::clock(self)
     }
 }

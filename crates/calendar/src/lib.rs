@@ -24,6 +24,12 @@ pub use rules::holiday;
 /// The exchange's time zone.
 pub const TZ: chrono_tz::Tz = New_York;
 
+/// An instant as New York wall time with its zone, `2026-11-27 09:25 EST`, for messages
+/// and screens.
+pub fn ny_time(t: DateTime<Utc>) -> String {
+    t.with_timezone(&TZ).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
 /// Regular open, New York time.
 pub fn regular_open() -> NaiveTime {
     NaiveTime::from_hms_opt(9, 30, 0).unwrap()

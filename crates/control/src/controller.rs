@@ -11,7 +11,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::hours::{Decision, HoursPolicy, ny};
+use cashtag_calendar::ny_time as ny;
+
+use crate::hours::{Decision, HoursPolicy};
 
 /// What the manager's `/status` shows about the market.
 #[derive(Debug, Clone, Serialize, Default)]

@@ -1,7 +1,7 @@
 //! When the data sources run: the trading session widened by a lead before the open and a
 //! lag after the close, or the extended-hours window (04:00–20:00 New York).
 
-use cashtag_calendar::{Calendar, ClosedReason, Day, Session, TZ, local};
+use cashtag_calendar::{Calendar, ClosedReason, Day, Session, local};
 use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
 use serde::Serialize;
 
@@ -84,11 +84,6 @@ impl HoursPolicy {
         };
         Decision { on: false, reason, next_change: self.window(&next).0, session: next }
     }
-}
-
-/// `2026-11-27 09:25 EST` for messages.
-pub fn ny(t: DateTime<Utc>) -> String {
-    t.with_timezone(&TZ).format("%Y-%m-%d %H:%M %Z").to_string()
 }
 
 #[cfg(test)]

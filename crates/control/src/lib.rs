@@ -22,27 +22,11 @@ pub use hours::{Decision, HoursPolicy};
 pub use monitor::HeartbeatMonitor;
 pub use watchlist::WatchlistPublisher;
 
-/// The NYSE calendar with the deployment's extra special days, if configured.
-pub fn calendar_from_settings(
-    settings: &cashtag_core::Settings,
-) -> Result<cashtag_calendar::Calendar, cashtag_core::ConfigError> {
-    let mut cal = cashtag_calendar::Calendar::nyse();
-    let path = &settings.manager.calendar_overrides;
-    if !path.is_empty() {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            cashtag_core::ConfigError::new("manager.calendar_overrides", format!("cannot read {path}: {e}"))
-        })?;
-        cal.extend_from_toml(&text)
-            .map_err(|e| cashtag_core::ConfigError::new("manager.calendar_overrides", e.to_string()))?;
-    }
-    Ok(cal)
-}
-
-/// The hours policy from the settings.
-pub fn policy_from_settings(settings: &cashtag_core::Settings) -> HoursPolicy {
+/// The hours policy from the manager's settings.
+pub fn policy_from_settings(manager: &cashtag_core::config::ManagerSettings) -> HoursPolicy {
     HoursPolicy {
-        lead: chrono::TimeDelta::minutes(settings.manager.lead_minutes as i64),
-        lag: chrono::TimeDelta::minutes(settings.manager.lag_minutes as i64),
-        extended: settings.manager.extended_hours,
+        lead: chrono::TimeDelta::minutes(manager.lead_minutes as i64),
+        lag: chrono::TimeDelta::minutes(manager.lag_minutes as i64),
+        extended: manager.extended_hours,
     }
 }

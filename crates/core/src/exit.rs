@@ -2,7 +2,7 @@
 //!
 //! Every binary uses the same two: 1 for anything unexpected, 2 for bad configuration or
 //! usage. Commands with more to say (backup, analysis) add their own codes from 3 up,
-//! documented in the README; their library errors implement [`ExitStatus`], and the
+//! documented in docs/ (each service's page); their library errors implement [`ExitStatus`], and the
 //! service runtime turns an error into its code.
 
 /// Something unexpected.

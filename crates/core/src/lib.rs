@@ -10,10 +10,12 @@ pub mod catalog;
 pub mod clock;
 pub mod collections;
 pub mod config;
+pub mod emit;
 pub mod event;
 pub mod exit;
 pub mod records;
 pub mod secret;
+pub mod span;
 pub mod ticker;
 pub mod time;
 pub mod watchlist;
@@ -21,6 +23,7 @@ pub mod watchlist;
 pub use backoff::Backoff;
 pub use clock::{Clock, SimSpec};
 pub use config::{ConfigError, Settings};
+pub use emit::{Emit, Emitter};
 pub use event::{CountKind, CountSample, Event, EventDraft, EventKind};
 pub use records::{
     Author, Bar, Engagement, FinanceScore, Post, PostSentiment, Quote, Record, SentimentLabel, Timeframe, Trade,

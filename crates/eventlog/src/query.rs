@@ -7,36 +7,6 @@ use serde::Serialize;
 
 use crate::store::{StoredCount, StoredEvent};
 
-/// A `--since` that is not a span.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--since {0}")]
-pub struct SpanError(String);
-
-impl cashtag_core::exit::ExitStatus for SpanError {
-    fn exit_code(&self) -> u8 {
-        cashtag_core::exit::CONFIG
-    }
-}
-
-/// Parses `90s`, `15m`, `1h`, `2d`, `1w`.
-pub fn parse_span(s: &str) -> Result<TimeDelta, SpanError> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| SpanError(format!("{s:?} is not a span like 30s, 15m, 1h, 2d")))?;
-    let d = match unit {
-        "s" => TimeDelta::seconds(n),
-        "m" => TimeDelta::minutes(n),
-        "h" => TimeDelta::hours(n),
-        "d" => TimeDelta::days(n),
-        "w" => TimeDelta::weeks(n),
-        _ => return Err(SpanError(format!("{s:?}: unit must be s, m, h, d or w"))),
-    };
-    if d <= TimeDelta::zero() {
-        return Err(SpanError(format!("{s:?} must be positive")));
-    }
-    Ok(d)
-}
-
 /// One line of `tail`.
 pub fn event_line(e: &StoredEvent) -> String {
     let ev = &e.event;
@@ -141,15 +111,6 @@ pub fn count_line(r: &CountRow) -> String {
 mod tests {
     use super::*;
     use cashtag_core::{CountKind, CountSample, Ticker};
-
-    #[test]
-    fn spans() {
-        assert_eq!(parse_span("90s").unwrap(), TimeDelta::seconds(90));
-        assert_eq!(parse_span("2d").unwrap(), TimeDelta::days(2));
-        assert!(parse_span("1y").is_err());
-        assert!(parse_span("h").is_err());
-        assert!(parse_span("0m").is_err());
-    }
 
     fn c(min: i64, ticker: Option<&str>, count: u64, instance: &str) -> StoredCount {
         StoredCount {

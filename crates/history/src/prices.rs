@@ -41,7 +41,7 @@ pub struct Columns {
 impl Columns {
     /// Reads the header line; `timeframe` overrides what the time column's name says.
     pub fn from_header(line: &str, timeframe: Option<Timeframe>) -> Result<Columns, String> {
-        let names: Vec<String> = line.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
+        let names: Vec<String> = fields(line)?.iter().map(|c| c.to_ascii_lowercase()).collect();
         let find = |n: &[&str]| names.iter().position(|c| n.contains(&c.as_str()));
         let need = |n: &[&str]| find(n).ok_or_else(|| format!("no {} column in the header {line:?}", n[0]));
         let (time, tf) = match (find(&["date"]), find(&["datetime", "timestamp", "time"])) {
@@ -59,6 +59,17 @@ impl Columns {
             volume: find(&["volume"]),
             timeframe: timeframe.unwrap_or(tf),
         })
+    }
+}
+
+/// The fields of one CSV line, unquoted by the `csv` crate (a quoted field may hold a
+/// comma), each trimmed.
+fn fields(line: &str) -> Result<Vec<String>, String> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(line.as_bytes());
+    match reader.records().next() {
+        Some(Ok(record)) => Ok(record.iter().map(|f| f.trim().to_string()).collect()),
+        Some(Err(e)) => Err(format!("not a CSV line: {e}")),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -93,8 +104,8 @@ pub fn parse_row(
     ticker: &Ticker,
     received_at: DateTime<Utc>,
 ) -> Result<Option<Record>, String> {
-    let f: Vec<&str> = line.split(',').map(|c| c.trim().trim_matches('"')).collect();
-    let get = |i: usize| f.get(i).copied().ok_or_else(|| format!("{} fields, expected more", f.len()));
+    let f = fields(line)?;
+    let get = |i: usize| f.get(i).map(String::as_str).ok_or_else(|| format!("{} fields, expected more", f.len()));
     let num = |i: usize| -> Result<Option<f64>, String> {
         let v = get(i)?;
         if v.is_empty() || v.eq_ignore_ascii_case("null") || v.eq_ignore_ascii_case("nan") {
@@ -160,5 +171,14 @@ mod tests {
         };
         assert_eq!((b.timeframe, b.start.to_rfc3339().as_str()), (Timeframe::Minute, "2024-01-02T14:30:00+00:00"));
         assert!(Columns::from_header("a,b,c", None).is_err());
+    }
+
+    #[test]
+    fn a_quoted_comma_stays_in_its_field() {
+        let cols = Columns::from_header("Date,\"Name, full\",Open,High,Low,Close,Volume", None).unwrap();
+        let t = ticker_from_stem("AAPL").unwrap();
+        let row = "2024-01-02,\"Apple, Inc.\",10,11,9,10.5,\"1000\"";
+        let Some(Record::Bar(b)) = parse_row(row, &cols, &t, Utc::now()).unwrap() else { panic!() };
+        assert_eq!((b.open, b.high, b.low, b.close, b.volume), (10.0, 11.0, 9.0, 10.5, 1000.0));
     }
 }

@@ -97,11 +97,14 @@ pub fn tickers(given: &[String], watchlist: &Watchlist) -> Result<Vec<Ticker>, H
 }
 
 /// `--watchlist FILE|default`, else the configured one.
-pub fn watchlist(given: Option<&str>, settings: &Settings) -> Result<Watchlist, HistoryError> {
+pub fn watchlist(
+    given: Option<&str>,
+    configured: &cashtag_core::config::WatchlistSettings,
+) -> Result<Watchlist, HistoryError> {
     match given {
         Some("default") => Ok(Watchlist::builtin()),
         Some(f) => Watchlist::load(std::path::Path::new(f)).map_err(|e| HistoryError::Input(e.to_string())),
-        None => settings.watchlist.load().map_err(|e| HistoryError::Input(e.to_string())),
+        None => configured.load().map_err(|e| HistoryError::Input(e.to_string())),
     }
 }
 

@@ -36,12 +36,12 @@ impl Store {
     /// The sinks the flags turn on now (read from the bus; its defaults from configuration).
     pub async fn open(settings: &Settings, bus: &cashtag_bus::Bus) -> Result<Store, HistoryError> {
         let flags = bus.flags().await.map_err(|e| HistoryError::Store(format!("reading the flags from Redis: {e}")))?;
-        let client = cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "history")
+        let client = cashtag_stores::mongo::connect(settings.mongo.uri.expose(), "history")
             .await
             .map_err(|e| HistoryError::Store(format!("MongoDB: {e}")))?;
         let mongo = flag(&flags, settings, "mongo_write").then(|| MongoSink::new(&client, &settings.mongo.database));
         let kinesis = if flag(&flags, settings, "kinesis_write") {
-            let c = cashtag_sinks::kinesis::client(&settings.aws.region, &settings.aws.endpoint).await;
+            let c = cashtag_stores::kinesis::client(&settings.aws.region, &settings.aws.endpoint).await;
             Some(KinesisSink::new(c, &settings.sinks.kinesis_posts_stream, &settings.sinks.kinesis_market_stream))
         } else {
             None
@@ -64,7 +64,7 @@ impl Store {
     /// A store that writes nothing and counts every record as stored.
     pub async fn dry(settings: &Settings) -> Result<Store, HistoryError> {
         // The client connects on first use, which a dry run never makes.
-        let client = cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "history")
+        let client = cashtag_stores::mongo::connect(settings.mongo.uri.expose(), "history")
             .await
             .map_err(|e| HistoryError::Store(format!("MongoDB: {e}")))?;
         Ok(Store {

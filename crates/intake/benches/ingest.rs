@@ -189,11 +189,11 @@ async fn run(
             delivery.sink("mongo_write", sink.clone(), WorkerConfig::default(), SinkMetrics::register(&telemetry))
         }
         Target::Stack { mongo_uri, aws_endpoint, region } => {
-            let client = cashtag_sinks::mongo::connect(mongo_uri, "bench").await.expect("MongoDB");
+            let client = cashtag_stores::mongo::connect(mongo_uri, "bench").await.expect("MongoDB");
             let mut mongo = MongoSink::new(&client, &prefix);
             mongo.ensure_indexes().await.expect("MongoDB indexes");
             let kinesis = KinesisSink::new(
-                cashtag_sinks::kinesis::client(region, aws_endpoint).await,
+                cashtag_stores::kinesis::client(region, aws_endpoint).await,
                 "cashtag-posts",
                 "cashtag-market",
             );

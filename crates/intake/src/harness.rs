@@ -48,7 +48,7 @@ pub async fn start_with(
     let prefix = unique("t-stocks");
     let db_name = unique("stocks");
     let b = bus(&prefix, "stocks");
-    let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
+    let client = cashtag_stores::mongo::connect(&mongo_uri(), "test").await.unwrap();
     let metrics = SinkMetrics::register(&cashtag_telemetry::Telemetry::new("stocks"));
     let journal = Journal::open(
         JournalConfig {

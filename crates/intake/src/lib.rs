@@ -14,6 +14,7 @@
 
 pub mod bars;
 pub mod checks;
+pub mod cli;
 pub mod counts;
 #[cfg(feature = "harness")]
 pub mod harness;
@@ -203,7 +204,7 @@ impl Intake {
             let (tx, mut rx) = mpsc::channel::<Record>(10_000);
             let ctx = SourceCtx {
                 out: tx,
-                bus: self.bus.clone(),
+                events: self.bus.emitter(),
                 recorder: self.recorder.clone(),
                 watchlist: self.watchlist.clone(),
                 cancel: stop.clone(),

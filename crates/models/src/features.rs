@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use cashtag_analysis::series::MinuteRow;
+use cashtag_analysis_core::series::MinuteRow;
 use cashtag_calendar::Session;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};

@@ -40,7 +40,7 @@ pub enum ModelError {
     #[error("MongoDB: {0}")]
     Mongo(#[from] mongodb::error::Error),
     #[error(transparent)]
-    Analysis(#[from] cashtag_analysis::AnalysisError),
+    Analysis(#[from] cashtag_analysis_core::AnalysisError),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
 }

@@ -21,10 +21,9 @@
 use std::collections::BTreeMap;
 
 use bson::{Document, doc};
-use cashtag_analysis::series::{Rows, add_price_doc, add_sentiment_doc};
-use cashtag_bus::Bus;
+use cashtag_analysis_core::series::{Rows, add_price_doc, add_sentiment_doc};
 use cashtag_calendar::{Calendar, Session};
-use cashtag_core::{Clock, catalog, collections};
+use cashtag_core::{Clock, Emitter, catalog, collections};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
 use mongodb::Database;
@@ -112,7 +111,8 @@ impl PredictMetrics {
 pub struct Predictor {
     pub db: Database,
     pub registry: Registry,
-    pub bus: Bus,
+    /// Where the predictor's events go.
+    pub events: Emitter,
     pub calendar: Calendar,
     pub config: PredictConfig,
     pub metrics: Option<PredictMetrics>,
@@ -123,8 +123,14 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    pub fn new(db: Database, registry: Registry, bus: Bus, calendar: Calendar, config: PredictConfig) -> Predictor {
-        Predictor { db, registry, bus, calendar, config, metrics: None, loaded: None, stale: false, refused: None }
+    pub fn new(
+        db: Database,
+        registry: Registry,
+        events: Emitter,
+        calendar: Calendar,
+        config: PredictConfig,
+    ) -> Predictor {
+        Predictor { db, registry, events, calendar, config, metrics: None, loaded: None, stale: false, refused: None }
     }
 
     /// The loaded model's version.
@@ -151,7 +157,7 @@ impl Predictor {
                             .await;
                         return;
                     }
-                    self.bus.emit(catalog::predict_model_loaded(&name, &p.version, &p.sha256));
+                    self.events.emit(catalog::predict_model_loaded(&name, &p.version, &p.sha256));
                     tracing::info!(model = %name, version = %p.version, "model loaded");
                     self.loaded = Some((p, m));
                 }
@@ -162,7 +168,7 @@ impl Predictor {
                 if !self.stale {
                     self.stale = true;
                     let kept = self.loaded_version().map(str::to_string);
-                    self.bus.emit(catalog::predict_model_stale(&name, kept.as_deref(), &e));
+                    self.events.emit(catalog::predict_model_stale(&name, kept.as_deref(), &e));
                 }
             }
             Err(e) => {
@@ -178,14 +184,14 @@ impl Predictor {
             self.refused = Some(key.to_string());
             self.count(|m| &m.model_refusals, 1);
             let kept = self.loaded_version().map(str::to_string);
-            self.bus.emit(catalog::predict_model_refused(&self.config.name, problem, kept.as_deref()));
+            self.events.emit(catalog::predict_model_refused(&self.config.name, problem, kept.as_deref()));
         }
     }
 
     /// The minute rows of `tickers` from the raw collections, for minutes before `t`.
     async fn rows_before(&self, t: DateTime<Utc>, lookback: TimeDelta) -> Result<Rows, ModelError> {
         let from = t - lookback - lookback - TimeDelta::minutes(30);
-        let (s, p) = cashtag_analysis::rollup::compute(&self.db, from, t).await?;
+        let (s, p) = cashtag_analysis_core::rollup::compute(&self.db, from, t).await?;
         let mut rows = Rows::new();
         for d in &s {
             add_sentiment_doc(&mut rows, d);
@@ -202,7 +208,7 @@ impl Predictor {
         self.refresh_model().await;
         let Some((pointer, model)) = &self.loaded else {
             let reason = "no promoted model in the registry (train one: `cashtag-analysis train`)".to_string();
-            self.bus.emit(catalog::predict_skipped(t, &reason));
+            self.events.emit(catalog::predict_skipped(t, &reason));
             return Ok(TickReport { skipped: Some(reason), ..Default::default() });
         };
         let Horizon::Minutes(h) = model.horizon else { unreachable!("1d models are refused") };
@@ -249,10 +255,10 @@ impl Predictor {
         self.count(|m| &m.predictions, report.written as u64);
         if report.written + report.duplicates == 0 {
             let reason = "no watched ticker has prices before the tick".to_string();
-            self.bus.emit(catalog::predict_skipped(t, &reason));
+            self.events.emit(catalog::predict_skipped(t, &reason));
             report.skipped = Some(reason);
         } else {
-            self.bus.emit(catalog::predict_tick(&model.name, &model.version, t, report.written, report.duplicates));
+            self.events.emit(catalog::predict_tick(&model.name, &model.version, t, report.written, report.duplicates));
         }
         Ok(report)
     }
@@ -279,7 +285,7 @@ impl Predictor {
         let (mut resolved, mut unresolved) = (0, 0);
         for ((made, target), docs) in groups {
             let (_, prices) =
-                cashtag_analysis::rollup::compute(&self.db, made - TimeDelta::minutes(30), target).await?;
+                cashtag_analysis_core::rollup::compute(&self.db, made - TimeDelta::minutes(30), target).await?;
             let mut rows = Rows::new();
             for d in &prices {
                 add_price_doc(&mut rows, d);
@@ -360,7 +366,7 @@ impl Predictor {
         let made: Vec<DateTime<Utc>> = made.iter().filter_map(|b| b.as_datetime().map(|d| d.to_chrono())).collect();
         let missed: Vec<DateTime<Utc>> = passed.into_iter().filter(|t| !made.contains(t)).collect();
         if let (Some(first), Some(last)) = (missed.first(), missed.last()) {
-            self.bus.emit(catalog::predict_missed(missed.len(), *first, *last));
+            self.events.emit(catalog::predict_missed(missed.len(), *first, *last));
         }
         Ok(())
     }
@@ -371,13 +377,14 @@ impl Predictor {
         mut self,
         clock: Clock,
         tickers: tokio::sync::watch::Receiver<Vec<String>>,
+        sources_on: tokio::sync::watch::Receiver<bool>,
         shutdown: CancellationToken,
     ) {
         self.refresh_model().await;
         let horizon =
             self.loaded.as_ref().map_or(Horizon::Minutes(self.config.every.num_minutes()), |(_, m)| m.horizon);
         if let Err(e) = self.report_missed(clock.now(), horizon).await {
-            self.bus.emit(catalog::predict_failed(format!("checking for missed ticks: {e}")));
+            self.events.emit(catalog::predict_failed(format!("checking for missed ticks: {e}")));
         }
         let mut last: Option<DateTime<Utc>> = None;
         loop {
@@ -403,28 +410,21 @@ impl Predictor {
                     _ = shutdown.cancelled() => return,
                 }
                 if let Err(e) = self.resolve(clock.now()).await {
-                    self.bus.emit(catalog::predict_failed(format!("resolving: {e}")));
+                    self.events.emit(catalog::predict_failed(format!("resolving: {e}")));
                 }
                 if clock.now() >= next + self.config.delay {
                     break;
                 }
             }
             last = Some(next);
-            let on = match self.bus.control_state().await {
-                Ok(s) => s.is_on(),
-                Err(e) => {
-                    tracing::warn!("control state unreadable ({e}); the calendar says the session is open");
-                    true
-                }
-            };
-            if !on {
-                self.bus.emit(catalog::predict_skipped(next, "the manager has the data sources off"));
+            if !*sources_on.borrow() {
+                self.events.emit(catalog::predict_skipped(next, "the manager has the data sources off"));
                 continue;
             }
             let list = tickers.borrow().clone();
             match self.tick(next, &list).await {
                 Ok(r) => tracing::info!(tick = %next, written = r.written, duplicates = r.duplicates, "tick"),
-                Err(e) => self.bus.emit(catalog::predict_failed(format!("tick {next}: {e}"))),
+                Err(e) => self.events.emit(catalog::predict_failed(format!("tick {next}: {e}"))),
             }
         }
     }

@@ -13,7 +13,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use bson::Document;
-use cashtag_analysis::svg::{Line, lines};
+use cashtag_analysis_core::svg::{Line, lines};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 

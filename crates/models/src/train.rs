@@ -45,7 +45,7 @@ pub async fn load_rows(
     sessions: &[Session],
     lookback: TimeDelta,
     horizon: Horizon,
-) -> Result<cashtag_analysis::series::Rows, ModelError> {
+) -> Result<cashtag_analysis_core::series::Rows, ModelError> {
     let (Some(first), Some(last)) = (sessions.first(), sessions.last()) else {
         return Ok(Default::default());
     };
@@ -57,17 +57,17 @@ pub async fn load_rows(
     }
     // Two lookbacks before the first open (sentiment change), to the last close.
     let from = first.open - lookback - lookback - TimeDelta::days(4);
-    let mut rows = cashtag_analysis::series::load(db, &all, from, last.close).await?;
+    let mut rows = cashtag_analysis_core::series::load(db, &all, from, last.close).await?;
     // A day ahead is judged on adjusted closes where daily bars exist (history).
     if horizon == Horizon::Day {
-        cashtag_analysis::series::add_daily(db, &all, from, last.close, &mut rows).await?;
+        cashtag_analysis_core::series::add_daily(db, &all, from, last.close, &mut rows).await?;
     }
     Ok(rows)
 }
 
 /// The samples of every ticker over `sessions`, in time order.
 pub fn build_samples(
-    rows: &cashtag_analysis::series::Rows,
+    rows: &cashtag_analysis_core::series::Rows,
     tickers: &[String],
     market: Option<&str>,
     sessions: &[Session],

@@ -70,7 +70,7 @@ fn request(l2: f64) -> TrainRequest {
 }
 
 async fn registry(endpoint: &str, bucket: &str) -> Registry {
-    let s3 = cashtag_backup::s3::client_with_deadline("us-east-1", endpoint, Duration::from_secs(2)).await;
+    let s3 = cashtag_stores::s3::client_with_deadline("us-east-1", endpoint, Duration::from_secs(2)).await;
     Registry::new(s3, bucket, "models")
 }
 
@@ -92,7 +92,7 @@ async fn predictions(db: &mongodb::Database) -> Vec<Document> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn train_publish_predict_resolve_through_an_early_close_day() {
-    let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
+    let client = cashtag_stores::mongo::connect(&mongo_uri(), "test").await.unwrap();
     let db = client.database(&unique("loop"));
     let cal = Calendar::nyse();
     // Five sessions of history (Thanksgiving closed), and the early-close day after it.
@@ -102,9 +102,9 @@ async fn train_publish_predict_resolve_through_an_early_close_day() {
     for s in train_sessions.iter().chain([&day]) {
         store_sim(&db, s.open - TimeDelta::minutes(30), s.close).await;
     }
-    cashtag_analysis::rollup::ensure_indexes(&db).await.unwrap();
+    cashtag_analysis_core::rollup::ensure_indexes(&db).await.unwrap();
     for s in &train_sessions {
-        cashtag_analysis::rollup::rollup_range(&db, s.open - TimeDelta::minutes(30), s.close).await.unwrap();
+        cashtag_analysis_core::rollup::rollup_range(&db, s.open - TimeDelta::minutes(30), s.close).await.unwrap();
     }
 
     // Train from the database; publish v1 (promoted) and keep v2 for later.
@@ -120,7 +120,7 @@ async fn train_publish_predict_resolve_through_an_early_close_day() {
     let endpoint = aws_endpoint();
     let bucket = unique("models");
     let direct = registry(&endpoint, &bucket).await;
-    let s3 = cashtag_backup::s3::client("us-east-1", &endpoint).await;
+    let s3 = cashtag_stores::s3::client("us-east-1", &endpoint).await;
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     direct.publish(&v1, Some("train")).await.unwrap();
     assert!(direct.publish(&v1, None).await.is_err(), "a version is never overwritten");
@@ -149,8 +149,8 @@ async fn train_publish_predict_resolve_through_an_early_close_day() {
     let (_tx, watch) = tokio::sync::watch::channel(tickers.clone());
     let through_proxy = registry(&proxy.url_for(&endpoint, upstream), &bucket).await;
     let start = |shutdown: CancellationToken| {
-        let p = Predictor::new(db.clone(), through_proxy.clone(), bus.clone(), cal.clone(), config.clone());
-        tokio::spawn(p.run(clock.clone(), watch.clone(), shutdown))
+        let p = Predictor::new(db.clone(), through_proxy.clone(), bus.emitter(), cal.clone(), config.clone());
+        tokio::spawn(p.run(clock.clone(), watch.clone(), bus.watch_sources_on(), shutdown))
     };
     let expected = decision_times(&day, TimeDelta::minutes(20), Horizon::Minutes(20));
     assert_eq!(expected.len(), 9, "9:50 … 12:30: the 12:50 tick's target is after the 13:00 close");
@@ -253,7 +253,7 @@ async fn train_publish_predict_resolve_through_an_early_close_day() {
 
     // A second replica at a tick already made writes nothing.
     let mut replica =
-        Predictor::new(db.clone(), registry(&endpoint, &bucket).await, bus.clone(), cal.clone(), config.clone());
+        Predictor::new(db.clone(), registry(&endpoint, &bucket).await, bus.emitter(), cal.clone(), config.clone());
     let r = replica.tick(expected[4], &tickers).await.unwrap();
     assert_eq!((r.written, r.duplicates), (0, 3));
     assert_eq!(predictions(&db).await.len(), 24);

@@ -7,7 +7,7 @@
 //! scorer, closes from the simulated prices), without the database in between; the
 //! database path has its own test (`registry.rs`).
 
-use cashtag_analysis::series::{MinuteRow, Rows};
+use cashtag_analysis_core::series::{MinuteRow, Rows};
 use cashtag_calendar::{Calendar, Session};
 use cashtag_core::SentimentLabel;
 use cashtag_models::features::{FEATURES, Horizon, Sample};

@@ -39,3 +39,24 @@ pub enum OpsError {
     #[error("{0}")]
     Usage(String),
 }
+
+/// cashtagctl's exit codes beyond the suite's own (1 other, 2 usage; `cashtag_core::exit`).
+pub mod exit {
+    /// The Docker engine cannot be reached or refuses the request.
+    pub const DOCKER: u8 = 3;
+    /// Redis cannot be reached, or refuses the password.
+    pub const REDIS: u8 = 4;
+    /// No such project, service, flag or backup.
+    pub const NOT_FOUND: u8 = 5;
+}
+
+impl cashtag_core::exit::ExitStatus for OpsError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            OpsError::Docker(_) => exit::DOCKER,
+            OpsError::Redis(_) => exit::REDIS,
+            OpsError::NotFound(_) => exit::NOT_FOUND,
+            OpsError::Usage(_) => cashtag_core::exit::CONFIG,
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! `cashtagctl market`: a day of the NYSE calendar, whether the exchange is open at an
 //! instant and why not, and the next session.
 
+use cashtag_calendar::ny_time as ny;
 use cashtag_calendar::{Calendar, Day, Session, TZ};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -64,11 +65,6 @@ fn hours(s: &Session) -> String {
     let open = s.open.with_timezone(&TZ);
     let early = s.early_close.as_ref().map(|w| format!(", early close ({w})")).unwrap_or_default();
     format!("{}–{} {}{early}", open.format("%H:%M"), s.close_local(), open.format("%Z"))
-}
-
-/// `2026-11-24 09:25 EST`.
-pub fn ny(t: DateTime<Utc>) -> String {
-    cashtag_control::hours::ny(t)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! exit code scripts go by. Pure: given the engine's and the bus's answers and the time,
 //! the screen and the verdict are always the same.
 
+use cashtag_calendar::ny_time as ny;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
@@ -226,11 +227,6 @@ impl Status {
             }
         }
     }
-}
-
-/// `2026-11-24 09:25 EST`.
-fn ny(t: DateTime<Utc>) -> String {
-    cashtag_control::hours::ny(t)
 }
 
 /// Left-aligned columns, two spaces apart; numbers stay left too (they are short).

@@ -6,6 +6,8 @@
 //! - [`Service`]: what a long-running service has besides its own work — the clock, the
 //!   bus, `/healthz` and `/metrics` (plus its own routes), heartbeats, SIGTERM, and a stop
 //!   that reports and flushes before the process exits.
+//! - [`calendar`]: the NYSE calendar with the deployment's extra special days, which the
+//!   manager, the analysis and the predictor all follow.
 
 use std::future::Future;
 use std::path::Path;
@@ -52,6 +54,23 @@ impl<E: ExitStatus + std::error::Error + Send + Sync + 'static> From<E> for Fail
     fn from(e: E) -> Self {
         Failure { code: e.exit_code(), error: e.into() }
     }
+}
+
+/// The NYSE calendar with the deployment's extra special days
+/// (`manager.calendar_overrides`), if configured.
+pub fn calendar(
+    manager: &cashtag_core::config::ManagerSettings,
+) -> Result<cashtag_calendar::Calendar, cashtag_core::ConfigError> {
+    let mut cal = cashtag_calendar::Calendar::nyse();
+    let path = &manager.calendar_overrides;
+    if !path.is_empty() {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            cashtag_core::ConfigError::new("manager.calendar_overrides", format!("cannot read {path}: {e}"))
+        })?;
+        cal.extend_from_toml(&text)
+            .map_err(|e| cashtag_core::ConfigError::new("manager.calendar_overrides", e.to_string()))?;
+    }
+    Ok(cal)
 }
 
 /// Turns any error into a failure with exit code 1 (`.map_err(other)`).

@@ -59,25 +59,19 @@ impl From<&cashtag_core::config::SimSettings> for SimParams {
             noise: s.noise,
             trades_per_minute: s.trades_per_minute,
             posts_per_minute: s.posts_per_minute,
-            ..Default::default()
-        }
-    }
-}
-
-impl Default for SimParams {
-    fn default() -> Self {
-        SimParams {
-            seed: 42,
-            lead_minutes: 5,
-            strength: 0.5,
-            noise: 0.5,
-            trades_per_minute: 20.0,
-            posts_per_minute: 0.5,
+            // What only the simulator knows (no setting).
             news_per_day: 6.0,
             news_half_life_minutes: 10.0,
             mood: default_mood(),
             volatility: 0.30,
         }
+    }
+}
+
+impl Default for SimParams {
+    /// What the default settings say.
+    fn default() -> Self {
+        SimParams::from(&cashtag_core::config::SimSettings::default())
     }
 }
 

@@ -33,7 +33,7 @@ fn trade(i: u64) -> Record {
 #[tokio::main]
 async fn main() {
     const MONGO_N: u64 = 5_000;
-    let client = cashtag_sinks::mongo::connect(&mongo_uri(), "bench").await.unwrap();
+    let client = cashtag_stores::mongo::connect(&mongo_uri(), "bench").await.unwrap();
 
     // Batched: the sink itself, in batches of 500.
     let db = unique("bench-batched");
@@ -63,7 +63,7 @@ async fn main() {
 
     // Kinesis.
     const KIN_N: u64 = 10_000;
-    let kin = cashtag_sinks::kinesis::client("us-east-1", &aws_endpoint()).await;
+    let kin = cashtag_stores::kinesis::client("us-east-1", &aws_endpoint()).await;
     let stream = unique("bench");
     kin.create_stream().stream_name(&stream).shard_count(4).send().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

@@ -47,7 +47,7 @@ async fn main() {
         100_000,
     )
     .unwrap();
-    let client = cashtag_sinks::mongo::connect(mongo, "sink_writer").await.unwrap();
+    let client = cashtag_stores::mongo::connect(mongo, "sink_writer").await.unwrap();
     let config = WorkerConfig {
         retry_budget: Duration::from_secs(1),
         batch_age: Duration::from_millis(200),

@@ -52,17 +52,6 @@ impl cashtag_core::exit::ExitStatus for SetupError {
     }
 }
 
-/// Worker settings from the suite settings.
-pub fn worker_config(s: &SinkSettings) -> WorkerConfig {
-    WorkerConfig {
-        batch_size: s.batch_size as usize,
-        batch_age: Duration::from_millis(s.batch_age_ms),
-        retry_budget: Duration::from_secs(s.retry_budget_secs),
-        probe_every: Duration::from_secs(1),
-        op_timeout: Duration::from_millis(s.op_timeout_ms),
-    }
-}
-
 /// The journal's fsync policy from the settings.
 pub fn fsync(s: &SinkSettings) -> Fsync {
     match s.fsync {
@@ -95,10 +84,11 @@ pub async fn delivery_from_settings(
     let s = &settings.sinks;
     let journal = open_journal(s)?;
     let metrics = SinkMetrics::register(telemetry);
-    let config = worker_config(s);
+    let config = WorkerConfig::from(s);
     let service = bus.identity().service.clone();
-    let client = mongo::connect(settings.mongo.uri.expose(), &service).await.map_err(SetupError::Mongo)?;
-    let kin = kinesis::client(&settings.aws.region, &settings.aws.endpoint).await;
+    let client =
+        cashtag_stores::mongo::connect(settings.mongo.uri.expose(), &service).await.map_err(SetupError::Mongo)?;
+    let kin = cashtag_stores::kinesis::client(&settings.aws.region, &settings.aws.endpoint).await;
     let sync_every = match s.fsync {
         FsyncPolicy::Interval => Some(Duration::from_millis(s.fsync_interval_ms)),
         _ => None,

@@ -2,27 +2,16 @@
 //! record's natural key as `_id`, so a retried batch can never create a duplicate —
 //! duplicate-key errors (code 11000) count as already written.
 
-use std::time::Duration;
-
 use bson::RawDocumentBuf;
 use cashtag_core::bsondoc::with_id;
 use cashtag_core::{Record, collections};
 use mongodb::error::{ErrorKind, InsertManyError};
-use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::options::IndexOptions;
 use mongodb::{Client, Database, IndexModel};
 
 use crate::sink::{Rejected, Sink, WriteFailure, WriteReport};
 
 const DUPLICATE_KEY: i32 = 11000;
-
-/// Connects to MongoDB with timeouts short enough to notice an outage quickly.
-pub async fn connect(uri: &str, app: &str) -> Result<Client, mongodb::error::Error> {
-    let mut opts = ClientOptions::parse(uri).await?;
-    opts.app_name = Some(app.to_string());
-    opts.server_selection_timeout = Some(Duration::from_secs(3));
-    opts.connect_timeout = Some(Duration::from_secs(3));
-    Client::with_options(opts)
-}
 
 /// The BSON document of a record: the record's fields (dates as BSON dates) with `_id` =
 /// its natural key.

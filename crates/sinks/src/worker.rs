@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use cashtag_bus::Bus;
+use cashtag_core::config::SinkSettings;
 use cashtag_core::{Backoff, Record, catalog};
 use cashtag_journal::{Batch, Cursor, PendingCommit, Reader};
 use tokio::sync::watch;
@@ -47,15 +48,23 @@ pub struct WorkerConfig {
     pub op_timeout: Duration,
 }
 
-impl Default for WorkerConfig {
-    fn default() -> Self {
+impl From<&SinkSettings> for WorkerConfig {
+    /// The `sinks.*` settings a worker follows.
+    fn from(s: &SinkSettings) -> Self {
         WorkerConfig {
-            batch_size: 500,
-            batch_age: Duration::from_secs(1),
-            retry_budget: Duration::from_secs(10),
+            batch_size: s.batch_size as usize,
+            batch_age: Duration::from_millis(s.batch_age_ms),
+            retry_budget: Duration::from_secs(s.retry_budget_secs),
             probe_every: Duration::from_secs(1),
-            op_timeout: Duration::from_secs(5),
+            op_timeout: Duration::from_millis(s.op_timeout_ms),
         }
+    }
+}
+
+impl Default for WorkerConfig {
+    /// What the default settings say.
+    fn default() -> Self {
+        WorkerConfig::from(&SinkSettings::default())
     }
 }
 

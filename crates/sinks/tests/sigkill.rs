@@ -52,7 +52,7 @@ async fn sigkill_during_an_outage_then_the_journal_is_written_exactly() {
     assert!(out.status.success() && text.contains("idle"), "{text}");
     assert!(text.contains("replayed=4000"), "{}", text.lines().last().unwrap_or(""));
 
-    let client = cashtag_sinks::mongo::connect(&url, "test").await.unwrap();
+    let client = cashtag_stores::mongo::connect(&url, "test").await.unwrap();
     assert_eq!(mongo_count(&client.database(&db)).await, 4_000);
     let evs = events(&prefix).await;
     assert!(evs.iter().any(|e| e.code == "sink.backlog"), "the restart reported the backlog");

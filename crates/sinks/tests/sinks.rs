@@ -23,7 +23,7 @@ fn both_on() -> BTreeMap<String, bool> {
 async fn a_hundred_thousand_records_reach_both_sinks_exactly_once() {
     let prefix = unique("t-sinks-100k");
     let b = bus(&prefix, "stocks");
-    let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
+    let client = cashtag_stores::mongo::connect(&mongo_uri(), "test").await.unwrap();
     let db_name = unique("sinks100k");
     let kin = kinesis().await;
     let stream = unique("market");
@@ -67,7 +67,7 @@ async fn switching_kinesis_write_off_and_on_mid_run() {
     let prefix = unique("t-sinks-toggle");
     let b = bus(&prefix, "stocks");
     b.init_flag_defaults(&both_on()).await.unwrap();
-    let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
+    let client = cashtag_stores::mongo::connect(&mongo_uri(), "test").await.unwrap();
     let db_name = unique("sinkstoggle");
     let kin = kinesis().await;
     let stream = unique("market");
@@ -212,7 +212,7 @@ async fn a_mongodb_outage_loses_nothing_and_duplicates_nothing() {
     let mut server = PrivateServer::start(ServerKind::Mongo);
     let prefix = unique("t-sinks-outage");
     let b = bus(&prefix, "stocks");
-    let client = cashtag_sinks::mongo::connect(&server.url(), "test").await.unwrap();
+    let client = cashtag_stores::mongo::connect(&server.url(), "test").await.unwrap();
     let db_name = unique("outage");
     let fan = Delivery::new(journal("outage"), &b, b.watch_flags(), both_on())
         .sink("mongo_write", MongoSink::new(&client, &db_name), fast_config(), metrics())
@@ -262,8 +262,8 @@ async fn a_stalled_kinesis_never_stalls_mongodb() {
     let kin_direct = kinesis().await;
     let stream = unique("market");
     create_stream(&kin_direct, &stream, 2).await;
-    let kin = cashtag_sinks::kinesis::client("us-east-1", &proxy.url_for(&endpoint, upstream)).await;
-    let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
+    let kin = cashtag_stores::kinesis::client("us-east-1", &proxy.url_for(&endpoint, upstream)).await;
+    let client = cashtag_stores::mongo::connect(&mongo_uri(), "test").await.unwrap();
     let db_name = unique("stall");
     let m = metrics();
     let fan = Delivery::new(journal("stall"), &b, b.watch_flags(), both_on())
@@ -316,7 +316,7 @@ async fn a_store_too_slow_for_a_whole_batch_gets_everything_in_smaller_writes() 
     let upstream = server_addr(&uri);
     let proxy = FaultProxy::start(upstream);
     proxy.set(Fault::Latency(Duration::from_millis(50)));
-    let client = cashtag_sinks::mongo::connect(&proxy.url_for(&uri, upstream), "test").await.unwrap();
+    let client = cashtag_stores::mongo::connect(&proxy.url_for(&uri, upstream), "test").await.unwrap();
     let db_name = unique("slow");
     let config = WorkerConfig { op_timeout: Duration::from_secs(1), ..fast_config() };
     let fan = Delivery::new(journal("slow"), &b, b.watch_flags(), both_on())
@@ -363,7 +363,7 @@ async fn a_damaged_journal_frame_is_reported_and_everything_else_is_delivered() 
     bytes[mid] ^= 0x5a;
     std::fs::write(&seg, bytes).unwrap();
 
-    let client = cashtag_sinks::mongo::connect(&mongo_uri(), "test").await.unwrap();
+    let client = cashtag_stores::mongo::connect(&mongo_uri(), "test").await.unwrap();
     let db_name = unique("damage");
     let fan = Delivery::new(journal_at(&dir, 1 << 30), &b, b.watch_flags(), both_on())
         .sink("mongo_write", MongoSink::new(&client, &db_name), fast_config(), metrics())
@@ -382,7 +382,7 @@ async fn a_full_journal_slows_intake_instead_of_dropping() {
     let mut server = PrivateServer::start(ServerKind::Mongo);
     let prefix = unique("t-sinks-full");
     let b = bus(&prefix, "stocks");
-    let client = cashtag_sinks::mongo::connect(&server.url(), "test").await.unwrap();
+    let client = cashtag_stores::mongo::connect(&server.url(), "test").await.unwrap();
     let db_name = unique("full");
     server.stop();
     let mut config = fast_config();

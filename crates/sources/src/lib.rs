@@ -28,8 +28,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use cashtag_bus::Bus;
-use cashtag_core::{Clock, EventDraft, Record, Ticker, Watchlist, catalog};
+use cashtag_core::{Clock, Emitter, EventDraft, Record, Ticker, Watchlist, catalog};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -156,8 +155,8 @@ pub type ParseFn = fn(&str, &str, DateTime<Utc>, &HashSet<Ticker>) -> Result<Par
 pub struct SourceCtx {
     /// Normalized records out.
     pub out: mpsc::Sender<Record>,
-    /// Events (and the clock).
-    pub bus: Bus,
+    /// Events (and the clock): the bus in a service, a recorder in a unit test.
+    pub events: Emitter,
     /// Raw payloads, when recording.
     pub recorder: Option<Recorder>,
     pub watchlist: watch::Receiver<Watchlist>,
@@ -199,11 +198,11 @@ impl Marks {
 
 impl SourceCtx {
     pub fn clock(&self) -> &Clock {
-        self.bus.clock()
+        self.events.clock()
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        self.bus.clock().now()
+        self.events.clock().now()
     }
 
     /// Where a source that can recompute its data resumes: the start of the minute of the
@@ -246,12 +245,12 @@ impl SourceCtx {
 
     /// Emits an event.
     pub fn emit_event(&self, draft: EventDraft) {
-        self.bus.emit(draft);
+        self.events.emit(draft);
     }
 
     /// Reports a payload that does not parse, with a short sample.
     pub fn malformed(&self, provider: &str, problem: &str, payload: &str) {
-        self.bus.emit(catalog::source_malformed(provider, problem, payload));
+        self.events.emit(catalog::source_malformed(provider, problem, payload));
     }
 
     /// The watched tickers now.

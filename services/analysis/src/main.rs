@@ -9,11 +9,11 @@ mod models_cli;
 
 use std::path::PathBuf;
 
-use cashtag_analysis::export::{ExportSpec, Format};
-use cashtag_analysis::follow::{FollowConfig, RollupMetrics};
-use cashtag_analysis::series::{Measure, parse_interval};
-use cashtag_analysis::study::StudyConfig;
-use cashtag_analysis::{AnalysisError, StudyRequest};
+use cashtag_analysis_core::export::{ExportSpec, Format};
+use cashtag_analysis_core::follow::{FollowConfig, RollupMetrics};
+use cashtag_analysis_core::series::{Measure, parse_interval};
+use cashtag_analysis_core::study::StudyConfig;
+use cashtag_analysis_core::{AnalysisError, StudyRequest};
 use cashtag_core::Settings;
 use cashtag_runtime::{Failure, Logging, Service};
 use cashtag_telemetry::progress::Progress;
@@ -170,7 +170,7 @@ fn input(e: impl std::fmt::Display) -> Failure {
 }
 
 async fn database(settings: &Settings) -> Result<mongodb::Database, Failure> {
-    let client = cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "cashtag-analysis")
+    let client = cashtag_stores::mongo::connect(settings.mongo.uri.expose(), "cashtag-analysis")
         .await
         .map_err(|e| Failure::usage(format!("mongo.uri: {e}")))?;
     Ok(client.database(&settings.mongo.database))
@@ -210,11 +210,11 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 return Err(Failure::usage(format!("--to ({to}) is not after --from ({from})")));
             }
             let db = database(&settings).await?;
-            let (s, p) = cashtag_analysis::follow::backfill(&db, from, to, &Progress::new(cli.quiet)).await?;
-            let calendar = cashtag_control::calendar_from_settings(&settings)?;
+            let (s, p) = cashtag_analysis_core::follow::backfill(&db, from, to, &Progress::new(cli.quiet)).await?;
+            let calendar = cashtag_runtime::calendar(&settings.manager)?;
             let ny = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&chrono_tz::America::New_York).date_naive();
             let last_day = ny(to - chrono::TimeDelta::seconds(1));
-            let d = cashtag_analysis::rollup::rollup_days(&db, &calendar, ny(from), last_day).await?;
+            let d = cashtag_analysis_core::rollup::rollup_days(&db, &calendar, ny(from), last_day).await?;
             println!(
                 "rolled up {} to {}: {s} sentiment minutes, {p} price minutes, {d} session days of daily bars",
                 cashtag_core::time::rfc3339(&from),
@@ -229,11 +229,11 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
         Command::Evaluate(args) => models_cli::evaluate(&settings, args).await,
         Command::Backtest(args) => models_cli::backtest(&settings, args).await,
         Command::Stats { csv, x, y, max_lag, json } => {
-            let s = cashtag_analysis::csv::stats_for_file(&csv, &x, &y, max_lag)?;
+            let s = cashtag_analysis_core::csv::stats_for_file(&csv, &x, &y, max_lag)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s).expect("serializes"));
             } else {
-                print!("{}", cashtag_analysis::csv::render(&s));
+                print!("{}", cashtag_analysis_core::csv::render(&s));
             }
             Ok(())
         }
@@ -249,7 +249,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 format,
             };
             let db = database(&settings).await?;
-            let filter = cashtag_analysis::export::filter(&spec)?;
+            let filter = cashtag_analysis_core::export::filter(&spec)?;
             let total = db
                 .collection::<bson::Document>(&spec.collection)
                 .count_documents(filter)
@@ -257,7 +257,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 .map_err(AnalysisError::from)?;
             let mut bar = Progress::new(cli.quiet).task(&spec.collection, total, "docs");
             let mut shown = 0;
-            let summary = cashtag_analysis::export::export(&db, &spec, |n| {
+            let summary = cashtag_analysis_core::export::export(&db, &spec, |n| {
                 bar.add(n - shown);
                 shown = n;
             })
@@ -268,7 +268,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 println!(
                     "left out {} field(s) that first appear after the first {} documents: {}",
                     summary.left_out_fields.len(),
-                    cashtag_analysis::export::SCHEMA_SAMPLE,
+                    cashtag_analysis_core::export::SCHEMA_SAMPLE,
                     summary.left_out_fields.join(", ")
                 );
             }
@@ -300,10 +300,9 @@ async fn follow(settings: &Settings, backfill_from: Option<DateTime<Utc>>) -> Re
         delay: TimeDelta::seconds(settings.analysis.delay_secs as i64),
         backfill_from,
     };
-    cashtag_analysis::follow::follow(
+    cashtag_analysis_core::follow::follow(
         &db,
-        &svc.clock,
-        &svc.bus,
+        &svc.bus.emitter(),
         &svc.telemetry.health,
         &metrics,
         &config,
@@ -335,7 +334,7 @@ async fn study(settings: &Settings, a: StudyArgs) -> Result<(), Failure> {
             })
             .collect::<Result<_, _>>()?
     };
-    let calendar = cashtag_control::calendar_from_settings(settings)?;
+    let calendar = cashtag_runtime::calendar(&settings.manager)?;
     let req = StudyRequest {
         tickers,
         from: a.from,
@@ -354,7 +353,7 @@ async fn study(settings: &Settings, a: StudyArgs) -> Result<(), Failure> {
         },
     };
     let db = database(settings).await?;
-    let (result, series) = cashtag_analysis::study_from_db(&db, &calendar, &req).await?;
+    let (result, series) = cashtag_analysis_core::study_from_db(&db, &calendar, &req).await?;
     let out = a.out.unwrap_or_else(|| {
         PathBuf::from(&settings.analysis.reports_dir).join(format!("study-{}-{}-{}", a.from, to, a.interval))
     });
@@ -365,11 +364,11 @@ async fn study(settings: &Settings, a: StudyArgs) -> Result<(), Failure> {
         a.interval,
         a.measure.as_str()
     );
-    cashtag_analysis::report::write(&out, &result, &series, &title)?;
+    cashtag_analysis_core::report::write(&out, &result, &series, &title)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));
     } else {
-        println!("{}", cashtag_analysis::report::verdict(&result));
+        println!("{}", cashtag_analysis_core::report::verdict(&result));
         println!("report: {}", out.join("report.html").display());
     }
     Ok(())

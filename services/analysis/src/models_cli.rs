@@ -135,7 +135,7 @@ fn input(e: impl std::fmt::Display) -> Failure {
 }
 
 async fn registry(settings: &Settings) -> Registry {
-    let s3 = cashtag_backup::s3::client_with_deadline(
+    let s3 = cashtag_stores::s3::client_with_deadline(
         &settings.aws.region,
         &settings.aws.endpoint,
         std::time::Duration::from_secs(settings.models.s3_timeout_secs),
@@ -202,7 +202,7 @@ async fn samples(
     settings: &Settings,
     req: &TrainRequest,
 ) -> Result<(Vec<cashtag_calendar::Session>, Vec<cashtag_models::features::Sample>), Failure> {
-    let calendar = cashtag_control::calendar_from_settings(settings)?;
+    let calendar = cashtag_runtime::calendar(&settings.manager)?;
     let sessions = sessions(&calendar, req.from, req.to)?;
     let db = crate::database(settings).await?;
     let rows = load_rows(&db, &req.tickers, req.market.as_deref(), &sessions, req.lookback, req.horizon).await?;
@@ -317,14 +317,14 @@ pub async fn predict(settings: &Settings) -> Result<(), Failure> {
     svc.serve(PREDICT_PORT, axum::Router::new()).await?;
     svc.heartbeat(|| serde_json::Value::Null);
     let db = crate::database(settings).await?;
-    if let Err(e) = cashtag_analysis::rollup::ensure_indexes(&db).await {
+    if let Err(e) = cashtag_analysis_core::rollup::ensure_indexes(&db).await {
         svc.bus.emit(catalog::rollup_indexes(&e));
     }
     let mut predictor = Predictor::new(
         db,
         registry(settings).await,
-        svc.bus.clone(),
-        cashtag_control::calendar_from_settings(settings)?,
+        svc.bus.emitter(),
+        cashtag_runtime::calendar(&settings.manager)?,
         PredictConfig {
             name: settings.models.name.clone(),
             every: TimeDelta::minutes(settings.models.every_minutes as i64),
@@ -342,7 +342,7 @@ pub async fn predict(settings: &Settings) -> Result<(), Failure> {
     let (tx, rx) = tokio::sync::watch::channel(Vec::new());
     let shutdown = svc.shutdown.clone();
     tokio::spawn(forward_watchlist(watch, tx, shutdown.clone()));
-    predictor.run(svc.clock.clone(), rx, shutdown).await;
+    predictor.run(svc.clock.clone(), rx, svc.bus.watch_sources_on(), shutdown).await;
     svc.stop("predictor stopped").await;
     Ok(())
 }

@@ -110,7 +110,7 @@ async fn train_publish_promote_backtest_and_evaluate() {
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
     let db = client.database(&env.db);
     rollups(&db, "2026-11-02", "2026-11-13").await;
-    let s3 = cashtag_backup::s3::client("us-east-1", &aws_endpoint()).await;
+    let s3 = cashtag_stores::s3::client("us-east-1", &aws_endpoint()).await;
     s3.create_bucket().bucket(&env.bucket).send().await.unwrap();
 
     // The planted tickers: promoted.

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use cashtag_backup::schedule::{Plan, Scheduled, run_schedule};
-use cashtag_backup::{BackupError, RestoreOptions, Target};
+use cashtag_backup_core::schedule::{Plan, Scheduled, run_schedule};
+use cashtag_backup_core::{BackupError, RestoreOptions, Target};
 use cashtag_core::Settings;
 use cashtag_runtime::{Failure, Logging, Service};
 use cashtag_telemetry::progress::Progress;
@@ -72,7 +72,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn mongo(settings: &Settings) -> Result<mongodb::Client, BackupError> {
-    cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "cashtag-backup")
+    cashtag_stores::mongo::connect(settings.mongo.uri.expose(), "cashtag-backup")
         .await
         .map_err(|e| BackupError::Config(format!("mongo.uri: {e}")))
 }
@@ -87,12 +87,12 @@ fn credentials_present() -> bool {
 
 async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
     let target = Target::from_settings(&settings.backup);
-    let s3 = cashtag_backup::s3::client(&settings.aws.region, &settings.aws.endpoint).await;
+    let s3 = cashtag_stores::s3::client(&settings.aws.region, &settings.aws.endpoint).await;
     let progress = Progress::new(cli.quiet);
     let clock = settings.clock.clock()?;
     match cli.command {
         Command::Run => {
-            let m = cashtag_backup::backup(
+            let m = cashtag_backup_core::backup(
                 &mongo(&settings).await?,
                 &s3,
                 &target,
@@ -114,7 +114,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
         }
         Command::Schedule => schedule(settings, target, s3).await?,
         Command::List { json } => {
-            let list = cashtag_backup::list(&s3, &target).await.map_err(hint_credentials)?;
+            let list = cashtag_backup_core::list(&s3, &target).await.map_err(hint_credentials)?;
             if json {
                 for l in &list {
                     println!("{}", serde_json::to_string(l).expect("serializes"));
@@ -138,7 +138,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             }
         }
         Command::Verify { key } => {
-            let (m, c) = cashtag_backup::verify(&s3, &target, &key).await.map_err(hint_credentials)?;
+            let (m, c) = cashtag_backup_core::verify(&s3, &target, &key).await.map_err(hint_credentials)?;
             println!(
                 "verified {key}: sha256 {} matches, {} collections, {} documents parse",
                 c.sha256,
@@ -147,7 +147,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             );
         }
         Command::Restore { key, to_db, drop, collections } => {
-            let n = cashtag_backup::restore(
+            let n = cashtag_backup_core::restore(
                 &mongo(&settings).await?,
                 &s3,
                 &target,
@@ -160,7 +160,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             println!("restored {n} documents from {key}");
         }
         Command::Prune { yes } => {
-            let (kept, deleted) = cashtag_backup::prune(
+            let (kept, deleted) = cashtag_backup_core::prune(
                 &s3,
                 &target,
                 settings.backup.keep_daily as usize,
@@ -195,7 +195,7 @@ fn hint_credentials(e: BackupError) -> BackupError {
     }
 }
 
-async fn schedule(settings: Settings, target: Target, s3: cashtag_backup::s3::S3Client) -> Result<(), Failure> {
+async fn schedule(settings: Settings, target: Target, s3: cashtag_stores::s3::S3Client) -> Result<(), Failure> {
     let plan = Plan::new(&settings.backup.cron, &settings.backup.timezone)?;
     let what = format!("scheduler, {} ({})", settings.backup.cron, settings.backup.timezone);
     let mut svc = Service::start("backup", &settings, what)?;
@@ -204,8 +204,7 @@ async fn schedule(settings: Settings, target: Target, s3: cashtag_backup::s3::S3
     let mongo = mongo(&settings).await?;
     let job = Scheduled {
         plan: &plan,
-        clock: &svc.clock,
-        bus: &svc.bus,
+        events: &svc.bus.emitter(),
         mongo: &mongo,
         s3: &s3,
         target: &target,

@@ -57,7 +57,7 @@ impl Env {
 }
 
 async fn s3() -> aws_sdk_s3::Client {
-    cashtag_backup::s3::client("us-east-1", &aws_endpoint()).await
+    cashtag_stores::s3::client("us-east-1", &aws_endpoint()).await
 }
 
 async fn mongo() -> mongodb::Client {

@@ -54,7 +54,7 @@ fn a_missing_bucket_and_missing_credentials_say_which() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_runs_a_missed_backup_at_start() {
     let bucket = unique("t-schedule");
-    cashtag_backup::s3::client("us-east-1", &aws_endpoint())
+    cashtag_stores::s3::client("us-east-1", &aws_endpoint())
         .await
         .create_bucket()
         .bucket(&bucket)

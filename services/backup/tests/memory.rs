@@ -57,7 +57,7 @@ fn backup(bucket: &str, db: &str) {
 async fn memory_stays_flat_whatever_the_database_size() {
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
     let bucket = unique("t-memory");
-    cashtag_backup::s3::client("us-east-1", &aws_endpoint())
+    cashtag_stores::s3::client("us-east-1", &aws_endpoint())
         .await
         .create_bucket()
         .bucket(&bucket)

@@ -21,6 +21,7 @@ use cashtag_ops::market::MarketReport;
 use cashtag_ops::status::Status;
 use cashtag_ops::suite::SuiteState;
 use cashtag_ops::{OpsError, logs};
+use cashtag_runtime::Failure;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
@@ -139,23 +140,13 @@ enum BackupAction {
     Verify { key: Option<String> },
 }
 
-/// A failure and its exit code.
-struct Failure(u8, String);
-
-impl From<OpsError> for Failure {
-    fn from(e: OpsError) -> Self {
-        let code = match &e {
-            OpsError::Docker(_) => 3,
-            OpsError::Redis(_) => 4,
-            OpsError::NotFound(_) => 5,
-            OpsError::Usage(_) => 2,
-        };
-        Failure(code, e.to_string())
-    }
+fn usage(message: impl Into<String>) -> Failure {
+    Failure::usage(message.into())
 }
 
-fn usage(message: impl Into<String>) -> Failure {
-    Failure(2, message.into())
+/// A command that failed for a reason of its own (exit 1), or with `code`.
+fn failed(code: u8, message: impl Into<String>) -> Failure {
+    Failure::new(code, anyhow::anyhow!(message.into()))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -163,10 +154,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => ExitCode::from(code),
-        Err(Failure(code, message)) => {
-            eprintln!("cashtagctl: {message}");
-            ExitCode::from(code)
-        }
+        Err(failure) => cashtag_runtime::exit("cashtagctl", Err(failure)),
     }
 }
 
@@ -239,7 +227,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     return Ok(0);
                 }
             }
-            reading.await.map_err(|e| Failure(1, e.to_string()))??;
+            reading.await.map_err(|e| failed(cashtag_core::exit::OTHER, e.to_string()))??;
             Ok(0)
         }
         Command::Restart { service, grace, wait } => {
@@ -415,7 +403,10 @@ async fn flags(host: &Host, action: Option<FlagsAction>) -> Result<u8, Failure> 
             };
             if !known.0.contains_key(&name) {
                 let names = known.0.keys().cloned().collect::<Vec<_>>().join(", ");
-                return Err(Failure(5, format!("unknown flag {name:?}; the suite's flags: {names}")));
+                return Err(failed(
+                    cashtag_ops::exit::NOT_FOUND,
+                    format!("unknown flag {name:?}; the suite's flags: {names}"),
+                ));
             }
             let by = operator();
             bus.set_flag(&name, value, &by).await.map_err(|e| OpsError::Redis(e.to_string()))?;
@@ -437,7 +428,7 @@ async fn market(cli: &Cli, date: Option<NaiveDate>, json: bool) -> Result<u8, Fa
             Ok(bus) => SuiteState::read(&bus).await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         },
-        Err(Failure(_, e)) => Err(e),
+        Err(f) => Err(format!("{:#}", f.error)),
     };
     if json {
         let sources =
@@ -458,7 +449,7 @@ async fn market(cli: &Cli, date: Option<NaiveDate>, json: bool) -> Result<u8, Fa
                 && !held
             {
                 let next = DateTime::parse_from_rfc3339(&next)
-                    .map(|t| cashtag_ops::market::ny(t.with_timezone(&Utc)))
+                    .map(|t| cashtag_calendar::ny_time(t.with_timezone(&Utc)))
                     .unwrap_or(next);
                 println!("{:<13}{reason}; {} at {next}", "Manager", if m.market_on { "off" } else { "on" });
             }
@@ -475,7 +466,10 @@ async fn backup(host: &Host, action: BackupAction) -> Result<u8, Failure> {
             let mut lines = Vec::new();
             let code = exec(host, &["cashtag-backup", "list", "--json"], |l| lines.push(l.text)).await?;
             if code != 0 {
-                return Err(Failure(1, format!("cashtag-backup list failed:\n{}", lines.join("\n"))));
+                return Err(failed(
+                    cashtag_core::exit::OTHER,
+                    format!("cashtag-backup list failed:\n{}", lines.join("\n")),
+                ));
             }
             let newest = lines
                 .iter()
@@ -487,7 +481,7 @@ async fn backup(host: &Host, action: BackupAction) -> Result<u8, Failure> {
                     println!("verifying the newest backup, {key}");
                     Some(key)
                 }
-                None => return Err(Failure(5, "there is no backup to verify".into())),
+                None => return Err(failed(cashtag_ops::exit::NOT_FOUND, "there is no backup to verify")),
             }
         }
         BackupAction::Verify { key: Some(k) } => Some(k.clone()),
@@ -508,7 +502,10 @@ async fn backup(host: &Host, action: BackupAction) -> Result<u8, Failure> {
     })
     .await?;
     if code != 0 {
-        return Err(Failure(1, format!("`{}` in the backup container exited with {code}", cmd.join(" "))));
+        return Err(failed(
+            cashtag_core::exit::OTHER,
+            format!("`{}` in the backup container exited with {code}", cmd.join(" ")),
+        ));
     }
     Ok(0)
 }
@@ -525,22 +522,13 @@ async fn exec(host: &Host, cmd: &[&str], mut on_line: impl FnMut(LogLine)) -> Re
     while let Some(line) = rx.recv().await {
         on_line(line);
     }
-    Ok(running.await.map_err(|e| Failure(1, e.to_string()))??)
+    Ok(running.await.map_err(|e| failed(cashtag_core::exit::OTHER, e.to_string()))??)
 }
 
-/// `90s`, `15m`, `1h`, `2d` (or plain seconds).
+/// `90s`, `15m`, `1h`, `2d`, `1w` (or plain seconds).
 fn parse_duration(s: &str) -> Result<Duration, Failure> {
-    let s = s.trim();
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n.parse().map_err(|_| usage(format!("{s:?} is not a duration (like 90s, 15m, 1h, 2d)")))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(usage(format!("{s:?} is not a duration (like 90s, 15m, 1h, 2d)"))),
-    };
-    Ok(Duration::from_secs(secs))
+    let span = cashtag_core::span::parse(s).map_err(|e| usage(e.to_string()))?;
+    Ok(span.to_std().unwrap_or_default())
 }
 
 fn to_delta(d: Duration) -> TimeDelta {

@@ -174,11 +174,11 @@ async fn cashtagctl_operates_the_running_suite() {
     eprintln!("ctl: suite healthy {:.0} s after up", t0.elapsed().as_secs_f64());
     let moto = format!("http://{}:5000", project.ip("moto"));
     cashtag_soak::create_streams(
-        &cashtag_sinks::kinesis::client("us-east-1", &moto).await,
+        &cashtag_stores::kinesis::client("us-east-1", &moto).await,
         &["cashtag-posts", "cashtag-market"],
     )
     .await;
-    cashtag_backup::s3::client("us-east-1", &moto)
+    cashtag_stores::s3::client("us-east-1", &moto)
         .await
         .create_bucket()
         .bucket("cashtag-backups")
@@ -334,9 +334,9 @@ async fn cashtagctl_operates_the_running_suite() {
         project.wait_healthy(&["moto"], Duration::from_secs(60));
         ctl.ok(&["start"]);
         let moto = format!("http://{}:5000", project.ip("moto"));
-        let kinesis = cashtag_sinks::kinesis::client("us-east-1", &moto).await;
+        let kinesis = cashtag_stores::kinesis::client("us-east-1", &moto).await;
         cashtag_soak::create_streams(&kinesis, &["cashtag-posts", "cashtag-market"]).await;
-        let s3 = cashtag_backup::s3::client("us-east-1", &moto).await;
+        let s3 = cashtag_stores::s3::client("us-east-1", &moto).await;
         s3.create_bucket().bucket("cashtag-backups").send().await.unwrap();
     }
 

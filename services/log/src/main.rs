@@ -85,7 +85,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn store(settings: &Settings) -> anyhow::Result<LogStore> {
-    let client = cashtag_sinks::mongo::connect(settings.mongo.uri.expose(), "cashtag-log")
+    let client = cashtag_stores::mongo::connect(settings.mongo.uri.expose(), "cashtag-log")
         .await
         .context("MongoDB connection string")?;
     Ok(LogStore::new(&client, &settings.mongo.database))
@@ -152,7 +152,7 @@ async fn tail(
     follow: bool,
     json: bool,
 ) -> Result<(), Failure> {
-    let span = query::parse_span(since)?;
+    let span = since_span(since)?;
     let clock = settings.clock.clock()?;
     let store = store(&settings).await.map_err(cashtag_runtime::config)?;
     let mut from = clock.now() - span;
@@ -189,7 +189,7 @@ async fn counts(
     by: Grain,
     json: bool,
 ) -> Result<(), Failure> {
-    let span = query::parse_span(since)?;
+    let span = since_span(since)?;
     let clock = settings.clock.clock()?;
     let store = store(&settings).await.map_err(cashtag_runtime::config)?;
     let samples = store
@@ -209,4 +209,9 @@ async fn counts(
         }
     }
     Ok(())
+}
+
+/// `--since`: a positive span back from now.
+fn since_span(since: &str) -> Result<TimeDelta, Failure> {
+    cashtag_core::span::parse_positive(since).map_err(|e| Failure::usage(format!("--since {e}")))
 }

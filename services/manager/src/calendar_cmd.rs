@@ -25,7 +25,7 @@ fn hm(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 pub fn run(settings: &Settings, args: &CalendarArgs) -> anyhow::Result<()> {
-    let cal = cashtag_control::calendar_from_settings(settings)?;
+    let cal = cashtag_runtime::calendar(&settings.manager)?;
     match (args.date, args.from, args.to) {
         (Some(date), _, _) => one_day(&cal, date, args.json),
         (None, Some(from), Some(to)) => {

@@ -62,8 +62,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(settings: Settings) -> Result<(), Failure> {
-    let calendar = cashtag_control::calendar_from_settings(&settings)?;
-    let policy = cashtag_control::policy_from_settings(&settings);
+    let calendar = cashtag_runtime::calendar(&settings.manager)?;
+    let policy = cashtag_control::policy_from_settings(&settings.manager);
     let mut svc = Service::start("manager", &settings, "calendar, watchlist, flags, heartbeats")?;
     let bus = svc.bus.clone();
     let shutdown = svc.shutdown.clone();

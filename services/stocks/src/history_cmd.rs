@@ -1,6 +1,5 @@
 //! `backfill` and `import`: market history through the live parsers into the stores.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cashtag_core::{Settings, Timeframe};
@@ -8,20 +7,13 @@ use cashtag_history::alpaca::AlpacaHistory;
 use cashtag_history::backfill::{self, RunOptions};
 use cashtag_history::import::{self, PriceFormat};
 use cashtag_history::session::{self, Session};
+use cashtag_intake::cli::{BackfillRange, ImportFiles};
 use cashtag_runtime::Failure;
-use chrono::NaiveDate;
 
 #[derive(clap::Args)]
 pub struct BackfillArgs {
-    /// First New York date.
-    #[arg(long)]
-    from: NaiveDate,
-    /// Last New York date (inclusive).
-    #[arg(long)]
-    to: NaiveDate,
-    /// Tickers (comma-separated); default: the watchlist.
-    #[arg(long, value_delimiter = ',')]
-    tickers: Vec<String>,
+    #[command(flatten)]
+    range: BackfillRange,
     /// Bar timeframe: 1Min or 1Day.
     #[arg(long, default_value = "1Day")]
     timeframe: Timeframe,
@@ -37,16 +29,6 @@ pub struct BackfillArgs {
     /// Items per page (Alpaca allows up to 10,000).
     #[arg(long, default_value_t = 10_000)]
     limit: u32,
-    /// Forget the checkpoints and fetch every range from its start.
-    #[arg(long)]
-    restart: bool,
-    /// Tries of a request that fails (network, server error) before the run stops; a
-    /// rerun resumes from the checkpoint.
-    #[arg(long, default_value_t = 5)]
-    retries: u32,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -57,15 +39,8 @@ pub struct ImportArgs {
     /// 1d or 1m; default: what the CSV header says (Date or Datetime).
     #[arg(long)]
     timeframe: Option<Timeframe>,
-    /// Parse, check and score only; store nothing (to try an archive first).
-    #[arg(long)]
-    dry_run: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Files or directories (walked recursively; gzip is read as such).
-    #[arg(required = true)]
-    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    files: ImportFiles,
 }
 
 pub async fn backfill(settings: &Settings, a: BackfillArgs, quiet: bool) -> Result<(), Failure> {
@@ -75,9 +50,10 @@ pub async fn backfill(settings: &Settings, a: BackfillArgs, quiet: bool) -> Resu
     if a.limit == 0 || a.limit > 10_000 {
         return Err(Failure::usage("--limit must be 1 to 10000"));
     }
-    let (from, to) = session::range(a.from, a.to)?;
+    let r = &a.range;
+    let (from, to) = session::range(r.from, r.to)?;
     let wl = settings.watchlist.load()?;
-    let tickers: Vec<String> = session::tickers(&a.tickers, &wl)?.iter().map(|t| t.to_string()).collect();
+    let tickers: Vec<String> = session::tickers(&r.tickers, &wl)?.iter().map(|t| t.to_string()).collect();
     let al = &settings.stocks.alpaca;
     let pager = AlpacaHistory {
         rest_url: al.rest_url.clone(),
@@ -102,11 +78,11 @@ pub async fn backfill(settings: &Settings, a: BackfillArgs, quiet: bool) -> Resu
             "alpaca {} of {} tickers {}..{} into {}",
             if p.trades { "trades".to_string() } else { format!("{} bars", p.timeframe.as_str()) },
             tickers.len(),
-            a.from,
-            a.to,
+            r.from,
+            r.to,
             s.store.targets()
         );
-        let opts = RunOptions { what, filter: None, restart: a.restart, max_errors: a.retries.max(1) };
+        let opts = RunOptions { what, filter: None, restart: r.restart, max_errors: r.retries.max(1) };
         match backfill::run(&p, &tasks, &mut s.store, &s.bus, opts, &s.progress).await {
             Ok(r) => {
                 report.total.add(&r.total);
@@ -118,13 +94,14 @@ pub async fn backfill(settings: &Settings, a: BackfillArgs, quiet: bool) -> Resu
             }
         }
     }
-    s.finish(&report, a.json).await;
+    s.finish(&report, r.json).await;
     Ok(())
 }
 
 pub async fn import(settings: &Settings, a: ImportArgs, quiet: bool) -> Result<(), Failure> {
-    let mut s = Session::open(settings, "stocks", quiet, a.dry_run).await?;
-    let what = s.start_import(a.paths.len());
-    let result = import::prices(&mut s.store, &s.bus, a.format, a.timeframe, &a.paths, &s.progress).await;
-    Ok(s.end_import(&what, result, a.json).await?)
+    let f = &a.files;
+    let mut s = Session::open(settings, "stocks", quiet, f.dry_run).await?;
+    let what = s.start_import(f.paths.len());
+    let result = import::prices(&mut s.store, &s.bus, a.format, a.timeframe, &f.paths, &s.progress).await;
+    Ok(s.end_import(&what, result, f.json).await?)
 }

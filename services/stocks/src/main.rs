@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use cashtag_core::{CountKind, Settings};
 use cashtag_intake::IntakeConfig;
+use cashtag_intake::cli::{Globals, RunArgs};
 use cashtag_intake::service::{FetcherSpec, recorder, run_fetcher};
 use cashtag_runtime::{Failure, Logging};
 use clap::{Parser, Subcommand};
@@ -19,12 +20,8 @@ use clap::{Parser, Subcommand};
     about = "Fetches live market data for the watchlist while the market is open"
 )]
 struct Cli {
-    /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// No progress bars.
-    #[arg(long, global = true)]
-    quiet: bool,
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,11 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run: fetch while the manager says the market is open.
-    Run {
-        /// Record every raw provider payload here, rotated daily (for `replay`).
-        #[arg(long)]
-        record: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Fetch history from Alpaca (bars, optionally trades) and store it as live records;
     /// resumable: a rerun continues where the last one stopped.
     Backfill(history_cmd::BackfillArgs),
@@ -47,18 +40,18 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let quiet = cli.quiet;
+    let quiet = cli.globals.quiet;
     match cli.command {
-        Command::Run { record } => {
-            cashtag_runtime::main("cashtag-stocks", Logging::Service, cli.config.as_deref(), |s| run(s, record))
+        Command::Run(RunArgs { record }) => {
+            cashtag_runtime::main("cashtag-stocks", Logging::Service, cli.globals.config.as_deref(), |s| run(s, record))
         }
         Command::Backfill(a) => {
-            cashtag_runtime::main("cashtag-stocks", Logging::Cli, cli.config.as_deref(), |s| async move {
+            cashtag_runtime::main("cashtag-stocks", Logging::Cli, cli.globals.config.as_deref(), |s| async move {
                 history_cmd::backfill(&s, a, quiet).await
             })
         }
         Command::Import(a) => {
-            cashtag_runtime::main("cashtag-stocks", Logging::Cli, cli.config.as_deref(), |s| async move {
+            cashtag_runtime::main("cashtag-stocks", Logging::Cli, cli.globals.config.as_deref(), |s| async move {
                 history_cmd::import(&s, a, quiet).await
             })
         }

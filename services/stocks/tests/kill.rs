@@ -61,7 +61,7 @@ async fn stored_trades(db: &mongodb::Database) -> Vec<(String, DateTime<Utc>)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing_and_a_second_process_is_refused() {
-    let kin = cashtag_sinks::kinesis::client("us-east-1", &aws_endpoint()).await;
+    let kin = cashtag_stores::kinesis::client("us-east-1", &aws_endpoint()).await;
     let stream = unique("kill-market");
     kin.create_stream().stream_name(&stream).shard_count(1).send().await.unwrap();
     let dir = std::env::temp_dir().join(unique("kill"));
@@ -192,7 +192,7 @@ async fn kill_9_under_load_loses_nothing_and_a_second_process_is_refused() {
 
     // Kinesis: every trade at least once (a batch written just before a kill may repeat).
     let mut in_kinesis: HashMap<String, usize> = HashMap::new();
-    for r in cashtag_sinks::kinesis::read_stream(&kin, &stream).await.unwrap().iter().flatten() {
+    for r in cashtag_stores::kinesis::read_stream(&kin, &stream).await.unwrap().iter().flatten() {
         let rec: Record = serde_json::from_slice(r.data().as_ref()).unwrap();
         if matches!(rec, Record::Trade(_)) {
             *in_kinesis.entry(rec.key()).or_default() += 1;

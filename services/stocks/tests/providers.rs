@@ -343,7 +343,7 @@ async fn a_recording_replays_into_the_same_records() {
         b.watch_watchlist(Watchlist::from_tickers([Ticker::parse("AAPL").unwrap(), Ticker::parse("MSFT").unwrap()]));
     let ctx = |out, recorder, cancel| SourceCtx {
         out,
-        bus: b.clone(),
+        events: b.emitter(),
         recorder,
         watchlist: watchlist.clone(),
         cancel,

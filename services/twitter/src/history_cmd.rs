@@ -1,7 +1,6 @@
 //! `backfill` and `import`: posts from the providers' history and from archives, scored
 //! and stored as live posts.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use cashtag_core::Settings;
@@ -11,37 +10,20 @@ use cashtag_history::import::{self, TweetFormat, TweetImport};
 use cashtag_history::session::{self, Session};
 use cashtag_history::stocktwits::StocktwitsHistory;
 use cashtag_history::x::{Endpoint, XSearch};
+use cashtag_intake::cli::{BackfillRange, ImportFiles};
 use cashtag_intake::posts::PostFilter;
 use cashtag_runtime::Failure;
-use chrono::NaiveDate;
 
 #[derive(clap::Args)]
 pub struct BackfillArgs {
-    /// First New York date.
-    #[arg(long)]
-    from: NaiveDate,
-    /// Last New York date (inclusive).
-    #[arg(long)]
-    to: NaiveDate,
+    #[command(flatten)]
+    range: BackfillRange,
     /// Sources, comma-separated: x, stocktwits.
     #[arg(long, value_delimiter = ',', default_value = "x")]
     sources: Vec<String>,
-    /// Tickers (comma-separated); default: the watchlist.
-    #[arg(long, value_delimiter = ',')]
-    tickers: Vec<String>,
     /// X search endpoint: auto (full archive when the plan has it), recent or all.
     #[arg(long, default_value = "auto")]
     x_endpoint: String,
-    /// Forget the checkpoints and fetch every range from its start.
-    #[arg(long)]
-    restart: bool,
-    /// Tries of a request that fails (network, server error) before the run stops; a
-    /// rerun resumes from the checkpoint.
-    #[arg(long, default_value_t = 5)]
-    retries: u32,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -56,15 +38,8 @@ pub struct ImportArgs {
     /// Count the ticker a file's folder is named after (`AAPL/2024-01-02`) for its posts.
     #[arg(long)]
     ticker_from_path: bool,
-    /// Parse, check and score only; store nothing (to try an archive first).
-    #[arg(long)]
-    dry_run: bool,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Files or directories (walked recursively; gzip is read as such).
-    #[arg(required = true)]
-    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    files: ImportFiles,
 }
 
 fn filter(settings: &Settings) -> PostFilter {
@@ -72,14 +47,15 @@ fn filter(settings: &Settings) -> PostFilter {
 }
 
 pub async fn backfill(settings: &Settings, a: BackfillArgs, quiet: bool) -> Result<(), Failure> {
-    let (from, to) = session::range(a.from, a.to)?;
+    let r = &a.range;
+    let (from, to) = session::range(r.from, r.to)?;
     for s in &a.sources {
         if !["x", "stocktwits"].contains(&s.as_str()) {
             return Err(Failure::usage(format!("--sources: {s:?} is not x or stocktwits")));
         }
     }
     let wl = settings.watchlist.load()?;
-    let tickers = session::tickers(&a.tickers, &wl)?;
+    let tickers = session::tickers(&r.tickers, &wl)?;
     let http = cashtag_sources::http::client(Duration::from_secs(30));
     let mut s = Session::open(settings, "twitter", quiet, false).await?;
     let mut filter = filter(settings);
@@ -114,9 +90,9 @@ pub async fn backfill(settings: &Settings, a: BackfillArgs, quiet: bool) -> Resu
                     continue;
                 }
                 let tasks = x.tasks(&tickers, &cfg, (from, to), f, t)?;
-                let what = format!("x {which} of {} tickers {}..{}", tickers.len(), a.from, a.to);
+                let what = format!("x {which} of {} tickers {}..{}", tickers.len(), r.from, r.to);
                 let opts =
-                    RunOptions { what, filter: Some(&mut filter), restart: a.restart, max_errors: a.retries.max(1) };
+                    RunOptions { what, filter: Some(&mut filter), restart: r.restart, max_errors: r.retries.max(1) };
                 backfill::run(&x, &tasks, &mut s.store, &s.bus, opts, &s.progress).await?
             } else {
                 let st = &settings.twitter.stocktwits;
@@ -127,9 +103,9 @@ pub async fn backfill(settings: &Settings, a: BackfillArgs, quiet: bool) -> Resu
                 };
                 let names: Vec<String> = tickers.iter().map(|t| t.to_string()).collect();
                 let tasks = pager.tasks(&names, from, to);
-                let what = format!("stocktwits symbol streams of {} tickers {}..{}", names.len(), a.from, a.to);
+                let what = format!("stocktwits symbol streams of {} tickers {}..{}", names.len(), r.from, r.to);
                 let opts =
-                    RunOptions { what, filter: Some(&mut filter), restart: a.restart, max_errors: a.retries.max(1) };
+                    RunOptions { what, filter: Some(&mut filter), restart: r.restart, max_errors: r.retries.max(1) };
                 backfill::run(&pager, &tasks, &mut s.store, &s.bus, opts, &s.progress).await?
             };
             report.total.add(&r.total);
@@ -140,7 +116,7 @@ pub async fn backfill(settings: &Settings, a: BackfillArgs, quiet: bool) -> Resu
     .await;
     match result {
         Ok(()) => {
-            s.finish(&report, a.json).await;
+            s.finish(&report, r.json).await;
             Ok(())
         }
         Err(e) => {
@@ -151,15 +127,16 @@ pub async fn backfill(settings: &Settings, a: BackfillArgs, quiet: bool) -> Resu
 }
 
 pub async fn import(settings: &Settings, a: ImportArgs, quiet: bool) -> Result<(), Failure> {
-    let wl = session::watchlist(a.watchlist.as_deref(), settings)?;
+    let wl = session::watchlist(a.watchlist.as_deref(), &settings.watchlist)?;
     let opts = TweetImport {
         format: a.format,
         watched: wl.tickers().into_iter().collect(),
         ticker_from_path: a.ticker_from_path,
     };
-    let mut s = Session::open(settings, "twitter", quiet, a.dry_run).await?;
-    let what = s.start_import(a.paths.len());
+    let f = &a.files;
+    let mut s = Session::open(settings, "twitter", quiet, f.dry_run).await?;
+    let what = s.start_import(f.paths.len());
     let mut filter = filter(settings);
-    let result = import::tweets(&mut s.store, &s.bus, &mut filter, &opts, &a.paths, &s.progress).await;
-    Ok(s.end_import(&what, result, a.json).await?)
+    let result = import::tweets(&mut s.store, &s.bus, &mut filter, &opts, &f.paths, &s.progress).await;
+    Ok(s.end_import(&what, result, f.json).await?)
 }

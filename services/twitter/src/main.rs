@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use cashtag_core::{CountKind, Settings};
 use cashtag_intake::IntakeConfig;
+use cashtag_intake::cli::{Globals, RunArgs};
 use cashtag_intake::posts::PostFilter;
 use cashtag_intake::service::{FetcherSpec, recorder, run_fetcher};
 use cashtag_runtime::{Failure, Logging};
@@ -22,12 +23,8 @@ use clap::{Parser, Subcommand};
     about = "Collects and scores posts that mention the watchlist while the market is open"
 )]
 struct Cli {
-    /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// No progress bars.
-    #[arg(long, global = true)]
-    quiet: bool,
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,11 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run: collect while the manager says the market is open.
-    Run {
-        /// Record every raw provider payload here, rotated daily (for `replay`).
-        #[arg(long)]
-        record: Option<PathBuf>,
-    },
+    Run(RunArgs),
     /// Score texts from stdin (one per line, or JSON lines with a "text" field); print
     /// {"text", "vader": {neg, neu, pos, compound}, "finance": {score, label}} per line.
     Score(score_cmd::ScoreArgs),
@@ -57,17 +50,19 @@ fn main() -> std::process::ExitCode {
         Command::Score(args) => {
             cashtag_runtime::exit("cashtag-twitter", score_cmd::run(&args).map_err(cashtag_runtime::other))
         }
-        Command::Run { record } => {
-            cashtag_runtime::main("cashtag-twitter", Logging::Service, cli.config.as_deref(), |s| run(s, record))
+        Command::Run(RunArgs { record }) => {
+            cashtag_runtime::main("cashtag-twitter", Logging::Service, cli.globals.config.as_deref(), |s| {
+                run(s, record)
+            })
         }
         Command::Backfill(a) => {
-            cashtag_runtime::main("cashtag-twitter", Logging::Cli, cli.config.as_deref(), |s| async move {
-                history_cmd::backfill(&s, a, cli.quiet).await
+            cashtag_runtime::main("cashtag-twitter", Logging::Cli, cli.globals.config.as_deref(), |s| async move {
+                history_cmd::backfill(&s, a, cli.globals.quiet).await
             })
         }
         Command::Import(a) => {
-            cashtag_runtime::main("cashtag-twitter", Logging::Cli, cli.config.as_deref(), |s| async move {
-                history_cmd::import(&s, a, cli.quiet).await
+            cashtag_runtime::main("cashtag-twitter", Logging::Cli, cli.globals.config.as_deref(), |s| async move {
+                history_cmd::import(&s, a, cli.globals.quiet).await
             })
         }
     }

@@ -27,7 +27,7 @@ const POSTS_PER_MINUTE: f64 = 2.0;
 const SPEED: f64 = 10.0;
 
 fn password(tag: &str) -> String {
-    // Letters and digits, as the README asks; unique per run.
+    // Letters and digits, as docs/deploying.md asks; unique per run.
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("{tag}{n:x}{:x}", std::process::id())
 }
@@ -115,7 +115,7 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
     );
 
     let moto = format!("http://{}:5000", project.ip("moto"));
-    let kinesis = cashtag_sinks::kinesis::client("us-east-1", &moto).await;
+    let kinesis = cashtag_stores::kinesis::client("us-east-1", &moto).await;
     cashtag_soak::create_streams(&kinesis, &["cashtag-posts", "cashtag-market"]).await;
     let mongo_ip = project.ip("mongo");
     let redis_ip = project.ip("redis");
@@ -323,7 +323,7 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
 
 /// The arrival instants of every record of a Kinesis stream (none while it is missing).
 async fn arrivals(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<DateTime<Utc>> {
-    let shards = cashtag_sinks::kinesis::read_stream(client, stream).await.unwrap_or_default();
+    let shards = cashtag_stores::kinesis::read_stream(client, stream).await.unwrap_or_default();
     shards
         .iter()
         .flatten()

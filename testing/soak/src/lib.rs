@@ -295,7 +295,7 @@ pub fn identity(r: &Record) -> String {
 
 /// Every record of a Kinesis stream, by [`identity`] → copies.
 pub async fn read_kinesis(client: &aws_sdk_kinesis::Client, stream: &str, into: &mut HashMap<String, usize>) {
-    let Ok(shards) = cashtag_sinks::kinesis::read_stream(client, stream).await else { return };
+    let Ok(shards) = cashtag_stores::kinesis::read_stream(client, stream).await else { return };
     for r in shards.iter().flatten() {
         if let Ok(rec) = serde_json::from_slice::<Record>(r.data().as_ref()) {
             *into.entry(identity(&rec)).or_default() += 1;
@@ -354,7 +354,7 @@ pub fn work_dir() -> PathBuf {
     d
 }
 
-/// What a soak measured, for the README and the issue note.
+/// What a soak measured, for docs/tests.md and the issue note.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Report {
     pub speed: f64,

@@ -24,7 +24,7 @@ async fn a_simulated_day_under_faults_loses_nothing() {
     let prefix = cashtag_testkit::unique("soak");
     let db_name = cashtag_testkit::unique("soak");
     let (posts_stream, market_stream) = (cashtag_testkit::unique("posts"), cashtag_testkit::unique("market"));
-    let kin_direct = cashtag_sinks::kinesis::client("us-east-1", &servers.moto.url()).await;
+    let kin_direct = cashtag_stores::kinesis::client("us-east-1", &servers.moto.url()).await;
     create_streams(&kin_direct, &[&posts_stream, &market_stream]).await;
     let watchlist = dir.join("watchlist.toml");
     let body: String = cfg.tickers.iter().map(|t| format!("[[company]]\nticker = \"{t}\"\nname = \"{t}\"\n")).collect();

@@ -52,6 +52,17 @@ pub trait Schema: Serialize + DeserializeOwned + Default {
     }
 }
 
+/// A section of the settings that can check its own values (the sections in
+/// `settings.rs` and the provider sections in `providers.rs` alike).
+pub trait Section {
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
+/// `Ok` when `ok`, else the error for `key`: the one shape of a section's checks.
+pub(crate) fn check(ok: bool, key: &str, message: impl Into<String>) -> Result<(), ConfigError> {
+    if ok { Ok(()) } else { Err(ConfigError::new(key, message)) }
+}
+
 /// The environment variable name of a dotted setting path.
 pub fn env_name(path: &str) -> String {
     format!("CASHTAG_{}", path.replace('.', "_").to_ascii_uppercase())
@@ -83,7 +94,7 @@ pub fn load<T: Schema>(file: Option<&Path>, env: impl IntoIterator<Item = (Strin
             return Err(ConfigError {
                 key: var.clone(),
                 env: Some(var.clone()),
-                message: "unknown setting (see the configuration reference in README.md)".into(),
+                message: "unknown setting (see the configuration reference, docs/configuration.md)".into(),
             });
         };
         let value = parse_env_value(default, &raw).map_err(|message| ConfigError {
@@ -308,11 +319,11 @@ mod tests {
 }
 
 #[cfg(test)]
-mod readme {
-    /// The configuration reference in README.md lists every setting.
+mod reference {
+    /// The configuration reference (docs/configuration.md) lists every setting.
     #[test]
-    fn readme_documents_every_setting() {
-        let readme = include_str!("../../../../README.md");
+    fn the_reference_documents_every_setting() {
+        let readme = include_str!("../../../../docs/configuration.md");
         let defaults = match toml::Value::try_from(super::Settings::default()).unwrap() {
             toml::Value::Table(t) => t,
             _ => unreachable!(),
@@ -322,6 +333,6 @@ mod readme {
             .map(|(p, _)| super::env_name(&p))
             .filter(|var| !readme.contains(&format!("`{var}`")))
             .collect();
-        assert!(missing.is_empty(), "README.md does not document: {missing:?}");
+        assert!(missing.is_empty(), "docs/configuration.md does not document: {missing:?}");
     }
 }

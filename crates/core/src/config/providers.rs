@@ -9,8 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
-use super::settings::Section;
+use super::{ConfigError, Section, check};
 use crate::secret::Secret;
 
 /// The market-data providers (`stocks.source`).
@@ -95,10 +94,6 @@ impl AlpacaFeed {
             AlpacaFeed::Test => "test",
         }
     }
-}
-
-fn check(ok: bool, key: &str, message: impl Into<String>) -> Result<(), ConfigError> {
-    if ok { Ok(()) } else { Err(ConfigError::new(key, message)) }
 }
 
 /// The simulated market and posts (shared by stocks and twitter, so they agree).

@@ -6,11 +6,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::providers::{SimSettings, StocksSettings, TwitterSettings};
-use super::{ConfigError, Schema};
+use super::{ConfigError, Schema, Section, check};
 use crate::clock::{Clock, SimSpec};
 use crate::secret::Secret;
 
-/// Every setting of the suite. Sections are documented in README.md.
+/// Every setting of the suite. Sections are documented in docs/configuration.md.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -467,15 +467,6 @@ impl Section for ModelSettings {
         check((1..=600).contains(&self.s3_timeout_secs), "models.s3_timeout_secs", "must be between 1 and 600")?;
         check(self.delay_secs <= 600, "models.delay_secs", "must be at most 600")
     }
-}
-
-/// A section of the settings that can check its own values.
-pub trait Section {
-    fn validate(&self) -> Result<(), ConfigError>;
-}
-
-fn check(ok: bool, key: &str, message: impl Into<String>) -> Result<(), ConfigError> {
-    if ok { Ok(()) } else { Err(ConfigError::new(key, message)) }
 }
 
 impl Schema for Settings {

@@ -114,7 +114,7 @@ pub async fn accept_all(d: &cashtag_sinks::Delivery, records: impl IntoIterator<
 }
 
 pub async fn kinesis() -> aws_sdk_kinesis::Client {
-    cashtag_sinks::kinesis::client("us-east-1", &cashtag_testkit::aws_endpoint()).await
+    cashtag_stores::kinesis::client("us-east-1", &cashtag_testkit::aws_endpoint()).await
 }
 
 /// Creates a stream with `shards` shards and waits until it is active.
@@ -132,7 +132,7 @@ pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards:
 
 /// Every record in every shard of a stream: key → count, and records per shard.
 pub async fn read_stream(client: &aws_sdk_kinesis::Client, name: &str) -> (HashMap<String, usize>, Vec<usize>) {
-    let shards = cashtag_sinks::kinesis::read_stream(client, name).await.unwrap();
+    let shards = cashtag_stores::kinesis::read_stream(client, name).await.unwrap();
     let mut keys: HashMap<String, usize> = HashMap::new();
     for r in shards.iter().flatten() {
         let rec: Record = serde_json::from_slice(r.data().as_ref()).unwrap();

@@ -1,0 +1,65 @@
+//! The command line both fetchers share. `cashtag-stocks` and `cashtag-twitter` have the
+//! same shape — `run` (the service), `backfill` (a provider's history), `import` (archives
+//! on disk) — and these are the options they have in common, typed once: each fetcher
+//! flattens them into its own commands and adds what only it has.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+
+/// Options of every command.
+#[derive(Debug, clap::Args)]
+pub struct Globals {
+    /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
+
+/// `run`: fetch while the manager says the market is open.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Record every raw provider payload here, rotated daily (for `replay`).
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+}
+
+/// What every `backfill` takes: the range, the tickers, and how to resume.
+#[derive(Debug, clap::Args)]
+pub struct BackfillRange {
+    /// First New York date.
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last New York date (inclusive).
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Tickers (comma-separated); default: the watchlist.
+    #[arg(long, value_delimiter = ',')]
+    pub tickers: Vec<String>,
+    /// Forget the checkpoints and fetch every range from its start.
+    #[arg(long)]
+    pub restart: bool,
+    /// Tries of a request that fails (network, server error) before the run stops; a
+    /// rerun resumes from the checkpoint.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What every `import` takes: what to read, and whether to store it.
+#[derive(Debug, clap::Args)]
+pub struct ImportFiles {
+    /// Parse, check and score only; store nothing (to try an archive first).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Files or directories (walked recursively; gzip is read as such).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
