@@ -58,11 +58,7 @@ pub async fn rollup_range(
     let range = doc! {"minute": {"$gte": bdate(from), "$lt": bdate(to)}};
     let (ns, np) = (sdocs.len(), pdocs.len());
     for (coll, docs) in [(collections::SENTIMENT_1M, sdocs), (collections::PRICE_1M, pdocs)] {
-        let c = db.collection::<Document>(coll);
-        c.delete_many(range.clone()).await?;
-        for chunk in docs.chunks(1_000) {
-            c.insert_many(chunk.to_vec()).ordered(false).await?;
-        }
+        replace_range(db, coll, range.clone(), &docs).await?;
     }
     Ok((ns, np))
 }
@@ -237,13 +233,63 @@ pub async fn rollup_days(
             })
         })
         .collect();
-    let c = db.collection::<Document>(collections::PRICE_1D);
     let (Some(first), Some(last)) = (sessions.values().next(), sessions.values().last()) else { return Ok(0) };
-    c.delete_many(doc! {"close_at": {"$gte": bdate(first.close), "$lte": bdate(last.close)}}).await?;
-    for chunk in docs.chunks(1_000) {
-        c.insert_many(chunk.to_vec()).ordered(false).await?;
-    }
+    replace_range(
+        db,
+        collections::PRICE_1D,
+        doc! {"close_at": {"$gte": bdate(first.close), "$lte": bdate(last.close)}},
+        &docs,
+    )
+    .await?;
     Ok(docs.len())
+}
+
+/// Makes the documents of `range` exactly `docs`, idempotently and without a gap: every
+/// document is upserted by `_id` (one `update` command per thousand), and only then are the
+/// range's documents that `docs` no longer holds deleted. Two passes over the same range at
+/// once (the service and an operator's `aggregate`) both succeed with the same result, and
+/// a reader never sees a recomputed minute missing.
+async fn replace_range(db: &Database, coll: &str, range: Document, docs: &[Document]) -> Result<(), AnalysisError> {
+    let c = db.collection::<Document>(coll);
+    for chunk in docs.chunks(1_000) {
+        let updates: Vec<Document> = chunk
+            .iter()
+            .map(|d| doc! {"q": {"_id": d.get("_id").cloned().unwrap_or(bson::Bson::Null)}, "u": d.clone(), "upsert": true})
+            .collect();
+        let reply = db.run_command(doc! {"update": coll, "updates": updates, "ordered": false}).await?;
+        // Two upserts of one new `_id` at once: one inserts, the other may meet the key;
+        // that one is written again as a plain replacement.
+        for e in reply.get_array("writeErrors").map(|a| a.as_slice()).unwrap_or_default() {
+            let e = e.as_document();
+            let code = e.and_then(|e| e.get_i32("code").ok());
+            let index = e.and_then(|e| e.get_i32("index").ok()).and_then(|i| chunk.get(i as usize));
+            match (code, index) {
+                (Some(11000), Some(d)) => {
+                    let id = d.get("_id").cloned().unwrap_or(bson::Bson::Null);
+                    c.replace_one(doc! {"_id": id}, d.clone()).upsert(true).await?;
+                }
+                _ => {
+                    let message = e.and_then(|e| e.get_str("errmsg").ok()).unwrap_or("write error").to_string();
+                    return Err(mongodb::error::Error::custom(message).into());
+                }
+            }
+        }
+    }
+    let keep: std::collections::HashSet<String> =
+        docs.iter().filter_map(|d| d.get_str("_id").ok().map(str::to_string)).collect();
+    let mut stored = c.find(range).projection(doc! {"_id": 1}).await?;
+    let mut stale = Vec::new();
+    while let Some(d) = stored.try_next().await? {
+        match d.get("_id") {
+            Some(bson::Bson::String(id)) if keep.contains(id) => {}
+            Some(id) => stale.push(id.clone()),
+            None => {}
+        }
+    }
+    for ids in stale.chunks(1_000) {
+        c.delete_many(doc! {"_id": {"$in": ids.to_vec()}}).await?;
+    }
+    Ok(())
 }
 
 /// Indexes of the roll-up collections, and the time index on trades the roll-up's range

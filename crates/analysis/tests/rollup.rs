@@ -176,3 +176,43 @@ async fn rollups_are_correct_idempotent_and_order_independent_and_pick_up_late_p
     db.drop().await.unwrap();
     other.drop().await.unwrap();
 }
+
+/// The service's pass and an operator's `aggregate` over the same minutes at once: both
+/// succeed, with the same documents as one pass alone, and a reader polling meanwhile
+/// never finds a recomputed minute missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_passes_over_the_same_minutes_both_succeed_without_a_gap() {
+    let from: DateTime<Utc> = "2026-11-24T14:30:00Z".parse().unwrap();
+    let to = from + TimeDelta::minutes(20);
+    let db = database().await;
+    insert(&db, &records(from, 20)).await;
+    ensure_indexes(&db).await.unwrap();
+    let (s, p) = rollup_range(&db, from, to).await.unwrap();
+    let once = (dump(&db, collections::SENTIMENT_1M).await, dump(&db, collections::PRICE_1M).await);
+    let count = |db: Database| async move {
+        db.collection::<bson::Document>(collections::PRICE_1M).count_documents(doc! {}).await.unwrap() as usize
+    };
+    let reader = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut fewest = usize::MAX;
+            for _ in 0..200 {
+                fewest = fewest.min(count(db.clone()).await);
+                tokio::task::yield_now().await;
+            }
+            fewest
+        })
+    };
+    let passes: Vec<_> = (0..6)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { rollup_range(&db, from, to).await })
+        })
+        .collect();
+    for pass in passes {
+        assert_eq!(pass.await.unwrap().unwrap(), (s, p), "every concurrent pass succeeds");
+    }
+    assert_eq!(reader.await.unwrap(), p, "no minute went missing while passes ran");
+    assert_eq!((dump(&db, collections::SENTIMENT_1M).await, dump(&db, collections::PRICE_1M).await), once);
+    db.drop().await.unwrap();
+}

@@ -13,6 +13,10 @@ use crate::archive::{HashingReader, read_document, split_entry};
 use crate::manifest::{Manifest, manifest_key, verified_key};
 use crate::{BackupError, Target};
 
+/// The largest `metadata.json` an archive may hold: index definitions are a few KB, so a
+/// larger one is damage or a crafted archive, refused before it is held in memory.
+pub const MAX_METADATA: u64 = 16 << 20;
+
 /// What a full read of an archive found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contents {
@@ -52,7 +56,10 @@ pub(crate) fn read_archive<R: Read>(
             documents.insert((db, coll), n);
         } else {
             let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(corrupt)?;
+            (&mut entry).take(MAX_METADATA + 1).read_to_string(&mut text).map_err(corrupt)?;
+            if text.len() as u64 > MAX_METADATA {
+                return Err(BackupError::corrupt(format!("{path}: larger than {MAX_METADATA} bytes")));
+            }
             let v: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| BackupError::corrupt_by(path.clone(), e))?;
             let specs = v["indexes"]
@@ -114,4 +121,38 @@ pub async fn verify(s3: &aws_sdk_s3::Client, target: &Target, key: &str) -> Resu
     let marker = serde_json::json!({"verified_at": cashtag_core::time::rfc3339(&Utc::now()), "sha256": contents.sha256, "documents": manifest.documents()});
     crate::s3::put_json(s3, &target.bucket, &verified_key(key), &marker).await?;
     Ok((manifest, contents))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn archive(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            tar.append_data(&mut h, name, data.as_slice()).unwrap();
+        }
+        let mut gz = tar.into_inner().unwrap();
+        gz.flush().unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn an_oversized_metadata_entry_is_refused_before_it_is_held() {
+        let mut huge = b"{\"indexes\": [], \"pad\": \"".to_vec();
+        huge.resize(MAX_METADATA as usize + 10, b'x');
+        huge.extend_from_slice(b"\"}");
+        let bytes = archive(&[("cashtag/posts.metadata.json", huge)]);
+        let err = read_archive(bytes.as_slice(), |_, _, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("larger than 16777216 bytes"), "{err}");
+        let small = archive(&[("cashtag/posts.metadata.json", br#"{"indexes": []}"#.to_vec())]);
+        let contents = read_archive(small.as_slice(), |_, _, _| Ok(())).unwrap();
+        assert_eq!(contents.indexes.len(), 1);
+    }
 }

@@ -52,6 +52,25 @@ impl Bus {
         Ok(written)
     }
 
+    /// Rewrites the flags whose stored value does not parse with their configured default
+    /// (fields without a default are deleted), and announces the change; returns what was
+    /// repaired as (flag, the value found).
+    pub async fn repair_flags(&self, defaults: &BTreeMap<String, bool>) -> Result<Vec<(String, String)>, BusError> {
+        let mut c = self.conn();
+        let raw: BTreeMap<String, String> = c.hgetall(self.keys().flags()).await.context("HGETALL flags")?;
+        let mut repaired = Vec::new();
+        for (name, value) in raw.into_iter().filter(|(_, v)| parse_flag(v).is_none()) {
+            match defaults.get(&name) {
+                Some(d) => self.set_flag(&name, *d, "manager (repair)").await?,
+                None => {
+                    let _: () = c.hdel(self.keys().flags(), &name).await.context("HDEL flag")?;
+                }
+            }
+            repaired.push((name, value));
+        }
+        Ok(repaired)
+    }
+
     /// Sets a flag and announces the change.
     pub async fn set_flag(&self, name: &str, value: bool, by: &str) -> Result<(), BusError> {
         let change = FlagChange { name: name.to_string(), value, by: by.to_string(), at: self.clock().now() };
@@ -82,21 +101,28 @@ impl Bus {
     }
 }
 
+/// A flag's stored value: `1`/`0` (as written) or `true`/`false`; anything else is none.
+pub fn parse_flag(raw: &str) -> Option<bool> {
+    match raw {
+        "1" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// The flags hash. A field whose value does not parse is left out (the flag is as if
+/// unset: off, unless the reader has a default) and logged; it never hides the others.
+/// The manager repairs such fields ([`Bus::repair_flags`]).
 async fn read_flags(mut c: redis::aio::ConnectionManager, key: String) -> Result<Flags, BusError> {
     let raw: BTreeMap<String, String> = c.hgetall(&key).await.context("HGETALL flags")?;
     let mut flags = BTreeMap::new();
     for (k, v) in raw {
-        let b = match v.as_str() {
-            "1" | "true" => true,
-            "0" | "false" => false,
-            other => {
-                return Err(BusError::Malformed {
-                    what: format!("flag {k}"),
-                    message: format!("expected 1 or 0, found {other:?}"),
-                });
+        match parse_flag(&v) {
+            Some(b) => {
+                flags.insert(k, b);
             }
-        };
-        flags.insert(k, b);
+            None => tracing::debug!(flag = %k, "flag value does not parse; skipped"),
+        }
     }
     Ok(Flags(flags))
 }

@@ -281,6 +281,17 @@ impl WriteLoop {
                     return;
                 }
             };
+            // The outbox is the events' own way out, so what it had to skip goes to the log.
+            for d in &batch.damages {
+                tracing::error!(
+                    stream = %self.stream,
+                    segment = d.segment,
+                    offset = d.offset,
+                    skipped = d.skipped,
+                    reason = %d.reason,
+                    "the outbox skipped damaged data"
+                );
+            }
             let items: Vec<String> = batch.items().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
             if items.is_empty() {
                 self.outbox.as_mut().expect("outbox").unconfirmed.push_back((batch, (0, 0)));

@@ -3,7 +3,10 @@
 //! Each watcher subscribes to a change channel and re-reads the authoritative state key
 //! on connect, on every message and every few seconds (so a missed message costs at most
 //! that long). When the subscription breaks it reconnects with backoff, resubscribes and
-//! re-reads the state; the outage is reported once as an event.
+//! re-reads the state; the outage is reported once as an event. A state that does not
+//! parse (garbage written by hand, a newer version's value) is not an outage: the watcher
+//! keeps the value it last read, says so once in the log, and goes on following changes
+//! until the state's owner (the manager) writes it again.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -49,11 +52,44 @@ where
     for attempt in 0..10u64 {
         match load(conn.clone()).await {
             Ok(v) => return Ok(v),
+            // Reading it again gives the same answer.
+            Err(e @ BusError::Malformed { .. }) => return Err(e),
             Err(e) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
     }
     Err(last.expect("at least one attempt"))
+}
+
+/// Turns a state that does not parse into "no new value" (the last one stays), logged
+/// once per distinct problem.
+struct Unparsed {
+    channel: String,
+    last: Option<String>,
+}
+
+impl Unparsed {
+    fn settle<T>(&mut self, r: Result<Option<T>, BusError>) -> Result<Option<T>, BusError> {
+        match r {
+            Err(BusError::Malformed { what, message }) => {
+                let problem = format!("{what}: {message}");
+                if self.last.as_deref() != Some(problem.as_str()) {
+                    tracing::warn!(
+                        channel = %self.channel,
+                        %problem,
+                        "bus state does not parse; keeping the last value until its owner writes it again"
+                    );
+                    self.last = Some(problem);
+                }
+                Ok(None)
+            }
+            Ok(v) => {
+                self.last = None;
+                Ok(v)
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Spawns a watcher task; it ends when every receiver is dropped.
@@ -67,6 +103,7 @@ where
     let bus = bus.clone();
     let outages = bus_outages(&bus);
     tokio::spawn(async move {
+        let mut unparsed = Unparsed { channel: channel.clone(), last: None };
         let mut backoff = Duration::from_millis(100);
         // An absent key (Redis restarted without persistence, FLUSHALL, eviction) keeps the
         // value last seen until its owner writes it again.
@@ -106,7 +143,7 @@ where
                     continue;
                 }
             };
-            match load_with_retry(&load, &bus.conn()).await {
+            match unparsed.settle(load_with_retry(&load, &bus.conn()).await) {
                 Ok(v) => apply(&tx, v),
                 Err(e) => {
                     tracing::warn!(%channel, error = %e, "cannot read bus state; retrying");
@@ -123,14 +160,14 @@ where
             loop {
                 tokio::select! {
                     msg = messages.next() => match msg {
-                        Some(_) => match load_with_retry(&load, &bus.conn()).await {
+                        Some(_) => match unparsed.settle(load_with_retry(&load, &bus.conn()).await) {
                             Ok(v) => apply(&tx, v),
                             Err(e) => tracing::warn!(%channel, error = %e, "cannot re-read bus state after a change message"),
                         },
                         None => break,
                     },
                     _ = tick.tick() => {
-                        if let Ok(v) = load(bus.conn()).await {
+                        if let Ok(v) = unparsed.settle(load(bus.conn()).await) {
                             apply(&tx, v);
                         }
                     }

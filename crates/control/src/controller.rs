@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cashtag_bus::{Bus, ControlCommand, ControlHold, ControlState};
+use cashtag_bus::{Bus, BusError, ControlCommand, ControlHold, ControlState};
 use cashtag_calendar::Calendar;
 use cashtag_core::catalog;
 use chrono::{DateTime, Utc};
@@ -107,6 +107,23 @@ impl Controller {
                 // The truth is in Redis: what an earlier manager published.
                 match self.bus.control_state().await {
                     Ok(s) => published = Some(s),
+                    // Garbage (by hand, or from another version) is not the truth: the
+                    // manager's own decision goes over it.
+                    Err(BusError::Malformed { message, .. }) => {
+                        let state = ControlState {
+                            cmd: if decision.on { ControlCommand::Start } else { ControlCommand::Stop },
+                            reason: decision.reason.clone(),
+                            at: now,
+                        };
+                        match self.bus.publish_control(&state).await {
+                            Ok(()) => {
+                                self.bus.emit(catalog::control_repaired(state.is_on(), &state.reason, &message));
+                                published = Some(state);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot repair the control state; retrying"),
+                        }
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read the control state; retrying");
                         tokio::select! {
@@ -130,6 +147,10 @@ impl Controller {
                     Ok(None) => match self.bus.publish_control(&current).await {
                         Ok(()) => self.bus.emit(catalog::control_reasserted(current.is_on(), &current.reason)),
                         Err(e) => tracing::warn!(error = %e, "cannot re-assert the control state; retrying"),
+                    },
+                    Err(BusError::Malformed { message, .. }) => match self.bus.publish_control(&current).await {
+                        Ok(()) => self.bus.emit(catalog::control_repaired(current.is_on(), &current.reason, &message)),
+                        Err(e) => tracing::warn!(error = %e, "cannot repair the control state; retrying"),
                     },
                     Err(e) => tracing::debug!(error = %e, "cannot read the control state to re-assert it"),
                 }

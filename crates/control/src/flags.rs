@@ -1,6 +1,7 @@
 //! Flag defaults: the configured value of every flag is written to Redis where Redis does
 //! not hold it yet, so an operator's change survives manager restarts. They are written
-//! again whenever Redis lost them (a restart without persistence), every few seconds.
+//! again whenever Redis lost them (a restart without persistence), every few seconds; a
+//! value that does not parse (not `1`/`0`) is replaced by the default, with an event.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,6 +25,14 @@ pub async fn keep_flag_defaults(
                 }
             }
             Err(e) => tracing::debug!(error = %e, "cannot write flag defaults; retrying"),
+        }
+        match bus.repair_flags(&defaults).await {
+            Ok(repaired) => {
+                for (name, found) in repaired {
+                    bus.emit(catalog::flag_repaired(&name, &found, defaults.get(&name).copied()));
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot check the flags; retrying"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -70,11 +70,22 @@ impl WatchlistPublisher {
                     }
                 }
             } else if let Some(list) = &current {
-                // Redis lost the key (restart without persistence): publish it again.
-                if let Ok(None) = self.bus.watchlist().await
-                    && let Err(e) = self.bus.publish_watchlist(list).await
-                {
-                    tracing::warn!(error = %e, "cannot re-publish the watchlist; retrying");
+                // Redis lost the key (restart without persistence), or holds something that
+                // does not parse: publish it again.
+                let republish = match self.bus.watchlist().await {
+                    Ok(None) => Some(None),
+                    Err(cashtag_bus::BusError::Malformed { message, .. }) => Some(Some(message)),
+                    _ => None,
+                };
+                if let Some(unparsed) = republish {
+                    match self.bus.publish_watchlist(list).await {
+                        Ok(()) => {
+                            if let Some(problem) = unparsed {
+                                self.bus.emit(catalog::watchlist_repaired(list.tickers().len(), problem));
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot re-publish the watchlist; retrying"),
+                    }
                 }
             }
             tokio::select! {

@@ -453,3 +453,101 @@ async fn the_control_state_heals_after_a_redis_restart_and_a_flushall() {
     stop.cancel();
     task.await.unwrap();
 }
+
+/// Garbage in the state the manager owns — the control state, a flag, the watchlist —
+/// written at start and mid-session: readers skip what does not parse and keep following
+/// the rest (a flag change still applies), and the manager writes its own value over each,
+/// with an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_that_does_not_parse_is_repaired_and_never_wedges_the_readers() {
+    let prefix = unique("t-mgr-garbage");
+    let keys = cashtag_bus::Keys::new(&prefix);
+    let c = redis::Client::open(redis_url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let set = |key: String, value: &'static str| {
+        let mut c = c.clone();
+        async move {
+            let _: () = redis::cmd("SET").arg(key).arg(value).query_async(&mut c).await.unwrap();
+        }
+    };
+    // Before the manager starts: a control state it cannot read, and a bad flag beside a good one.
+    set(keys.control_state(), "{\"cmd\":\"pause\",\"reason\":\"from a newer version\"").await;
+    let _: () = redis::cmd("HSET")
+        .arg(keys.flags())
+        .arg("kinesis_write")
+        .arg("yes please")
+        .arg("mongo_write")
+        .arg("1")
+        .query_async(&mut c.clone())
+        .await
+        .unwrap();
+
+    let source = bus(&prefix, "stocks", Clock::System);
+    let flags = source.watch_flags();
+    let control = source.watch_control();
+    // The good flag is read whatever its neighbour holds.
+    tokio::time::timeout(Duration::from_secs(5), flags.clone().wait_for(|f| f.0.get("mongo_write") == Some(&true)))
+        .await
+        .expect("one bad flag hid the others")
+        .unwrap();
+
+    // Mid-session on a Tuesday, in real time.
+    let spec = SimSpec { start: utc("2026-11-24T16:00:00Z"), speed: 1.0, anchor: Utc::now() };
+    let manager = bus(&prefix, "manager", Clock::Simulated(spec));
+    let controller =
+        Controller::new(manager.clone(), Calendar::nyse(), HoursPolicy::default(), Duration::from_millis(100));
+    let stop = CancellationToken::new();
+    let defaults =
+        std::collections::BTreeMap::from([("kinesis_write".to_string(), true), ("mongo_write".to_string(), true)]);
+    let tasks = vec![
+        tokio::spawn(controller.run(stop.clone())),
+        tokio::spawn(cashtag_control::flags::keep_flag_defaults(
+            manager.clone(),
+            defaults,
+            Duration::from_millis(100),
+            stop.clone(),
+        )),
+        tokio::spawn(WatchlistPublisher::new(manager.clone(), None, Duration::from_millis(100)).run(stop.clone())),
+    ];
+    tokio::time::timeout(Duration::from_secs(10), control.clone().wait_for(|s| s.is_on()))
+        .await
+        .expect("the sources never came on over a state that did not parse")
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), flags.clone().wait_for(|f| f.0.get("kinesis_write") == Some(&true)))
+        .await
+        .expect("the bad flag was not repaired")
+        .unwrap();
+
+    // Mid-session garbage again: the watchlist and the control state.
+    let watchlist = source.watch_watchlist(Watchlist::from_tickers([cashtag_core::Ticker::parse("ZZZ").unwrap()]));
+    tokio::time::timeout(Duration::from_secs(5), watchlist.clone().wait_for(|w| w.len() > 1)).await.unwrap().unwrap();
+    set(keys.watchlist(), "not json").await;
+    set(keys.control_state(), "42").await;
+    // A flag change still applies while the garbage is there.
+    manager.set_flag("mongo_write", false, "test").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), flags.clone().wait_for(|f| f.0.get("mongo_write") == Some(&false)))
+        .await
+        .expect("a flag change did not apply")
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = source.published_control().await;
+        let list = source.watchlist().await;
+        if matches!(state, Ok(Some(ref s)) if s.is_on()) && matches!(list, Ok(Some(ref w)) if w.len() > 1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not repaired: {state:?} {list:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(control.borrow().is_on(), "the sources stayed on throughout");
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let events = events(&prefix).await;
+    let codes: Vec<&str> = events.iter().map(|e| e.code.as_str()).collect();
+    assert!(codes.iter().filter(|c| **c == "control.repaired").count() >= 2, "{codes:?}");
+    let flag = events.iter().find(|e| e.code == "flag.repaired").expect("flag.repaired");
+    assert_eq!(flag.fields["flag"], "kinesis_write");
+    assert!(codes.contains(&"watchlist.repaired"), "{codes:?}");
+    assert!(!codes.contains(&"redis.outage"), "garbage is not an outage: {codes:?}");
+}

@@ -1,6 +1,8 @@
 //! Archive files: the paths given (files or directory trees, walked in name order),
 //! read line by line whether gzip-compressed or not (by magic bytes, not by extension:
-//! research datasets often have none), with line numbers for error reports.
+//! research datasets often have none), with line numbers for error reports. A line is
+//! at most [`MAX_LINE`] bytes: a longer one (a file without line ends, a gzip bomb that
+//! inflates to one endless line) is skipped and reported without ever being held whole.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -57,12 +59,17 @@ pub fn stem(path: &Path) -> String {
 }
 
 /// One line of a file, or why the file could not be read further.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     /// (1-based line number, text without the line end).
     Text(u64, String),
     /// Not UTF-8: reported and skipped.
     Invalid(u64, String),
 }
+
+/// The longest line an archive may hold: a tweet object is a few KB, so 16 MiB leaves
+/// room for any real one and bounds the memory a hostile file can take.
+pub const MAX_LINE: usize = 16 << 20;
 
 /// A file's lines, one at a time. A read error (a truncated gzip stream, a failing disk)
 /// ends the file: it comes as an `Err` with the line number it happened at, after every
@@ -73,10 +80,16 @@ pub struct Lines {
     n: u64,
     buf: Vec<u8>,
     done: bool,
+    max_line: usize,
 }
 
 impl Lines {
     pub fn open(path: &Path) -> Result<Lines, HistoryError> {
+        Lines::open_with_limit(path, MAX_LINE)
+    }
+
+    /// [`Lines::open`] with another longest line.
+    pub fn open_with_limit(path: &Path, max_line: usize) -> Result<Lines, HistoryError> {
         let io = |source| HistoryError::Io { path: path.display().to_string(), source };
         let file = std::fs::File::open(path).map_err(io)?;
         let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -89,7 +102,36 @@ impl Lines {
             n: 0,
             buf: Vec::with_capacity(4096),
             done: false,
+            max_line,
         })
+    }
+
+    /// Reads past the rest of a line without keeping it; returns the bytes skipped.
+    fn skip_line(&mut self) -> std::io::Result<u64> {
+        let mut skipped = 0u64;
+        loop {
+            let buf = self.inner.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(skipped);
+            }
+            match buf.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    self.inner.consume(i + 1);
+                    return Ok(skipped + i as u64 + 1);
+                }
+                None => {
+                    let n = buf.len();
+                    self.inner.consume(n);
+                    skipped += n as u64;
+                }
+            }
+        }
+    }
+
+    fn failed(&mut self, line: u64, e: std::io::Error) -> Option<<Self as Iterator>::Item> {
+        self.done = true;
+        let what = if self.gzip { format!("gzip stream ends early or is damaged: {e}") } else { e.to_string() };
+        Some(Err((line, what)))
     }
 }
 
@@ -101,13 +143,25 @@ impl Iterator for Lines {
             return None;
         }
         self.buf.clear();
-        match self.inner.read_until(b'\n', &mut self.buf) {
+        // At most one byte past the limit: enough to tell a line that is too long.
+        match (&mut self.inner).take(self.max_line as u64 + 1).read_until(b'\n', &mut self.buf) {
             Ok(0) => {
                 self.done = true;
                 None
             }
-            Ok(_) => {
+            Ok(read) => {
                 self.n += 1;
+                if read > self.max_line && self.buf.last() != Some(&b'\n') {
+                    let line = self.n;
+                    self.buf = Vec::with_capacity(4096);
+                    return match self.skip_line() {
+                        Ok(rest) => Some(Ok(Line::Invalid(
+                            line,
+                            format!("longer than {} bytes ({} bytes); skipped", self.max_line, read as u64 + rest),
+                        ))),
+                        Err(e) => self.failed(line, e),
+                    };
+                }
                 while self.buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     self.buf.pop();
                 }
@@ -116,11 +170,7 @@ impl Iterator for Lines {
                     Err(e) => Line::Invalid(self.n, format!("not UTF-8: {e}")),
                 }))
             }
-            Err(e) => {
-                self.done = true;
-                let what = if self.gzip { format!("gzip stream ends early or is damaged: {e}") } else { e.to_string() };
-                Some(Err((self.n + 1, what)))
-            }
+            Err(e) => self.failed(self.n + 1, e),
         }
     }
 }

@@ -99,8 +99,12 @@ impl Report {
     }
 }
 
+/// A path for a summary table: its last 46 characters after `…` when it is longer than 48.
 fn shorten(s: &str) -> String {
-    if s.chars().count() <= 48 { s.to_string() } else { format!("…{}", &s[s.len() - 46..]) }
+    match s.char_indices().rev().nth(45) {
+        Some((at, _)) if s.chars().count() > 48 => format!("…{}", &s[at..]),
+        _ => s.to_string(),
+    }
 }
 
 /// Where bad lines are reported: stderr (the first few per file) and one event per file.
@@ -243,8 +247,8 @@ pub struct TweetImport {
     pub ticker_from_path: bool,
 }
 
-/// Parses one tweet line.
-fn parse_tweet(
+/// Parses one tweet line (public for the fuzz tests: any text gives a post or a reason).
+pub fn parse_tweet(
     line: &str,
     format: TweetFormat,
     at: DateTime<Utc>,
@@ -432,4 +436,18 @@ pub async fn prices(
         run.file_done(file, counts);
     }
     run.finish().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shorten;
+
+    #[test]
+    fn long_paths_are_shortened_by_characters_not_bytes() {
+        let path = format!("/data/{}/2024年1月2日.json", "株価データ".repeat(12));
+        let short = shorten(&path);
+        assert!(short.starts_with('…') && path.ends_with(&short[3..]));
+        assert_eq!(short.chars().count(), 47);
+        assert_eq!(shorten("/data/AAPL.csv"), "/data/AAPL.csv");
+    }
 }

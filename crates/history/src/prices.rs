@@ -76,7 +76,9 @@ fn fields(line: &str) -> Result<Vec<String>, String> {
 fn parse_time(s: &str, timeframe: Timeframe) -> Result<DateTime<Utc>, String> {
     let s = s.trim().trim_matches('"');
     if timeframe == Timeframe::Day {
-        let date = NaiveDate::parse_from_str(&s[..s.len().min(10)], "%Y-%m-%d")
+        // The date is the first ten characters (`2024-01-02`, or `2024-01-02 00:00:00`); a
+        // cell whose tenth byte is inside a character is not a date either.
+        let date = NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d")
             .map_err(|e| format!("date {s:?} is not YYYY-MM-DD: {e}"))?;
         return Ok(day_start(date));
     }
@@ -171,6 +173,17 @@ mod tests {
         };
         assert_eq!((b.timeframe, b.start.to_rfc3339().as_str()), (Timeframe::Minute, "2024-01-02T14:30:00+00:00"));
         assert!(Columns::from_header("a,b,c", None).is_err());
+    }
+
+    #[test]
+    fn a_date_cell_in_other_characters_is_an_error_not_a_panic() {
+        let cols = Columns::from_header("Date,Open,High,Low,Close,Adj Close,Volume", None).unwrap();
+        let t = ticker_from_stem("AAPL").unwrap();
+        for cell in ["2024年1月2日", "２０２４-01-02", "2024-01-0\u{e9}"] {
+            let row = format!("{cell},10,11,9,10.5,10.25,1000");
+            let err = parse_row(&row, &cols, &t, Utc::now()).unwrap_err();
+            assert!(err.contains("is not YYYY-MM-DD"), "{err}");
+        }
     }
 
     #[test]

@@ -1,22 +1,12 @@
 //! The command line both fetchers share. `cashtag-stocks` and `cashtag-twitter` have the
 //! same shape — `run` (the service), `backfill` (a provider's history), `import` (archives
 //! on disk) — and these are the options they have in common, typed once: each fetcher
-//! flattens them into its own commands and adds what only it has.
+//! flattens them into its own commands and adds what only it has (the options of every
+//! command are [`cashtag_runtime::Globals`]).
 
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-
-/// Options of every command.
-#[derive(Debug, clap::Args)]
-pub struct Globals {
-    /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
-    /// No progress bars.
-    #[arg(long, global = true)]
-    pub quiet: bool,
-}
 
 /// `run`: fetch while the manager says the market is open.
 #[derive(Debug, clap::Args)]

@@ -136,6 +136,8 @@ struct State {
     cursors: Vec<Cursor>,
     /// Readers that hold data back from deletion: all, unless detached.
     attached: Vec<bool>,
+    /// Per reader, what opening found wrong with its cursor (reported with its next read).
+    recovered: Vec<Option<Damage>>,
     unsynced: bool,
     last_sync: Instant,
     /// Written as the first entry (targets 0) of every new segment.
@@ -260,12 +262,40 @@ impl Journal {
             active = Some(Active { number: n, file: Arc::new(file), size: end, broken: false });
         }
         let end = active.as_ref().map_or(Position::default(), |a| Position { segment: a.number, offset: a.size });
+        // A cursor past the end of the last segment: the cursor reached the disk, the frames
+        // before it did not (a crash with `fsync` at `interval` or `never`). Those frames
+        // were delivered; new frames are appended at the end, so the cursor continues
+        // there (left where it was, it would skip them, then read mid-frame as damage).
+        // The pulled-back cursor is written at once: frames appended from here on must never
+        // meet the old one after another crash.
+        let mut recovered: Vec<Option<Damage>> = Vec::with_capacity(readers.len());
+        for (c, reader) in cursors.iter_mut().zip(readers) {
+            let past = active.as_ref().is_some_and(|a| c.pos.segment == a.number && c.pos.offset > a.size);
+            if !past {
+                recovered.push(None);
+                continue;
+            }
+            let lost = c.pos.offset - end.offset;
+            tracing::warn!(reader, segment = end.segment, lost, "journal: cursor pulled back to the durable end");
+            *c = Cursor { pos: end, skip: 0 };
+            CursorWrite { dir: dir.clone(), path: cursor_path(&dir, reader), cursor: *c }.write()?;
+            recovered.push(Some(Damage {
+                segment: end.segment,
+                offset: end.offset,
+                skipped: lost,
+                reason: format!(
+                    "the cursor was {lost} bytes past the journal's durable end (frames lost in a crash before \
+                     they reached the disk); reading continues at the end"
+                ),
+            }));
+        }
         let bytes = segments.values().sum();
         let state = State {
             segments,
             active,
             bytes,
             attached: vec![true; cursors.len()],
+            recovered,
             cursors,
             unsynced: false,
             last_sync: Instant::now(),
@@ -688,6 +718,9 @@ impl Reader {
         let bit = self.bit;
         let dir = self.journal.dir().to_path_buf();
         let mut batch = Batch::default();
+        if let Some(d) = self.journal.state().recovered[self.index].take() {
+            batch.damages.push(d);
+        }
         let mut cur = self.read;
         'outer: while batch.len() < max {
             let (present, next_segment) = {
@@ -1002,6 +1035,41 @@ mod tests {
         assert_eq!(got, vec![0, 1, 2, 6, 7, 8], "the frames after the damaged one are read");
         assert_eq!(damages.len(), 1);
         assert!(damages[0].reason.contains("checksum"), "{damages:?}");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_cursor_past_the_durable_end_is_pulled_back_and_nothing_appended_after_is_skipped() {
+        // A power loss with fsync `never`: the reader's cursor reached the disk, the last
+        // frames it had read did not (the segment is shorter than the cursor says).
+        let dir = tmp("pastend");
+        let j = Journal::open(cfg(&dir, 1 << 20), &["a", "b"]).unwrap();
+        put(&j, 3, 0..3);
+        let durable = j.end();
+        put(&j, 3, 3..6);
+        put(&j, 3, 6..9);
+        assert_eq!(drain(&mut j.reader("a"), 100).0, (0..9).collect::<Vec<_>>());
+        assert_eq!(drain(&mut j.reader("b"), 2).0, (0..9).collect::<Vec<_>>());
+        drop(j);
+        let path = seg_path(&dir, durable.segment);
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(durable.offset).unwrap();
+        for round in 0..2 {
+            let j = Journal::open(cfg(&dir, 1 << 20), &["a", "b"]).unwrap();
+            put(&j, 3, 100 * (round + 1)..100 * (round + 1) + 3);
+            for reader in ["a", "b"] {
+                let (got, damages) = drain(&mut j.reader(reader), 100);
+                let want: Vec<u32> = (100 * (round + 1)..100 * (round + 1) + 3).collect();
+                assert_eq!(got, want, "{reader}, round {round}: every frame appended after the restart");
+                if round == 0 {
+                    assert_eq!(damages.len(), 1, "{reader}: the pulled-back cursor is reported");
+                    assert!(damages[0].reason.contains("past the journal's durable end"), "{damages:?}");
+                } else {
+                    assert!(damages.is_empty(), "{reader}: reported once");
+                }
+            }
+            // A second crash before the next commit must not meet the old cursor again.
+            drop(j);
+        }
         let _ = fs::remove_dir_all(dir);
     }
 

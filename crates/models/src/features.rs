@@ -34,13 +34,16 @@ pub enum Horizon {
 impl Horizon {
     pub fn parse(s: &str) -> Result<Horizon, ModelError> {
         let bad = || ModelError::Input(format!("horizon {s:?} is not like 20m, 1h or 1d"));
-        let (n, unit) = s.split_at(s.len().saturating_sub(1));
-        let n: i64 = n.parse().map_err(|_| bad())?;
-        match unit {
-            "m" if (1..=390).contains(&n) => Ok(Horizon::Minutes(n)),
-            "h" if (1..=6).contains(&n) => Ok(Horizon::Minutes(60 * n)),
-            "d" if n == 1 => Ok(Horizon::Day),
-            _ => Err(bad()),
+        // The text may come from a model file: parsed without slicing it by byte index.
+        let span = cashtag_core::span::parse(s).map_err(|_| bad())?;
+        if span == TimeDelta::days(1) {
+            return Ok(Horizon::Day);
+        }
+        let minutes = span.num_minutes();
+        if span.num_seconds() % 60 == 0 && (1..=390).contains(&minutes) {
+            Ok(Horizon::Minutes(minutes))
+        } else {
+            Err(bad())
         }
     }
 
@@ -366,5 +369,9 @@ mod tests {
         assert_eq!(Horizon::parse("1h").unwrap(), Horizon::Minutes(60));
         assert_eq!(Horizon::parse("1h").unwrap().to_string(), "1h");
         assert!(Horizon::parse("2d").is_err() && Horizon::parse("0m").is_err());
+        // From a hostile model file: refused, never a panic on a character boundary.
+        for s in ["20分", "分", "1ℎ", "", "999999999999999999999w"] {
+            assert!(Horizon::parse(s).is_err(), "{s:?}");
+        }
     }
 }

@@ -6,11 +6,12 @@
 //! - [`Service`]: what a long-running service has besides its own work — the clock, the
 //!   bus, `/healthz` and `/metrics` (plus its own routes), heartbeats, SIGTERM, and a stop
 //!   that reports and flushes before the process exits.
+//! - [`Globals`]: `--config` and `--quiet`, the options every command takes.
 //! - [`calendar`]: the NYSE calendar with the deployment's extra special days, which the
 //!   manager, the analysis and the predictor all follow.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -20,6 +21,18 @@ use cashtag_core::{Clock, Settings, catalog};
 use cashtag_telemetry::Telemetry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// Options every command of a binary with settings and progress bars takes (`--config`,
+/// `--quiet`), flattened into its command line.
+#[derive(Debug, clap::Args)]
+pub struct Globals {
+    /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -67,9 +67,35 @@ pub fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .map(|s| Duration::from_secs_f64(s.clamp(0.0, 3600.0)))
 }
 
-/// A client with a request deadline.
+/// A client with a request deadline that follows redirects only within the provider's
+/// origin (see [`same_origin_redirects`]).
 pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(10)).build().expect("http client")
+    builder().timeout(timeout).build().expect("http client")
+}
+
+/// The builder every provider client starts from: a connect deadline, and redirects
+/// followed only within the origin that was asked.
+pub fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).redirect(same_origin_redirects())
+}
+
+/// Follows a redirect (at most 5) only to the same scheme, host and port. Providers
+/// authenticate with custom headers (`APCA-API-KEY-ID`, …), which an HTTP client keeps on
+/// a redirect to another host; a redirect that leaves the provider is not followed, so
+/// the credentials never go anywhere else (the 3xx answer is reported like any error).
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let origin =
+            |u: &reqwest::Url| (u.scheme().to_string(), u.host_str().map(str::to_string), u.port_or_known_default());
+        let first = attempt.previous().first().map(origin);
+        if attempt.previous().len() > 5 {
+            attempt.error("too many redirects")
+        } else if first.is_some_and(|f| f != origin(attempt.url())) {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// Runs a poller until cancelled or its credentials are refused.

@@ -15,7 +15,7 @@ use cashtag_analysis_core::series::{Measure, parse_interval};
 use cashtag_analysis_core::study::StudyConfig;
 use cashtag_analysis_core::{AnalysisError, StudyRequest};
 use cashtag_core::Settings;
-use cashtag_runtime::{Failure, Logging, Service};
+use cashtag_runtime::{Failure, Globals, Logging, Service};
 use cashtag_telemetry::progress::Progress;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use clap::{Parser, Subcommand};
@@ -29,12 +29,8 @@ const DEFAULT_PORT: u16 = 9106;
     about = "Minute roll-ups, the sentiment-leads-price study, and models that trade on it"
 )]
 struct Cli {
-    /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// No progress bars.
-    #[arg(long, global = true)]
-    quiet: bool,
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Command,
 }
@@ -161,7 +157,7 @@ fn main() -> std::process::ExitCode {
     } else {
         Logging::Cli
     };
-    let config = cli.config.clone();
+    let config = cli.globals.config.clone();
     cashtag_runtime::main("cashtag-analysis", logging, config.as_deref(), |settings| dispatch(cli, settings))
 }
 
@@ -210,7 +206,8 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 return Err(Failure::usage(format!("--to ({to}) is not after --from ({from})")));
             }
             let db = database(&settings).await?;
-            let (s, p) = cashtag_analysis_core::follow::backfill(&db, from, to, &Progress::new(cli.quiet)).await?;
+            let (s, p) =
+                cashtag_analysis_core::follow::backfill(&db, from, to, &Progress::new(cli.globals.quiet)).await?;
             let calendar = cashtag_runtime::calendar(&settings.manager)?;
             let ny = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&chrono_tz::America::New_York).date_naive();
             let last_day = ny(to - chrono::TimeDelta::seconds(1));
@@ -255,7 +252,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 .count_documents(filter)
                 .await
                 .map_err(AnalysisError::from)?;
-            let mut bar = Progress::new(cli.quiet).task(&spec.collection, total, "docs");
+            let mut bar = Progress::new(cli.globals.quiet).task(&spec.collection, total, "docs");
             let mut shown = 0;
             let summary = cashtag_analysis_core::export::export(&db, &spec, |n| {
                 bar.add(n - shown);

@@ -3,12 +3,10 @@
 //! Exit codes: 0 ok, 1 other failure, 2 configuration, 3 AWS credentials, 4 bucket
 //! missing, 5 MongoDB, 6 damaged backup, 7 backup not found, 8 refused (non-empty target).
 
-use std::path::PathBuf;
-
 use cashtag_backup_core::schedule::{Plan, Scheduled, run_schedule};
 use cashtag_backup_core::{BackupError, RestoreOptions, Target};
 use cashtag_core::Settings;
-use cashtag_runtime::{Failure, Logging, Service};
+use cashtag_runtime::{Failure, Globals, Logging, Service};
 use cashtag_telemetry::progress::Progress;
 use clap::{Parser, Subcommand};
 
@@ -17,12 +15,8 @@ const DEFAULT_PORT: u16 = 9105;
 #[derive(Parser)]
 #[command(name = "cashtag-backup", version, about = "MongoDB archives in S3: back up, verify, restore, prune")]
 struct Cli {
-    /// TOML configuration file (also CASHTAG_CONFIG); environment variables override it.
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// No progress bars.
-    #[arg(long, global = true)]
-    quiet: bool,
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,7 +59,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let logging = if matches!(cli.command, Command::Schedule) { Logging::Service } else { Logging::Cli };
-    let config = cli.config.clone();
+    let config = cli.globals.config.clone();
     cashtag_runtime::main("cashtag-backup", logging, config.as_deref(), |settings| async move {
         dispatch(cli, settings).await
     })
@@ -88,7 +82,7 @@ fn credentials_present() -> bool {
 async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
     let target = Target::from_settings(&settings.backup);
     let s3 = cashtag_stores::s3::client(&settings.aws.region, &settings.aws.endpoint).await;
-    let progress = Progress::new(cli.quiet);
+    let progress = Progress::new(cli.globals.quiet);
     let clock = settings.clock.clock()?;
     match cli.command {
         Command::Run => {

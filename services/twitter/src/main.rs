@@ -10,10 +10,10 @@ use std::path::PathBuf;
 
 use cashtag_core::{CountKind, Settings};
 use cashtag_intake::IntakeConfig;
-use cashtag_intake::cli::{Globals, RunArgs};
+use cashtag_intake::cli::RunArgs;
 use cashtag_intake::posts::PostFilter;
 use cashtag_intake::service::{FetcherSpec, recorder, run_fetcher};
-use cashtag_runtime::{Failure, Logging};
+use cashtag_runtime::{Failure, Globals, Logging};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

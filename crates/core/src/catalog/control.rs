@@ -126,3 +126,29 @@ pub fn redis_outage(since: DateTime<Utc>, until: DateTime<Utc>) -> EventDraft {
         .with("until", rfc3339(&until))
         .with("seconds", secs)
 }
+
+/// The stored control state did not parse (`problem`); the manager's decision replaced it.
+pub fn control_repaired(on: bool, reason: &str, problem: impl Display) -> EventDraft {
+    warning(
+        CONTROL_REPAIRED,
+        format!("the control state in redis did not parse ({problem}); wrote the manager's: {} ({reason})", on_off(on)),
+    )
+    .with("on", on)
+    .with("reason", reason)
+}
+
+/// A flag's stored value (`found`) did not parse; `value` replaced it (none: removed, no default).
+pub fn flag_repaired(name: &str, found: &str, value: Option<bool>) -> EventDraft {
+    let sample: String = found.chars().take(40).collect();
+    let what = value.map_or("removed it (no default)".to_string(), |v| format!("wrote the default {}", on_off(v)));
+    warning(FLAG_REPAIRED, format!("flag {name} held {sample:?}, which is not 1 or 0; {what}"))
+        .with("flag", name)
+        .with("found", sample)
+        .with("value", value)
+}
+
+/// The stored watchlist did not parse (`problem`); the manager published its own.
+pub fn watchlist_repaired(size: usize, problem: impl Display) -> EventDraft {
+    warning(WATCHLIST_REPAIRED, format!("the watchlist in redis did not parse ({problem}); published {size} tickers"))
+        .with("size", size)
+}

@@ -63,18 +63,25 @@ catalog! {
     /// An operator's maintenance stop ended (`cashtagctl start`, or its `--for` ran out);
     /// the manager follows the calendar again.
     CONTROL_RELEASED = "control.released", Activity;
+    /// The control state in Redis did not parse (written by hand, or by another version);
+    /// the manager wrote its own decision over it.
+    CONTROL_REPAIRED = "control.repaired", Warning;
     /// A feature flag Redis did not hold was written with its configured default.
     FLAG_DEFAULT = "flag.default", Activity;
     /// An operator set a feature flag.
     FLAG_CHANGED = "flag.changed", Activity;
     /// A fetcher applied a flag change to one of its sinks.
     FLAG_SWITCHED = "flag.switched", Activity;
+    /// A flag's value in Redis did not parse; the manager wrote the configured default over it.
+    FLAG_REPAIRED = "flag.repaired", Warning;
     /// The manager published the watchlist.
     WATCHLIST_PUBLISHED = "watchlist.published", Activity;
     /// The watchlist file changed and was re-published.
     WATCHLIST_CHANGED = "watchlist.changed", Activity;
     /// The watchlist file does not parse; the previous list stays.
     WATCHLIST_INVALID = "watchlist.invalid", Error;
+    /// The watchlist in Redis did not parse; the manager published its own over it.
+    WATCHLIST_REPAIRED = "watchlist.repaired", Warning;
     /// A service's heartbeat appeared.
     SERVICE_SEEN = "service.seen", Activity;
     /// A service that had gone missing sends heartbeats again.

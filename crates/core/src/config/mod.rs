@@ -78,8 +78,8 @@ pub fn load<T: Schema>(file: Option<&Path>, env: impl IntoIterator<Item = (Strin
     if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
-        let table: toml::Table = toml::from_str(&text)
-            .map_err(|e| ConfigError::new(path.display().to_string(), format!("not valid TOML: {e}")))?;
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::new(path.display().to_string(), toml_error(&text, &e)))?;
         merge_file::<T>(&mut merged, &defaults, table, "")?;
     }
     let index = flatten(&defaults);
@@ -113,6 +113,18 @@ pub fn load<T: Schema>(file: Option<&Path>, env: impl IntoIterator<Item = (Strin
     })?;
     parsed.validate()?;
     Ok(parsed)
+}
+
+/// A TOML syntax error as its place and what is wrong, never the text around it: the
+/// offending line may hold a token or a password.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let place = e.span().map(|span| {
+        let before = &text.as_bytes()[..span.start.min(text.len())];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        format!(" at line {line}, column {column}")
+    });
+    format!("not valid TOML{}: {}", place.unwrap_or_default(), e.message().trim())
 }
 
 /// Loads from the process environment and the file named by `--config` or `CASHTAG_CONFIG`.
@@ -292,6 +304,22 @@ mod tests {
         assert!(!format!("{s:?}").contains("pa55word"));
         let e = load::<Settings>(None, env(&[("CASHTAG_REDIS_URL", "http://u:pa55word@h")])).unwrap_err();
         assert!(!e.to_string().contains("pa55word"));
+    }
+
+    #[test]
+    fn a_toml_syntax_error_names_its_place_without_echoing_the_line() {
+        let dir = tempdir();
+        let file = dir.join("broken.toml");
+        for text in [
+            "[twitter.x]\nbearer_token = \"AAAA-sekret-token\n",
+            "[stocks.alpaca]\nsecret_key = AAAA-sekret-token\n",
+            "[stocks.alpaca]\nsecret_key = \"AAAA-sekret-token\" \"again\"\n",
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = load::<Settings>(Some(&file), env(&[])).unwrap_err().to_string();
+            assert!(e.contains("not valid TOML at line 2"), "{e}");
+            assert!(!e.contains("sekret"), "the token is echoed: {e}");
+        }
     }
 
     #[test]

@@ -96,6 +96,32 @@ impl AlpacaFeed {
     }
 }
 
+/// A provider URL must be encrypted (`https://`, `wss://`): credentials travel with the
+/// requests. Plain `http://` and `ws://` are allowed only to a server on this host
+/// (`127.0.0.1`, `localhost`, `[::1]`), which is what local test servers are.
+fn secure_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = if host.starts_with('[') {
+        host.find(']').map_or(host, |end| &host[..=end])
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    let local = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    match scheme {
+        "https" | "wss" => Ok(()),
+        "http" | "ws" if local => Ok(()),
+        "http" | "ws" => Err(ConfigError::new(
+            key,
+            format!(
+                "plain {scheme}:// sends the credentials unencrypted; use {scheme}s:// (plain is allowed only to this host)"
+            ),
+        )),
+        _ => Err(ConfigError::new(key, "must start with https:// or wss://")),
+    }
+}
+
 /// The simulated market and posts (shared by stocks and twitter, so they agree).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -242,6 +268,10 @@ impl Default for StocksSettings {
 impl Section for StocksSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         check(self.iex.poll_ms >= 100, "stocks.iex.poll_ms", "must be at least 100")?;
+        secure_url("stocks.alpaca.ws_url", &self.alpaca.ws_url)?;
+        secure_url("stocks.alpaca.rest_url", &self.alpaca.rest_url)?;
+        secure_url("stocks.iex.url", &self.iex.url)?;
+        secure_url("stocks.finnhub.ws_url", &self.finnhub.ws_url)?;
         match self.source {
             MarketProvider::Sim | MarketProvider::Iex | MarketProvider::Finnhub => Ok(()),
             MarketProvider::Alpaca => check(
@@ -337,6 +367,9 @@ impl Default for TwitterSettings {
 impl Section for TwitterSettings {
     fn validate(&self) -> Result<(), ConfigError> {
         check(!self.sources.is_empty(), "twitter.sources", "name at least one source")?;
+        secure_url("twitter.x.api_url", &self.x.api_url)?;
+        secure_url("twitter.stocktwits.url", &self.stocktwits.url)?;
+        secure_url("twitter.bluesky.jetstream_url", &self.bluesky.jetstream_url)?;
         let mut seen = std::collections::HashSet::new();
         for s in &self.sources {
             check(seen.insert(*s), "twitter.sources", format!("{} is named twice", s.name()))?;
@@ -352,5 +385,36 @@ impl Section for TwitterSettings {
         }
         check((64..=4096).contains(&self.x.rule_max_len), "twitter.x.rule_max_len", "must be between 64 and 4096")?;
         check(self.stocktwits.requests_per_hour > 0, "twitter.stocktwits.requests_per_hour", "must be positive")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secure_url;
+
+    #[test]
+    fn provider_urls_must_be_encrypted_unless_on_this_host() {
+        for ok in [
+            "https://data.alpaca.markets",
+            "wss://stream.data.alpaca.markets/v2/iex",
+            "http://127.0.0.1:8080/x",
+            "ws://localhost:9000",
+            "http://[::1]:80/",
+        ] {
+            assert!(secure_url("k", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.x.com",
+            "ws://ws.finnhub.io?token=t",
+            "http://127.0.0.1.evil.com/",
+            "ftp://x",
+            "api.x.com",
+            "http://[::1",
+            "ws://[é",
+        ] {
+            let e = secure_url("k", bad).unwrap_err().to_string();
+            assert!(e.contains("https://") || e.contains("wss://") || e.contains("s://"), "{bad}: {e}");
+            assert!(!e.contains("token=t"), "the URL is not echoed: {e}");
+        }
     }
 }

@@ -26,7 +26,11 @@ struct FinnhubTrade {
     c: Option<Vec<String>>,
 }
 
-fn trade(item: &serde_json::Value, received_at: DateTime<Utc>) -> Result<Record, String> {
+/// A trade of a message. Finnhub gives no trade id, so the record's `seq` is a hash of
+/// the print, its place among identical prints of the same message and the message's
+/// receive time: two identical prints (same price, size and millisecond) stay two trades,
+/// and a replayed recording (same payload, same receive time) gives the same keys.
+fn trade(item: &serde_json::Value, occurrence: usize, received_at: DateTime<Utc>) -> Result<Record, String> {
     let t: FinnhubTrade = serde_json::from_value(item.clone()).map_err(|e| format!("trade: {e}"))?;
     Ok(Record::Trade(Trade {
         provider: NAME.into(),
@@ -38,7 +42,10 @@ fn trade(item: &serde_json::Value, received_at: DateTime<Utc>) -> Result<Record,
         exchange: None,
         trade_id: None,
         conditions: t.c.unwrap_or_default(),
-        seq: content_seq(&item.to_string()),
+        seq: content_seq(&format!(
+            "{item}|{occurrence}|{}",
+            received_at.timestamp_nanos_opt().unwrap_or(received_at.timestamp_micros())
+        )),
     }))
 }
 
@@ -49,8 +56,9 @@ pub fn parse_message(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, P
     match v.get("type").and_then(|t| t.as_str()) {
         Some("trade") => {
             let data = v.get("data").and_then(|d| d.as_array()).ok_or("trade message without data")?;
-            for item in data {
-                match trade(item, received_at) {
+            for (i, item) in data.iter().enumerate() {
+                let occurrence = data[..i].iter().filter(|earlier| *earlier == item).count();
+                match trade(item, occurrence, received_at) {
                     Ok(r) => out.records.push(r),
                     Err(e) => out.errors.push(e),
                 }
@@ -175,5 +183,19 @@ mod tests {
             parse_message(r#"{"type":"error","msg":"Invalid token"}"#, at).unwrap().signals[0],
             Signal::Error { .. }
         ));
+    }
+
+    #[test]
+    fn identical_prints_stay_distinct_and_a_replay_gives_the_same_keys() {
+        let at: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
+        let print = r#"{"p":231.5,"s":"AAPL","t":1795532399123,"v":100}"#;
+        let message = format!(r#"{{"type":"trade","data":[{print},{print}]}}"#);
+        let keys = |at| parse_message(&message, at).unwrap().records.iter().map(Record::key).collect::<Vec<_>>();
+        let first = keys(at);
+        assert_eq!(first.len(), 2);
+        assert_ne!(first[0], first[1], "two prints of the same millisecond are two trades");
+        assert_eq!(keys(at), first, "a replay of the recording gives the same keys");
+        let later = keys(at + chrono::TimeDelta::milliseconds(3));
+        assert!(later.iter().all(|k| !first.contains(k)), "the same prints in a later message are new trades");
     }
 }

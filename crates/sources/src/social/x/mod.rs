@@ -85,7 +85,7 @@ pub struct XStream {
 
 impl XStream {
     pub fn new(cfg: XConfig) -> Self {
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().expect("http client");
+        let http = crate::http::builder().build().expect("http client");
         XStream { cfg, http }
     }
 
