@@ -119,10 +119,14 @@ impl Controller {
                             Ok(()) => {
                                 self.bus.emit(catalog::control_repaired(state.is_on(), &state.reason, &message));
                                 published = Some(state);
+                                continue;
                             }
                             Err(e) => tracing::warn!(error = %e, "cannot repair the control state; retrying"),
                         }
-                        continue;
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                            _ = shutdown.cancelled() => return,
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read the control state; retrying");

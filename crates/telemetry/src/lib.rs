@@ -21,12 +21,34 @@ use tokio_util::sync::CancellationToken;
 
 pub use prometheus;
 
+/// The network libraries log requests verbatim below `info` (tungstenite's handshake
+/// line holds Finnhub's `?token=`, HTTP/2 and the AWS SDK log headers): whatever
+/// `CASHTAG_LOG` asks, they log at `info` at most, so a credential never reaches the logs.
+const CREDENTIAL_SAFE: &str = "tungstenite=info,tokio_tungstenite=info,hyper=info,hyper_util=info,h2=info,\
+    reqwest=info,rustls=info,aws_smithy_runtime=info,aws_smithy_runtime_api=info,aws_smithy_http_client=info,\
+    aws_sigv4=info,aws_runtime=info,aws_config=info,mongodb=info,redis=info";
+
+/// `filter` with the network libraries capped (see [`CREDENTIAL_SAFE`]).
+fn credential_safe(filter: &str) -> Result<tracing_subscriber::EnvFilter, tracing_subscriber::filter::ParseError> {
+    let capped: Vec<&str> = CREDENTIAL_SAFE.split(',').map(str::trim).collect();
+    let target = |d: &str| d.split(['=', '[']).next().unwrap_or(d).trim().to_string();
+    let is_capped = |d: &str| {
+        let t = target(d);
+        capped.iter().map(|c| target(c)).any(|c| t == c || t.starts_with(&format!("{c}::")))
+    };
+    // A directive for a capped library is dropped: the cap is the most it may log.
+    let mut directives: Vec<&str> =
+        filter.split(',').map(str::trim).filter(|d| !d.is_empty() && !is_capped(d)).collect();
+    directives.extend(&capped);
+    tracing_subscriber::EnvFilter::try_new(directives.join(","))
+}
+
 /// Sets up JSON logging. Call once, first thing in `main`.
 pub fn init_tracing(service: &str) {
     let filter = std::env::var("CASHTAG_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+    let filter = credential_safe(&filter).unwrap_or_else(|e| {
         eprintln!("{service}: CASHTAG_LOG={filter:?} is not a valid filter ({e}); using info");
-        tracing_subscriber::EnvFilter::new("info")
+        credential_safe("info").expect("a valid filter")
     });
     let _ = tracing_subscriber::fmt()
         .json()
@@ -44,7 +66,7 @@ pub fn init_cli_tracing() {
     let filter = std::env::var("CASHTAG_LOG")
         .unwrap_or_else(|_| "warn,cashtag_telemetry::progress=info,aws_config=error,aws_smithy_runtime=error".into());
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(credential_safe(&filter).unwrap_or_else(|_| credential_safe("warn").expect("a valid filter")))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();

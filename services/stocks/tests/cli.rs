@@ -95,3 +95,89 @@ async fn sim_quotes_flow_only_while_the_market_is_open() {
     assert!(cashtag_testkit::terminate(&mut child, Duration::from_secs(10)).success());
     let _ = std::fs::remove_dir_all(spool);
 }
+
+/// A token in the configuration never reaches an output stream or the events: not with
+/// `CASHTAG_LOG=trace` while the provider connection is made (Finnhub takes its token in
+/// the WebSocket URL), and not when the configuration file holding it does not parse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_stays_out_of_trace_logs_events_and_config_errors() {
+    use futures::StreamExt;
+    const TOKEN: &str = "fh-sekret-7f3a9c";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (connected, mut handshake) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let connected = connected.clone();
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                let _ = connected.send(());
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+        }
+    });
+    let prefix = unique("t-stocks-secret");
+    let dir = std::env::temp_dir().join(unique("secret"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (out, err) = (dir.join("stdout"), dir.join("stderr"));
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .env("CASHTAG_REDIS_URL", redis_url())
+        .env("CASHTAG_REDIS_PREFIX", &prefix)
+        .env("CASHTAG_MONGO_URI", mongo_uri())
+        .env("CASHTAG_MONGO_DATABASE", unique("secret"))
+        .env("CASHTAG_FLAGS_KINESIS_WRITE", "false")
+        .env("CASHTAG_SINKS_SPOOL_DIR", dir.join("spool"))
+        .env("CASHTAG_STOCKS_SOURCE", "finnhub")
+        .env("CASHTAG_STOCKS_FINNHUB_WS_URL", &url)
+        .env("CASHTAG_STOCKS_FINNHUB_TOKEN", TOKEN)
+        .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("CASHTAG_LOG", "trace")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let manager = Bus::open(
+        &redis_url(),
+        &prefix,
+        Identity { service: "manager".into(), instance: "m".into() },
+        Clock::System,
+        1000,
+    )
+    .unwrap();
+    let started = chrono::Utc::now();
+    manager
+        .publish_control(&ControlState { cmd: ControlCommand::Start, reason: "test".into(), at: started })
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), handshake.recv()).await.expect("no connection to the provider");
+    // Once connected, the source reports it: the events are written by then.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let events = loop {
+        let events = manager.peek_events(10_000).await.unwrap();
+        if events.iter().any(|e| e.code == "source.connected") {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "no source.connected event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(cashtag_testkit::terminate(&mut child, Duration::from_secs(10)).success());
+    let logs = std::fs::read_to_string(&out).unwrap() + &std::fs::read_to_string(&err).unwrap();
+    assert!(logs.contains("\"level\":\"DEBUG\""), "logging below info is on:\n{logs}");
+    assert!(!logs.contains(TOKEN), "the token is in the logs");
+    for e in &events {
+        assert!(!serde_json::to_string(e).unwrap().contains(TOKEN), "the token is in an event: {e:?}");
+    }
+
+    // A configuration file holding the token, on a line that does not parse.
+    let config = dir.join("cashtag.toml");
+    std::fs::write(&config, format!("[stocks.finnhub]\ntoken = \"{TOKEN}\nws_url = \"{url}\"\n")).unwrap();
+    let broken =
+        Command::new(BIN).arg("run").arg("--config").arg(&config).env("CASHTAG_LOG", "trace").output().unwrap();
+    assert!(!broken.status.success());
+    let said = String::from_utf8_lossy(&broken.stdout).to_string() + &String::from_utf8_lossy(&broken.stderr);
+    assert!(said.contains("not valid TOML at line"), "{said}");
+    assert!(!said.contains(TOKEN), "the token is echoed: {said}");
+    let _ = std::fs::remove_dir_all(dir);
+}
