@@ -1,5 +1,8 @@
 //! `restore`: verifies, then restores documents and indexes, into another database if
-//! asked; refuses to overwrite a non-empty collection without `drop`.
+//! asked; refuses to overwrite a non-empty collection without `drop`. The archive is read
+//! twice (verify, then restore): the second read must give the manifest's SHA-256 too, or
+//! nothing is swapped in; index definitions from the archive are checked before they are
+//! created (a crafted TTL index would delete what was restored).
 
 use std::collections::BTreeMap;
 
@@ -98,6 +101,59 @@ pub async fn restore(
     Ok(restored)
 }
 
+/// The archive read for the restore is the one verified: an object replaced in between
+/// (or damaged on the way) is refused before anything is swapped in.
+fn same_archive(manifest: &Manifest, read: &str) -> Result<(), BackupError> {
+    if read == manifest.sha256 {
+        Ok(())
+    } else {
+        Err(BackupError::corrupt(format!(
+            "{}: the archive read for the restore has SHA-256 {read}, not the manifest's {}",
+            manifest.key, manifest.sha256
+        )))
+    }
+}
+
+/// An index definition from an archive, as `createIndexes` takes it, if it is sound: known
+/// options only, keys ascending/descending (or text, 2dsphere, hashed), and on the suite's
+/// own collections a TTL only where the suite keeps one (the log's `events` at `at` and
+/// `counts` at `minute`). Other collections keep the TTLs they had.
+fn checked_index(collection: &str, mut spec: Document) -> Result<Document, BackupError> {
+    const OPTIONS: &[&str] =
+        &["name", "key", "unique", "sparse", "expireAfterSeconds", "partialFilterExpression", "background"];
+    spec.remove("v");
+    spec.remove("ns");
+    let name = spec.get_str("name").unwrap_or("?").to_string();
+    let refuse = |why: String| BackupError::corrupt(format!("index {name:?} of {collection}: {why}; refused"));
+    if let Some(other) = spec.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
+        return Err(refuse(format!("unknown option {other:?}")));
+    }
+    let key = spec.get_document("key").map_err(|_| refuse("no key".into()))?;
+    if key.is_empty() {
+        return Err(refuse("an empty key".into()));
+    }
+    for (field, order) in key {
+        let ok = match order {
+            bson::Bson::Int32(1 | -1) | bson::Bson::Int64(1 | -1) => true,
+            bson::Bson::Double(d) => *d == 1.0 || *d == -1.0,
+            bson::Bson::String(s) => matches!(s.as_str(), "text" | "2dsphere" | "hashed"),
+            _ => false,
+        };
+        if !ok {
+            return Err(refuse(format!("field {field:?} has the order {order}")));
+        }
+    }
+    if spec.contains_key("expireAfterSeconds") {
+        let ttl_at = [(cashtag_core::collections::EVENTS, "at"), (cashtag_core::collections::COUNTS, "minute")];
+        let field = key.keys().next().map(String::as_str);
+        let ours = cashtag_core::collections::ALL.contains(&collection);
+        if ours && (key.len() != 1 || !ttl_at.iter().any(|(c, f)| *c == collection && Some(*f) == field)) {
+            return Err(refuse("a TTL the suite does not keep there".into()));
+        }
+    }
+    Ok(spec)
+}
+
 /// Restores the chosen collections' documents and indexes into their staged names.
 #[allow(clippy::too_many_arguments)]
 async fn restore_into(
@@ -169,6 +225,7 @@ async fn restore_into(
     // The writer's error is the cause when both failed (the reader then only saw it stop).
     let restored = written?;
     let contents = read?;
+    same_archive(manifest, &contents.sha256)?;
     // Indexes (the `_id` index exists already).
     for c in chosen {
         let specs: Vec<Document> = contents
@@ -178,12 +235,8 @@ async fn restore_into(
             .unwrap_or_default()
             .into_iter()
             .filter(|s| s.get_str("name").ok() != Some("_id_"))
-            .map(|mut s| {
-                s.remove("v");
-                s.remove("ns");
-                s
-            })
-            .collect();
+            .map(|s| checked_index(&c.collection, s))
+            .collect::<Result<_, _>>()?;
         if specs.is_empty() {
             continue;
         }
@@ -195,4 +248,46 @@ async fn restore_into(
             .map_err(mongo_err(&format!("creating indexes on {tdb}.{}", c.collection)))?;
     }
     Ok(restored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_definitions_from_an_archive_are_checked() {
+        let ok = checked_index(
+            "posts",
+            doc! {"v": 2, "name": "tickers_1_created_at_1", "key": {"tickers": 1, "created_at": 1}},
+        )
+        .unwrap();
+        assert!(!ok.contains_key("v"));
+        assert!(checked_index("trades", doc! {"name": "u", "key": {"ticker": 1i64}, "unique": true}).is_ok());
+        assert!(
+            checked_index("events", doc! {"name": "at_1", "key": {"at": 1}, "expireAfterSeconds": 2_592_000}).is_ok()
+        );
+        assert!(checked_index("notes", doc! {"name": "when_1", "key": {"when": 1}, "expireAfterSeconds": 60}).is_ok());
+        for (coll, spec, why) in [
+            ("posts", doc! {"name": "wipe", "key": {"created_at": 1}, "expireAfterSeconds": 0}, "TTL"),
+            ("events", doc! {"name": "wipe", "key": {"service": 1}, "expireAfterSeconds": 0}, "TTL"),
+            ("posts", doc! {"name": "x", "key": {"a": 1}, "storageEngine": {}}, "unknown option"),
+            ("posts", doc! {"name": "x", "key": {"a": 5}}, "order"),
+            ("posts", doc! {"name": "x", "key": {}}, "empty key"),
+            ("posts", doc! {"name": "x"}, "no key"),
+        ] {
+            let e = checked_index(coll, spec).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("refused"), "{coll}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_second_read_of_another_archive_is_refused() {
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "format": "cashtag-backup/1", "key": "k", "created_at": "2026-12-07T00:00:00Z",
+            "collections": [], "archive_bytes": 1, "sha256": "aa", "duration_secs": 1.0
+        }))
+        .unwrap();
+        assert!(same_archive(&manifest, "aa").is_ok());
+        assert!(same_archive(&manifest, "bb").unwrap_err().to_string().contains("not the manifest's aa"));
+    }
 }

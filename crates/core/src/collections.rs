@@ -30,6 +30,23 @@ pub const PRICE_1M: &str = "price_1m";
 /// `model:version:ticker:made_at`.
 pub const PREDICTIONS: &str = "predictions";
 
+/// Every collection the suite writes.
+pub const ALL: &[&str] = &[
+    POSTS,
+    TRADES,
+    QUOTES,
+    BARS,
+    BARS_1D,
+    PRICE_1D,
+    BACKFILL_CHECKPOINTS,
+    EVENTS,
+    COUNTS,
+    DEAD_LETTERS,
+    SENTIMENT_1M,
+    PRICE_1M,
+    PREDICTIONS,
+];
+
 /// The collection a record is stored in.
 pub fn for_record(r: &crate::Record) -> &'static str {
     match r {
