@@ -110,8 +110,9 @@ pub struct Intake {
     bus: Bus,
     delivery: Arc<Delivery>,
     marks: Marks,
-    /// Keys accepted by the previous run in the minute it stopped: a source resuming at
-    /// that minute sends them again; they are counted and go into bars, not into the
+    /// Records accepted by the previous run in the minute it stopped, by identity (kind
+    /// and natural key: a trade and a quote of one instant share a key): a source resuming
+    /// at that minute sends them again; they are counted and go into bars, not into the
     /// journal twice.
     recent: std::collections::HashSet<String>,
     /// When `recent` is no longer needed (two minutes past the newest mark).
@@ -282,7 +283,7 @@ impl Intake {
             };
             let mut record = record;
             match checks::check(&mut record, now, &self.config.limits) {
-                Ok(()) if !self.recent.is_empty() && self.recent.contains(&record.key()) => again.push(record),
+                Ok(()) if !self.recent.is_empty() && self.recent.contains(&identity(&record)) => again.push(record),
                 Ok(()) => records.push(record),
                 Err(reason) => {
                     self.status.refused.fetch_add(1, Ordering::Relaxed);
@@ -419,7 +420,55 @@ pub fn marks_from_journal(
     let recent = records
         .iter()
         .filter(|r| marks.get(r.origin()).is_some_and(|m| r.event_time() >= minute_of(*m)))
-        .map(|r| r.key())
+        .map(identity)
         .collect();
     (marks, recent)
+}
+
+/// What tells two records apart: the natural key alone does not (a simulated trade and
+/// its quote share provider, ticker, instant and sequence number), so the kind is part of it.
+fn identity(r: &Record) -> String {
+    format!("{}:{}", r.kind(), r.key())
+}
+
+#[cfg(test)]
+mod tests {
+    use cashtag_core::{Quote, Record, Ticker, Trade};
+
+    use super::identity;
+
+    /// The soak lost a quote this way: killed between a trade's acceptance and its quote's,
+    /// the restarted intake took the resent quote for the trade it had accepted.
+    #[test]
+    fn a_trade_and_its_quote_share_a_key_but_not_an_identity() {
+        let at = "2026-11-24T15:00:00Z".parse().unwrap();
+        let ticker = Ticker::parse("AAPL").unwrap();
+        let trade = Record::Trade(Trade {
+            provider: "sim".into(),
+            ticker: ticker.clone(),
+            ts: at,
+            received_at: at,
+            price: 10.0,
+            size: 1.0,
+            exchange: None,
+            trade_id: None,
+            conditions: vec![],
+            seq: 7,
+        });
+        let quote = Record::Quote(Quote {
+            provider: "sim".into(),
+            ticker,
+            ts: at,
+            received_at: at,
+            bid_price: Some(9.9),
+            bid_size: Some(1.0),
+            ask_price: Some(10.1),
+            ask_size: Some(1.0),
+            last_price: Some(10.0),
+            volume: None,
+            seq: 7,
+        });
+        assert_eq!(trade.key(), quote.key());
+        assert_ne!(identity(&trade), identity(&quote));
+    }
 }
