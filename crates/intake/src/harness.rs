@@ -15,6 +15,19 @@ use cashtag_sources::{RestartPolicy, Source};
 use cashtag_testkit::{mongo_uri, redis_url, unique};
 use tokio_util::sync::CancellationToken;
 
+/// A fetcher's heartbeat stamped after `since` that says it is stopped and every sink has
+/// written everything (how a test knows a stop is complete; the heartbeat in Redis may
+/// still be one from before a start, when the market was off too).
+pub fn stopped_and_idle_after(since: chrono::DateTime<chrono::Utc>) -> impl Fn(&cashtag_bus::Heartbeat) -> bool {
+    move |h| {
+        h.at > since
+            && h.info["market_on"] == false
+            && h.info["sinks"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(|x| x["idle"] == true && x["backlog_bytes"] == 0))
+    }
+}
+
 pub fn bus(prefix: &str, service: &str) -> Bus {
     Bus::open(
         &redis_url(),

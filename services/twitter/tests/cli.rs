@@ -5,8 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cashtag_bus::{Bus, ControlCommand, ControlState, Identity};
-use cashtag_core::Clock;
+use cashtag_bus::{ControlCommand, ControlState};
 use cashtag_testkit::{free_port, mongo_uri, redis_url, unique};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cashtag-twitter");
@@ -115,14 +114,7 @@ async fn scored_sim_posts_flow_only_while_the_market_is_open() {
         .unwrap();
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
     let db = client.database(&db_name);
-    let manager = Bus::open(
-        &redis_url(),
-        &prefix,
-        Identity { service: "manager".into(), instance: "m".into() },
-        Clock::System,
-        1000,
-    )
-    .unwrap();
+    let manager = cashtag_intake::harness::bus(&prefix, "manager");
     let publish = |cmd| {
         let m = manager.clone();
         async move { m.publish_control(&ControlState { cmd, reason: "test".into(), at: chrono::Utc::now() }).await.unwrap() }
@@ -143,16 +135,8 @@ async fn scored_sim_posts_flow_only_while_the_market_is_open() {
     assert_eq!(sentiment.get_str("model_version").unwrap(), cashtag_sentiment::MODEL_VERSION);
     let stop_sent = chrono::Utc::now();
     publish(ControlCommand::Stop).await;
-    // Stopped, and what it took before is written; then nothing more for a while. (A
-    // heartbeat stamped after the stop was sent: the one in Redis may still be from before
-    // the start, when the market was off too.)
-    let stopped_and_idle = move |h: &cashtag_bus::Heartbeat| {
-        h.at > stop_sent
-            && h.info["market_on"] == false
-            && h.info["sinks"]
-                .as_array()
-                .is_some_and(|s| s.iter().all(|x| x["idle"] == true && x["backlog_bytes"] == 0))
-    };
+    // Stopped, and what it took before is written; then nothing more for a while.
+    let stopped_and_idle = cashtag_intake::harness::stopped_and_idle_after(stop_sent);
     assert!(manager.heartbeat_where("twitter", Duration::from_secs(30), stopped_and_idle).await.is_some());
     let at_stop = posts(&db).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

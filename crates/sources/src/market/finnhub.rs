@@ -30,7 +30,12 @@ struct FinnhubTrade {
 /// the print, its place among identical prints of the same message and the message's
 /// receive time: two identical prints (same price, size and millisecond) stay two trades,
 /// and a replayed recording (same payload, same receive time) gives the same keys.
-fn trade(item: &serde_json::Value, occurrence: usize, received_at: DateTime<Utc>) -> Result<Record, String> {
+fn trade(
+    item: &serde_json::Value,
+    text: &str,
+    occurrence: usize,
+    received_at: DateTime<Utc>,
+) -> Result<Record, String> {
     let t: FinnhubTrade = serde_json::from_value(item.clone()).map_err(|e| format!("trade: {e}"))?;
     Ok(Record::Trade(Trade {
         provider: NAME.into(),
@@ -43,7 +48,7 @@ fn trade(item: &serde_json::Value, occurrence: usize, received_at: DateTime<Utc>
         trade_id: None,
         conditions: t.c.unwrap_or_default(),
         seq: content_seq(&format!(
-            "{item}|{occurrence}|{}",
+            "{text}|{occurrence}|{}",
             received_at.timestamp_nanos_opt().unwrap_or(received_at.timestamp_micros())
         )),
     }))
@@ -56,9 +61,15 @@ pub fn parse_message(text: &str, received_at: DateTime<Utc>) -> Result<Parsed, P
     match v.get("type").and_then(|t| t.as_str()) {
         Some("trade") => {
             let data = v.get("data").and_then(|d| d.as_array()).ok_or("trade message without data")?;
-            for (i, item) in data.iter().enumerate() {
-                let occurrence = data[..i].iter().filter(|earlier| *earlier == item).count();
-                match trade(item, occurrence, received_at) {
+            // How often each print came before in this message (a map: a hostile message
+            // may hold a million items).
+            let mut seen: std::collections::HashMap<String, usize> = Default::default();
+            for item in data {
+                let text = item.to_string();
+                let count = seen.entry(text.clone()).or_default();
+                let occurrence = *count;
+                *count += 1;
+                match trade(item, &text, occurrence, received_at) {
                     Ok(r) => out.records.push(r),
                     Err(e) => out.errors.push(e),
                 }
