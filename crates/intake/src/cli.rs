@@ -53,3 +53,45 @@ pub struct ImportFiles {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
 }
+
+/// `dead-letters`: the records a sink refused for good, kept beside the journal.
+#[derive(Debug, clap::Args)]
+pub struct DeadLetterArgs {
+    #[command(subcommand)]
+    pub action: DeadLetterAction,
+}
+
+/// A sink's name on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SinkName {
+    Mongo,
+    Kinesis,
+}
+
+impl SinkName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkName::Mongo => "mongo",
+            SinkName::Kinesis => "kinesis",
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DeadLetterAction {
+    /// List them, oldest first: time, sink, key, reason.
+    List {
+        /// Only this sink's (default: both).
+        #[arg(long)]
+        sink: Option<SinkName>,
+        /// One JSON object per line, the record included.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a sink's dead letters to it again, once the cause is fixed; what it refuses
+    /// again (or cannot take now) stays. Exit 1 when any stays.
+    Redrive {
+        #[arg(long)]
+        sink: SinkName,
+    },
+}

@@ -16,6 +16,7 @@ pub mod bars;
 pub mod checks;
 pub mod cli;
 pub mod counts;
+pub mod dead_letters;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod posts;

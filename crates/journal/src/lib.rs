@@ -319,7 +319,8 @@ impl Journal {
         self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn dir(&self) -> &Path {
+    /// The journal's directory.
+    pub fn dir(&self) -> &Path {
         &self.shared.config.dir
     }
 

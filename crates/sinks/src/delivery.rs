@@ -19,6 +19,7 @@ use cashtag_journal::{Journal, JournalError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::dead::DeadLetters;
 use crate::metrics::SinkMetrics;
 use crate::sink::Sink;
 use crate::worker::{Run, Worker, WorkerConfig, WorkerState};
@@ -108,6 +109,8 @@ impl Delivery {
             run: self.run.subscribe(),
             catching_up: None,
             commits: Default::default(),
+            dead: DeadLetters::in_spool(self.journal.dir()),
+            refused: Vec::new(),
         };
         self.workers.push(tokio::spawn(worker.run()));
         self.routes.push(Route { flag: flag.to_string(), sink: name, bit, state });

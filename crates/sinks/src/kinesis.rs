@@ -105,13 +105,10 @@ impl<A: PutRecordsApi> Sink for KinesisSink<A> {
         for r in batch {
             let e = entry(r);
             if e.data.len() + e.partition_key.len() > MAX_RECORD_BYTES {
-                report.rejected.push(Rejected {
-                    key: r.key(),
-                    reason: format!(
-                        "{} bytes exceeds Kinesis' 1 MiB record limit",
-                        e.data.len() + e.partition_key.len()
-                    ),
-                });
+                report.rejected.push(Rejected::record(
+                    r,
+                    format!("{} bytes exceeds Kinesis' 1 MiB record limit", e.data.len() + e.partition_key.len()),
+                ));
                 continue;
             }
             let s = self.stream_for(r).to_string();

@@ -10,11 +10,14 @@
 //! - [`MongoSink`] batches `insert_many` (unordered) with the natural key as `_id`, so a
 //!   repeated batch never duplicates; [`KinesisSink`] batches `PutRecords` (500 records /
 //!   5 MiB), partitioned by ticker, resending only failed entries.
+//! - A record a sink refuses for good is kept in [`dead`] letters beside the journal, to be
+//!   listed and written again (`dead-letters` of the fetchers' command lines).
 //!
 //! What survives what: a stopped or stalled store, SIGTERM and `kill -9` lose nothing that
 //! `accept` returned for. After a crash, a batch that was written but not yet committed is
 //! written again: MongoDB ignores it (natural keys), Kinesis may hold it twice.
 
+pub mod dead;
 pub mod delivery;
 pub mod kinesis;
 pub mod metrics;
@@ -27,6 +30,7 @@ use std::time::Duration;
 use cashtag_core::config::{FsyncPolicy, SinkSettings};
 use cashtag_journal::{Fsync, Journal, JournalConfig};
 
+pub use dead::{DeadLetter, DeadLetters, Redriven};
 pub use delivery::{Delivery, SinkStatus};
 pub use kinesis::{KinesisSink, PutRecordsApi};
 pub use metrics::SinkMetrics;

@@ -75,7 +75,7 @@ fn classify(e: &InsertManyError, group: &[&Record]) -> (Vec<String>, Vec<Rejecte
             dup.extend(group.get(we.index).map(|r| r.key()));
         } else if let Some(r) = group.get(we.index) {
             // A document the server refuses (too large, invalid) will never be accepted.
-            rejected.push(Rejected { key: r.key(), reason: format!("MongoDB error {}: {}", we.code, we.message) });
+            rejected.push(Rejected::record(r, format!("MongoDB error {}: {}", we.code, we.message)));
         }
         failed_idx.push(we.index);
     }
@@ -119,13 +119,11 @@ impl Sink for MongoSink {
                         docs.push(d);
                         ok_records.push(r);
                     }
-                    Ok(d) => report.rejected.push(Rejected {
-                        key: r.key(),
-                        reason: format!("document of {} bytes exceeds MongoDB's 16 MiB", d.as_bytes().len()),
-                    }),
-                    Err(e) => {
-                        report.rejected.push(Rejected { key: r.key(), reason: format!("does not encode as BSON: {e}") })
-                    }
+                    Ok(d) => report.rejected.push(Rejected::record(
+                        r,
+                        format!("document of {} bytes exceeds MongoDB's 16 MiB", d.as_bytes().len()),
+                    )),
+                    Err(e) => report.rejected.push(Rejected::record(r, format!("does not encode as BSON: {e}"))),
                 }
             }
             if docs.is_empty() {

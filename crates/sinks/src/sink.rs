@@ -9,6 +9,15 @@ use cashtag_core::Record;
 pub struct Rejected {
     pub key: String,
     pub reason: String,
+    /// The record as the journal holds it (its JSON), for the dead letters.
+    pub data: Vec<u8>,
+}
+
+impl Rejected {
+    /// A record refused for this reason.
+    pub fn record(record: &Record, reason: String) -> Rejected {
+        Rejected { key: record.key(), reason, data: serde_json::to_vec(record).expect("records serialize") }
+    }
 }
 
 /// The outcome of a successful write.

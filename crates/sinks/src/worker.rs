@@ -13,7 +13,7 @@
 //! while the journal keeps what arrives, in order; once the sink's backlog is written it
 //! is **up** again. Nothing is held in memory beyond the batch in flight, so a slow or
 //! stalled sink never stops the intake or another sink. A rejected record (too large,
-//! invalid) is reported and skipped; a failed cursor commit is retried, never the write.
+//! invalid) is kept in the dead letters ([`crate::dead`]), reported and skipped; a failed cursor commit is retried, never the write.
 //!
 //! A write that misses its deadline is retried with half as many records (down to one),
 //! and the smaller size holds for the batches after it until a write finishes well
@@ -30,6 +30,7 @@ use cashtag_core::{Backoff, Record, catalog};
 use cashtag_journal::{Batch, Cursor, PendingCommit, Reader};
 use tokio::sync::watch;
 
+use crate::dead::DeadLetters;
 use crate::metrics::SinkMetrics;
 use crate::sink::{Rejected, Sink, WriteReport};
 
@@ -130,6 +131,10 @@ pub(crate) struct Worker<S: Sink> {
     /// The most records one write sends: the batch size, less after a write missed its
     /// deadline (see [`Worker::write`]).
     pub write_limit: usize,
+    /// Where refused records are kept.
+    pub dead: DeadLetters,
+    /// Refused by the writes of the batch in hand, not yet kept.
+    pub refused: Vec<Rejected>,
 }
 
 /// The cursor commits of written batches: the one under way, and the end of the newest
@@ -299,18 +304,44 @@ impl<S: Sink> Worker<S> {
             *replayed += n;
             self.state.replayed.fetch_add(n, Ordering::SeqCst);
         }
-        self.reject(&report.rejected);
+        self.refused.extend(report.rejected.iter().cloned());
     }
 
-    fn reject(&mut self, rejected: &[Rejected]) {
-        if rejected.is_empty() {
-            return;
+    /// Keeps the records refused since the last call in the dead letters (retrying a
+    /// failing disk), then reports them; false past the drain deadline (the batch is not
+    /// committed, so it is written again after a restart).
+    async fn keep_refused(&mut self) -> bool {
+        if self.refused.is_empty() {
+            return true;
         }
-        let k = rejected.len() as u64;
+        let refused = std::mem::take(&mut self.refused);
+        let name = self.sink.name();
+        let mut backoff = Backoff::exponential(Duration::from_millis(100), Duration::from_secs(5));
+        let mut reported = false;
+        loop {
+            let (dead, batch) = (self.dead.clone(), refused.clone());
+            let kept = tokio::task::spawn_blocking(move || dead.append(name, &batch))
+                .await
+                .unwrap_or_else(|e| panic!("the dead-letter append panicked: {e}"));
+            match kept {
+                Ok(()) => break,
+                Err(e) => {
+                    if !reported {
+                        self.bus.emit(catalog::journal_io(format!("{name} cannot keep refused records: {e}")));
+                        reported = true;
+                    }
+                    if !self.pause(backoff.next_delay()).await {
+                        return false;
+                    }
+                }
+            }
+        }
+        let k = refused.len() as u64;
         self.metrics.rejected.with_label_values(&self.label()).inc_by(k);
         self.state.rejected.fetch_add(k, Ordering::SeqCst);
-        let sample: Vec<String> = rejected.iter().take(5).map(|r| format!("{}: {}", r.key, r.reason)).collect();
-        self.bus.emit(catalog::sink_rejected(self.sink.name(), k, sample));
+        let sample: Vec<String> = refused.iter().take(5).map(|r| format!("{}: {}", r.key, r.reason)).collect();
+        self.bus.emit(catalog::sink_rejected(name, k, sample, &self.dead.path(name).display().to_string()));
+        true
     }
 
     /// Writes a batch and commits it; false if the drain deadline passed first (the batch
@@ -321,17 +352,16 @@ impl<S: Sink> Worker<S> {
             self.bus.emit(catalog::journal_damaged(name, d.segment, d.offset, d.skipped, &d.reason));
         }
         let mut records = Vec::with_capacity(batch.len());
-        let mut undecodable = Vec::new();
         for item in batch.items() {
             match Record::from_json(item) {
                 Ok(r) => records.push(r),
-                Err(e) => undecodable.push(Rejected {
-                    key: String::from_utf8_lossy(&item[..item.len().min(80)]).into_owned(),
+                Err(e) => self.refused.push(Rejected {
+                    key: String::from_utf8_lossy(item).chars().take(80).collect(),
                     reason: format!("does not decode: {e}"),
+                    data: item.to_vec(),
                 }),
             }
         }
-        self.reject(&undecodable);
         if !records.is_empty() {
             self.metrics.batch_size.with_label_values(&self.label()).observe(records.len() as f64);
             self.metrics.records_in.with_label_values(&self.label()).inc_by(records.len() as u64);
@@ -339,7 +369,7 @@ impl<S: Sink> Worker<S> {
                 return false;
             }
         }
-        self.commit(batch.end()).await
+        self.keep_refused().await && self.commit(batch.end()).await
     }
 
     /// Writes records until they are all written, at most `write_limit` per write; false

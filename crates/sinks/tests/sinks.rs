@@ -191,7 +191,8 @@ async fn a_record_over_the_kinesis_limit_is_rejected_with_an_event() {
     if let Record::Post(p) = &mut big {
         p.text = "x".repeat(1_100_000);
     }
-    let fan = Delivery::new(journal("big"), &b, b.watch_flags(), both_on())
+    let dir = journal_dir("big");
+    let fan = Delivery::new(journal_at(&dir, 1 << 32), &b, b.watch_flags(), both_on())
         .sink("kinesis_write", KinesisSink::new(kin.clone(), &stream, &stream), fast_config(), metrics())
         .start(None);
     fan.accept(std::slice::from_ref(&big)).await.unwrap();
@@ -205,6 +206,59 @@ async fn a_record_over_the_kinesis_limit_is_rejected_with_an_event() {
     let evs = events(&prefix).await;
     let rejected = evs.iter().find(|e| e.code == "sink.rejected").expect("a rejection event");
     assert!(rejected.message.contains(&big.key()) && rejected.message.contains("1 MiB"), "{}", rejected.message);
+    let letters = cashtag_sinks::DeadLetters::in_spool(&dir).list("kinesis").unwrap();
+    assert_eq!(letters.iter().map(|l| l.decode()).collect::<Vec<_>>(), [Some(big)], "kept as a dead letter");
+}
+
+#[tokio::test]
+async fn a_record_mongodb_refuses_is_kept_as_a_dead_letter_and_redriven_once_the_cause_is_fixed() {
+    let prefix = unique("t-sinks-dead");
+    let b = bus(&prefix, "twitter");
+    let client = cashtag_stores::mongo::connect(&mongo_uri(), "test").await.unwrap();
+    let db = client.database(&unique("dead"));
+    // An operator's validation rule refuses long posts.
+    let rule = bson::doc! { "$jsonSchema": { "properties": { "text": { "bsonType": "string", "maxLength": 40 } } } };
+    db.create_collection("posts").validator(rule).await.unwrap();
+    let mut long = record(0);
+    if let Record::Post(p) = &mut long {
+        p.text = format!("{} and a much longer story after that", p.text);
+    }
+    let dir = journal_dir("dead");
+    let fan = Delivery::new(journal_at(&dir, 1 << 32), &b, b.watch_flags(), both_on())
+        .sink("mongo_write", MongoSink::new(&client, db.name()), fast_config(), metrics())
+        .start(None);
+    fan.accept(&[long.clone(), record(10)]).await.unwrap();
+    assert!(fan.wait_idle(Duration::from_secs(30)).await);
+    assert_eq!(fan.status()[0].rejected, 1);
+    let posts = db.collection::<bson::Document>("posts");
+    assert_eq!(posts.count_documents(bson::doc! {}).await.unwrap(), 1, "the other record is written");
+
+    // Kept, with its reason and the whole record, and said so in the event.
+    let dead = cashtag_sinks::DeadLetters::in_spool(&dir);
+    let letters = dead.list("mongo").unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].key, long.key());
+    assert!(letters[0].reason.contains("121"), "MongoDB's validation error: {}", letters[0].reason);
+    assert_eq!(letters[0].decode(), Some(long.clone()), "the record itself is kept");
+    assert!(b.events().flush(Duration::from_secs(5)).await);
+    let evs = events(&prefix).await;
+    let ev = evs.iter().find(|e| e.code == "sink.rejected").expect("a rejection event");
+    assert!(ev.message.contains("dead-letters/mongo.jsonl") && ev.message.contains(&long.key()), "{}", ev.message);
+
+    // While the rule stands, a redrive keeps it (with the new reason) and says so.
+    let mut sink = MongoSink::new(&client, db.name());
+    let again = dead.redrive(&mut sink, Duration::from_secs(5)).await.unwrap();
+    assert_eq!((again.written, again.refused, again.kept), (0, 1, 0), "{again:?}");
+    assert_eq!(dead.list("mongo").unwrap().len(), 1);
+
+    // The operator relaxes the rule: the redrive writes it and the dead letters are empty.
+    db.run_command(bson::doc! { "collMod": "posts", "validator": {} }).await.unwrap();
+    let done = dead.redrive(&mut sink, Duration::from_secs(5)).await.unwrap();
+    assert_eq!((done.written, done.refused, done.kept), (1, 0, 0), "{done:?}");
+    assert!(dead.list("mongo").unwrap().is_empty());
+    assert_eq!(posts.count_documents(bson::doc! {}).await.unwrap(), 2);
+    fan.shutdown(Duration::from_secs(5)).await;
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

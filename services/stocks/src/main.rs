@@ -36,6 +36,10 @@ enum Command {
     /// Import price files (Yahoo Finance OHLCV CSV, Alpaca bar pages); a bad line is
     /// reported with its file and line and skipped.
     Import(history_cmd::ImportArgs),
+    /// The records a sink refused for good (kept beside the journal): list them, or write
+    /// them to their sink again once the cause is fixed.
+    #[command(subcommand_value_name = "ACTION")]
+    DeadLetters(cashtag_intake::cli::DeadLetterArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +57,11 @@ fn main() -> std::process::ExitCode {
         Command::Import(a) => {
             cashtag_runtime::main("cashtag-stocks", Logging::Cli, cli.globals.config.as_deref(), |s| async move {
                 history_cmd::import(&s, a, quiet).await
+            })
+        }
+        Command::DeadLetters(a) => {
+            cashtag_runtime::main("cashtag-stocks", Logging::Cli, cli.globals.config.as_deref(), |s| async move {
+                cashtag_intake::dead_letters::run(&s, "stocks", a).await
             })
         }
     }

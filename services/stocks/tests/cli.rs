@@ -158,3 +158,56 @@ async fn a_token_stays_out_of_trace_logs_events_and_config_errors() {
     assert!(!said.contains(TOKEN), "the token is echoed: {said}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `dead-letters list` shows what a sink refused; `redrive` writes it once the store takes
+/// it, says so with an event, and leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_redriven_from_the_command_line() {
+    use cashtag_core::{Record, Ticker, Trade};
+    let prefix = unique("t-stocks-dead");
+    let db_name = unique("stocksdead");
+    let spool = std::env::temp_dir().join(unique("spool"));
+    let ts = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+    let trade = Record::Trade(Trade {
+        provider: "sim".into(),
+        ticker: Ticker::parse("AAPL").unwrap(),
+        ts,
+        received_at: ts,
+        price: 190.5,
+        size: 10.0,
+        exchange: Some("V".into()),
+        trade_id: Some("1".into()),
+        conditions: vec![],
+        seq: 1,
+    });
+    let dead = cashtag_sinks::DeadLetters::in_spool(&spool);
+    dead.append("mongo", &[cashtag_sinks::Rejected::record(&trade, "MongoDB error 121: failed validation".into())])
+        .unwrap();
+    let cmd = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("CASHTAG_REDIS_URL", redis_url())
+            .env("CASHTAG_REDIS_PREFIX", &prefix)
+            .env("CASHTAG_MONGO_URI", mongo_uri())
+            .env("CASHTAG_MONGO_DATABASE", &db_name)
+            .env("CASHTAG_SINKS_SPOOL_DIR", &spool)
+            .output()
+            .unwrap()
+    };
+    let list = cmd(&["dead-letters", "list"]);
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains(&trade.key()) && text.contains("error 121"), "{text}");
+    assert!(String::from_utf8_lossy(&list.stderr).contains("1 dead letter(s)"));
+
+    let redrive = cmd(&["dead-letters", "redrive", "--sink", "mongo"]);
+    let said = String::from_utf8_lossy(&redrive.stdout);
+    assert!(redrive.status.success(), "{said} {}", String::from_utf8_lossy(&redrive.stderr));
+    assert!(said.contains("1 written"), "{said}");
+    let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
+    assert_eq!(trades(&client.database(&db_name)).await, 1, "the trade is in MongoDB");
+    assert!(dead.list("mongo").unwrap().is_empty());
+    let events = cashtag_intake::harness::bus(&prefix, "reader").peek_events(100).await.unwrap();
+    assert!(events.iter().any(|e| e.code == "sink.redriven" && e.message.contains("1 written")), "{events:?}");
+    let _ = std::fs::remove_dir_all(spool);
+}

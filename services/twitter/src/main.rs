@@ -42,6 +42,10 @@ enum Command {
     /// Import tweet archives (X v1.1 or v2 JSON lines, StockTwits messages; gzip and
     /// directory trees too); a bad line is reported with its file and line and skipped.
     Import(history_cmd::ImportArgs),
+    /// The records a sink refused for good (kept beside the journal): list them, or write
+    /// them to their sink again once the cause is fixed.
+    #[command(subcommand_value_name = "ACTION")]
+    DeadLetters(cashtag_intake::cli::DeadLetterArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,6 +67,11 @@ fn main() -> std::process::ExitCode {
         Command::Import(a) => {
             cashtag_runtime::main("cashtag-twitter", Logging::Cli, cli.globals.config.as_deref(), |s| async move {
                 history_cmd::import(&s, a, cli.globals.quiet).await
+            })
+        }
+        Command::DeadLetters(a) => {
+            cashtag_runtime::main("cashtag-twitter", Logging::Cli, cli.globals.config.as_deref(), |s| async move {
+                cashtag_intake::dead_letters::run(&s, "twitter", a).await
             })
         }
     }

@@ -147,8 +147,10 @@ catalog! {
     SINK_RECOVERED = "sink.recovered", Activity;
     /// A sink starts with records a previous run accepted and did not write.
     SINK_BACKLOG = "sink.backlog", Warning;
-    /// A sink refused records for good (too large, invalid); they are not retried.
+    /// A sink refused records for good (too large, invalid); they are kept in the dead letters.
     SINK_REJECTED = "sink.rejected", Error;
+    /// Dead letters were written to their sink again (`dead-letters redrive`).
+    SINK_REDRIVEN = "sink.redriven", Activity;
     /// The journal reached its size limit; intake waits until the sinks catch up.
     JOURNAL_FULL = "journal.full", Error;
     /// The journal cannot be written or read (a full or failing disk); intake retries.

@@ -27,11 +27,29 @@ pub fn sink_backlog(sink: &str, backlog_bytes: u64) -> EventDraft {
         .with("backlog_bytes", backlog_bytes)
 }
 
-pub fn sink_rejected(sink: &str, count: u64, sample: Vec<String>) -> EventDraft {
-    error(SINK_REJECTED, format!("{sink}: {count} record(s) refused and not retried: {}", sample.join("; ")))
-        .with("sink", sink)
-        .with("count", count)
-        .with("sample", sample)
+pub fn sink_rejected(sink: &str, count: u64, sample: Vec<String>, kept_in: &str) -> EventDraft {
+    error(
+        SINK_REJECTED,
+        format!("{sink}: {count} record(s) refused, kept in {kept_in} (dead-letters redrive): {}", sample.join("; ")),
+    )
+    .with("sink", sink)
+    .with("count", count)
+    .with("sample", sample)
+    .with("kept_in", kept_in)
+}
+
+pub fn sink_redriven(sink: &str, written: usize, duplicates: usize, refused: usize, kept: usize) -> EventDraft {
+    activity(
+        SINK_REDRIVEN,
+        format!(
+            "{sink}: dead letters written again: {written} written, {duplicates} already there, {refused} refused again, {kept} kept"
+        ),
+    )
+    .with("sink", sink)
+    .with("written", written)
+    .with("duplicates", duplicates)
+    .with("refused", refused)
+    .with("kept", kept)
 }
 
 pub fn journal_full(bytes: u64, max: u64) -> EventDraft {
