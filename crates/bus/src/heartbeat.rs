@@ -53,6 +53,7 @@ impl Bus {
                     _ = tick.tick() => {}
                     _ = stop.cancelled() => break,
                 }
+                bus.send_held_back();
                 let hb = Heartbeat {
                     service: bus.identity().service.clone(),
                     instance: bus.identity().instance.clone(),

@@ -18,6 +18,7 @@ mod control;
 mod flags;
 mod heartbeat;
 pub mod keys;
+pub mod limit;
 mod streams;
 mod watch;
 mod watchlist;
@@ -31,7 +32,7 @@ pub use control::{ControlCommand, ControlHold, ControlState};
 pub use flags::{FlagChange, Flags};
 pub use heartbeat::Heartbeat;
 pub use keys::Keys;
-pub use streams::{StreamConsumer, StreamEntry, StreamWriter, StreamWriterStats};
+pub use streams::{StreamCap, StreamConsumer, StreamEntry, StreamWriter, StreamWriterStats};
 
 /// Errors from the bus.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,16 @@ pub struct Bus {
     /// Where the outboxes live (events, counts), for a long-running service.
     outbox_dir: Option<std::path::PathBuf>,
     pub(crate) outages: std::sync::Arc<watch::OutageTracker>,
+    /// Holds back storms of one error (see [`limit`]).
+    limiter: std::sync::Arc<limit::EventLimiter>,
+    /// The counts stream's memory cap, for [`Bus::counts_writer`].
+    counts_max_mb: u64,
+}
+
+/// The stream caps a bus is opened with.
+struct Caps {
+    events: StreamCap,
+    counts_max_mb: u64,
 }
 
 /// Opens an outbox journal (one writer: this process).
@@ -117,7 +128,14 @@ impl Bus {
         clock: Clock,
         events_maxlen: u64,
     ) -> Result<Self, BusError> {
-        Self::open_with(url, prefix, identity, clock, events_maxlen, None)
+        Self::open_with(url, prefix, identity, clock, Self::default_caps(events_maxlen), None)
+    }
+
+    /// The stream caps of [`Bus::open`]: the events' entries as given, memory as the
+    /// default settings say.
+    fn default_caps(events_maxlen: u64) -> Caps {
+        let d = cashtag_core::config::StreamSettings::default();
+        Caps { events: StreamCap::new(events_maxlen, d.events_max_mb), counts_max_mb: d.counts_max_mb }
     }
 
     /// Like [`Bus::open`], with the events and counts outboxes in `outbox_dir` (locked: one
@@ -131,7 +149,7 @@ impl Bus {
         events_maxlen: u64,
         outbox_dir: &std::path::Path,
     ) -> Result<Self, BusError> {
-        Self::open_with(url, prefix, identity, clock, events_maxlen, Some(outbox_dir.to_path_buf()))
+        Self::open_with(url, prefix, identity, clock, Self::default_caps(events_maxlen), Some(outbox_dir.to_path_buf()))
     }
 
     fn open_with(
@@ -139,7 +157,7 @@ impl Bus {
         prefix: &str,
         identity: Identity,
         clock: Clock,
-        events_maxlen: u64,
+        caps: Caps,
         outbox_dir: Option<std::path::PathBuf>,
     ) -> Result<Self, BusError> {
         let client = redis::Client::open(url).context("redis URL")?;
@@ -147,8 +165,19 @@ impl Bus {
             ConnectionManager::new_lazy_with_config(client.clone(), manager_config()).context("connection manager")?;
         let keys = Keys::new(prefix);
         let outbox = outbox_dir.as_deref().map(|d| open_outbox(d, "events", keys.log_group())).transpose()?;
-        let events = StreamWriter::spawn(client.clone(), keys.events_stream(), events_maxlen, 100_000, outbox)?;
-        Ok(Bus { client, conn, keys, identity, clock, events, outbox_dir, outages: Default::default() })
+        let events = StreamWriter::spawn(client.clone(), keys.events_stream(), caps.events, 100_000, outbox)?;
+        Ok(Bus {
+            client,
+            conn,
+            keys,
+            identity,
+            clock,
+            events,
+            outbox_dir,
+            outages: Default::default(),
+            limiter: Default::default(),
+            counts_max_mb: caps.counts_max_mb,
+        })
     }
 
     /// Opens the bus from the suite settings (no outbox).
@@ -177,7 +206,10 @@ impl Bus {
             &settings.redis.prefix,
             Identity { service: service.to_string(), instance: settings.instance() },
             clock,
-            settings.streams.events_maxlen,
+            Caps {
+                events: StreamCap::new(settings.streams.events_maxlen, settings.streams.events_max_mb),
+                counts_max_mb: settings.streams.counts_max_mb,
+            },
             outbox_dir,
         )
     }
@@ -223,9 +255,26 @@ impl Bus {
     }
 
     /// Stamps an event and queues it for the events stream (never blocks, survives Redis
-    /// outages up to the writer's buffer); also logs it through `tracing`.
+    /// outages up to the writer's buffer); also logs it through `tracing`. Errors and
+    /// warnings past the [`limit`]er's burst are counted, not sent one by one.
     pub fn emit(&self, draft: EventDraft) {
-        self.publish(self.stamp(draft));
+        let now = std::time::Instant::now();
+        self.send_held_back_at(now);
+        if let Some(draft) = self.limiter.admit(draft, now) {
+            self.publish(self.stamp(draft));
+        }
+    }
+
+    /// Sends the summaries of held-back events whose window has ended (the heartbeat calls
+    /// this, so a storm's count arrives even when nothing else is emitted).
+    pub fn send_held_back(&self) {
+        self.send_held_back_at(std::time::Instant::now());
+    }
+
+    fn send_held_back_at(&self, now: std::time::Instant) {
+        for summary in self.limiter.due(now) {
+            self.publish(self.stamp(summary));
+        }
     }
 
     /// This bus as the [`Emitter`] that sources, roll-ups, backups and the predictor report
@@ -254,7 +303,8 @@ impl Bus {
     /// A writer for the counts stream.
     pub fn counts_writer(&self, maxlen: u64) -> Result<StreamWriter<cashtag_core::CountSample>, BusError> {
         let outbox = self.outbox_dir.as_deref().map(|d| open_outbox(d, "counts", self.keys.log_group())).transpose()?;
-        StreamWriter::spawn(self.client.clone(), self.keys.counts_stream(), maxlen, 100_000, outbox)
+        let cap = StreamCap::new(maxlen, self.counts_max_mb);
+        StreamWriter::spawn(self.client.clone(), self.keys.counts_stream(), cap, 100_000, outbox)
     }
 
     /// The oldest `count` events on the events stream (valid ones only), without

@@ -93,7 +93,7 @@ impl<T: Serialize + Send + 'static> StreamWriter<T> {
     pub fn spawn(
         client: redis::Client,
         stream: String,
-        maxlen: u64,
+        cap: StreamCap,
         buffer: usize,
         outbox: Option<Outbox>,
     ) -> Result<Self, BusError> {
@@ -105,7 +105,10 @@ impl<T: Serialize + Send + 'static> StreamWriter<T> {
         let task = WriteLoop {
             conn,
             stream: stream.clone(),
-            maxlen,
+            cap,
+            trim_len: cap.maxlen,
+            measured: None,
+            written_since: 0,
             stats: stats.clone(),
             outbox: outbox.map(|o| OutboxState {
                 reader: o.journal.reader(OUTBOX_READER),
@@ -185,7 +188,13 @@ struct OutboxState {
 struct WriteLoop {
     conn: ConnectionManager,
     stream: String,
-    maxlen: u64,
+    cap: StreamCap,
+    /// The `MAXLEN ~` the writes use: the entry cap, lower while the stream is over its
+    /// memory cap.
+    trim_len: u64,
+    /// When the stream's memory was last measured, and entries written since.
+    measured: Option<Instant>,
+    written_since: u64,
     stats: Arc<StreamWriterStats>,
     outbox: Option<OutboxState>,
 }
@@ -196,7 +205,78 @@ fn parse_id(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
+/// How large a stream may grow: entries (`MAXLEN ~`) and memory in Redis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamCap {
+    pub maxlen: u64,
+    /// 0: no memory cap.
+    pub max_bytes: u64,
+}
+
+impl StreamCap {
+    /// A cap of entries and of MiB.
+    pub fn new(maxlen: u64, max_mb: u64) -> Self {
+        StreamCap { maxlen, max_bytes: max_mb * 1024 * 1024 }
+    }
+}
+
+/// How often a writer measures its stream's memory.
+const MEASURE_EVERY: Duration = Duration::from_secs(5);
+/// … or every this many entries written.
+const MEASURE_ENTRIES: u64 = 2_000;
+/// The fewest entries a memory cap trims a stream to.
+const MIN_TRIM_LEN: u64 = 1_000;
+
 impl WriteLoop {
+    /// Measures the stream (every [`MEASURE_EVERY`] or [`MEASURE_ENTRIES`] entries written,
+    /// whichever comes first) and, when it is over its
+    /// memory cap, lowers the `MAXLEN` of the writes to what fits in 90% of it (from the
+    /// entries' average size) and trims at once. Every writer of a stream does the same,
+    /// so the cap holds whoever writes.
+    async fn keep_under_memory_cap(&mut self) {
+        let recent = self.measured.is_some_and(|t| t.elapsed() < MEASURE_EVERY);
+        if self.cap.max_bytes == 0 || (recent && self.written_since < MEASURE_ENTRIES) {
+            return;
+        }
+        self.measured = Some(Instant::now());
+        self.written_since = 0;
+        let measured: Result<(Option<u64>, u64), _> = redis::pipe()
+            .cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&self.stream)
+            .arg("SAMPLES")
+            .arg(64)
+            .cmd("XLEN")
+            .arg(&self.stream)
+            .query_async(&mut self.conn)
+            .await;
+        let Ok((Some(bytes), len)) = measured else { return };
+        if bytes == 0 || len == 0 {
+            return;
+        }
+        let fits = (len as f64 * 0.9 * self.cap.max_bytes as f64 / bytes as f64) as u64;
+        let trim_len = fits.clamp(MIN_TRIM_LEN, self.cap.maxlen.max(MIN_TRIM_LEN)).min(self.cap.maxlen);
+        if trim_len != self.trim_len && (bytes > self.cap.max_bytes || trim_len > self.trim_len) {
+            if bytes > self.cap.max_bytes {
+                tracing::warn!(
+                    stream = %self.stream, bytes, max_bytes = self.cap.max_bytes, entries = len, keep = trim_len,
+                    "the stream is over its memory cap: the oldest entries are trimmed"
+                );
+                let trimmed: Result<u64, _> = redis::cmd("XTRIM")
+                    .arg(&self.stream)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(trim_len)
+                    .query_async(&mut self.conn)
+                    .await;
+                if let Err(e) = trimmed {
+                    tracing::debug!(stream = %self.stream, error = %e, "XTRIM failed");
+                }
+            }
+            self.trim_len = trim_len;
+        }
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
         let mut memory: Vec<String> = Vec::new();
@@ -248,7 +328,7 @@ impl WriteLoop {
                     .arg(&self.stream)
                     .arg("MAXLEN")
                     .arg("~")
-                    .arg(self.maxlen)
+                    .arg(self.trim_len)
                     .arg("*")
                     .arg(DATA_FIELD)
                     .arg(json);
@@ -256,6 +336,8 @@ impl WriteLoop {
             match pipe.query_async::<Vec<String>>(&mut self.conn).await {
                 Ok(ids) => {
                     self.stats.written.fetch_add(items.len() as u64, Ordering::Relaxed);
+                    self.written_since += items.len() as u64;
+                    self.keep_under_memory_cap().await;
                     return ids;
                 }
                 Err(e) => {

@@ -266,3 +266,25 @@ async fn recent_events_are_the_newest_newest_first_and_a_hold_round_trips() {
     assert_eq!(b.release_hold().await.unwrap(), Some(hold));
     assert_eq!(b.release_hold().await.unwrap(), None);
 }
+
+/// A stream over its memory cap is trimmed to what fits, whatever its entry cap says: a
+/// backlog nobody reads cannot fill Redis.
+#[tokio::test]
+async fn a_stream_is_kept_under_its_memory_cap() {
+    let key = unique("t-bus-cap-stream");
+    let client = redis::Client::open(redis_url()).unwrap();
+    let cap = cashtag_bus::StreamCap::new(1_000_000, 2);
+    let writer = cashtag_bus::StreamWriter::<String>::spawn(client.clone(), key.clone(), cap, 100_000, None).unwrap();
+    let kilobyte = "x".repeat(1024);
+    for _ in 0..20_000 {
+        writer.push(kilobyte.clone());
+    }
+    assert!(writer.flush(Duration::from_secs(30)).await);
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let bytes: u64 =
+        redis::cmd("MEMORY").arg("USAGE").arg(&key).arg("SAMPLES").arg(0).query_async(&mut c).await.unwrap();
+    let len: u64 = redis::cmd("XLEN").arg(&key).query_async(&mut c).await.unwrap();
+    assert!(bytes <= 3 * 1024 * 1024, "{bytes} bytes in {len} entries (20 MiB written, cap 2 MiB)");
+    assert!(len >= 1_000, "it keeps the newest entries: {len}");
+    let _: () = redis::cmd("DEL").arg(&key).query_async(&mut c).await.unwrap();
+}

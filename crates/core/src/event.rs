@@ -160,6 +160,19 @@ impl EventDraft {
         &self.message
     }
 
+    /// A structured field, if set.
+    pub fn field(&self, key: &str) -> Option<&serde_json::Value> {
+        self.fields.get(key)
+    }
+
+    /// This event standing for `n` like it that were held back over `secs` seconds (by
+    /// the bus's limiter): the count in the message and in a `held_back` field.
+    pub fn held_back(mut self, n: u64, secs: u64) -> EventDraft {
+        self.message = format!("{n} like this in the last {secs} s were held back; the last: {}", self.message);
+        self.fields.insert("held_back".into(), n.into());
+        self
+    }
+
     /// The event, stamped with its id, time and origin, and capped in size: a message
     /// longer than [`MAX_MESSAGE_CHARS`] and field values larger than [`MAX_FIELD_BYTES`]
     /// are cut with a marker, so no event is too large to store.

@@ -226,7 +226,8 @@ async fn a_hanging_webhook_does_not_stall_storage() {
     // Every error is an alert for the hanging webhook; storage must keep up anyway.
     let t0 = Instant::now();
     for i in 0..300 {
-        stocks.emit(stocks.event(EventKind::Error, "source.error", format!("e{i}")));
+        // Published past the bus's limiter: the log's storage is under test, not the limiter.
+        stocks.publish(stocks.stamp(stocks.event(EventKind::Error, "source.error", format!("e{i}"))));
         if i % 50 == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

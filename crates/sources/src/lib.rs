@@ -222,11 +222,17 @@ impl SourceCtx {
         self.out.send(record).await.is_ok()
     }
 
-    /// Sends every record of a payload on, reporting the items that did not parse; false
-    /// when the intake has gone away.
+    /// Sends every record of a payload on, reporting the items that did not parse (in one
+    /// event per payload: a frame of 100,000 bad items is one event); false when the
+    /// intake has gone away.
     pub async fn deliver(&self, provider: &str, payload: &str, parsed: Parsed) -> bool {
-        for e in &parsed.errors {
-            self.malformed(provider, e, payload);
+        match parsed.errors.as_slice() {
+            [] => {}
+            [one] => self.malformed(provider, one, payload),
+            [first, ..] => {
+                let problem = format!("{} items skipped, the first: {first}", parsed.errors.len());
+                self.malformed(provider, &problem, payload);
+            }
         }
         for r in parsed.records {
             if !self.emit(r).await {

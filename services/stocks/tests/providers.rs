@@ -380,3 +380,57 @@ async fn a_recording_replays_into_the_same_records() {
     assert_eq!(replayed, live);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// An error storm: one frame of 100,000 bad items, then frame after frame of bad items. It
+/// is one event per frame at most, held back past the bus's burst; the events stream stays
+/// small in Redis, and the good trades around the storm are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_bad_items_stays_small_in_redis_and_the_good_data_flows() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_url = format!("ws://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        send(&mut ws, serde_json::json!([{"T":"success","msg":"connected"}])).await;
+        let _auth = recv_json(&mut ws).await;
+        send(&mut ws, serde_json::json!([{"T":"success","msg":"authenticated"}])).await;
+        let sub = recv_json(&mut ws).await;
+        send(&mut ws, serde_json::json!([{"T":"subscription","trades":sub["trades"]}])).await;
+        let bad = |n: usize| serde_json::Value::Array(vec![serde_json::json!({"T":"t","S":"AAPL","p":"oops"}); n]);
+        send(&mut ws, bad(100_000)).await;
+        send(&mut ws, serde_json::json!([trade("AAPL", 1, "2026-11-24T15:00:00Z")])).await;
+        for _ in 0..200 {
+            send(&mut ws, bad(500)).await;
+        }
+        send(&mut ws, serde_json::json!([trade("AAPL", 2, "2026-11-24T15:00:01Z")])).await;
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    let rest = alpaca_rest(Arc::new(Mutex::new(Seen::default()))).await;
+    let h = start(alpaca(&ws_url, &rest, "key"), &["AAPL"], fast_config()).await;
+    h.control(true, 0).await;
+    assert_eq!(h.wait_count("trades", doc! {}, 2, Duration::from_secs(30)).await, 2, "the good trades are stored");
+
+    let producer = cashtag_intake::harness::bus(&h.prefix, "reader");
+    let events = h.events().await;
+    let malformed: Vec<_> = events.iter().filter(|e| e.code == "source.malformed").collect();
+    assert!(!malformed.is_empty() && malformed.len() <= cashtag_bus::limit::BURST as usize, "{}", malformed.len());
+    assert!(malformed[0].message.contains("100000 items skipped"), "{}", malformed[0].message);
+    let stream = producer.keys().events_stream();
+    let mut c = producer.conn();
+    let bytes: u64 = memory_usage(&mut c, &stream).await;
+    assert!(bytes < 256 * 1024, "the events stream holds {bytes} bytes after 200,100 bad items");
+    h.finish().await;
+}
+
+/// `MEMORY USAGE key SAMPLES 0`: the exact size of a key in Redis.
+async fn memory_usage(c: &mut redis::aio::ConnectionManager, key: &str) -> u64 {
+    redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg(key)
+        .arg("SAMPLES")
+        .arg(0)
+        .query_async::<Option<u64>>(c)
+        .await
+        .unwrap()
+        .unwrap_or(0)
+}

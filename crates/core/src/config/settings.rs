@@ -203,11 +203,16 @@ pub struct StreamSettings {
     pub events_maxlen: u64,
     /// Approximate cap of the counts stream.
     pub counts_maxlen: u64,
+    /// Memory cap of the events stream in Redis (MiB): past it the oldest entries are
+    /// trimmed, so a backlog the log has not read cannot fill Redis.
+    pub events_max_mb: u64,
+    /// Memory cap of the counts stream (MiB).
+    pub counts_max_mb: u64,
 }
 
 impl Default for StreamSettings {
     fn default() -> Self {
-        StreamSettings { events_maxlen: 1_000_000, counts_maxlen: 1_000_000 }
+        StreamSettings { events_maxlen: 1_000_000, counts_maxlen: 1_000_000, events_max_mb: 256, counts_max_mb: 64 }
     }
 }
 
