@@ -1,8 +1,12 @@
 //! `restore`: verifies, then restores documents and indexes, into another database if
-//! asked; refuses to overwrite a non-empty collection without `drop`. The archive is read
-//! twice (verify, then restore): the second read must give the manifest's SHA-256 too, or
-//! nothing is swapped in; index definitions from the archive are checked before they are
-//! created (a crafted TTL index would delete what was restored).
+//! asked; refuses to overwrite a non-empty collection without `drop` — checked before and
+//! again right before the swap, so documents the suite writes meanwhile are never dropped.
+//! The archive is read twice (verify, then restore): the second read is of the same stored
+//! version (its version id, or its ETag as a precondition) and must give the manifest's
+//! SHA-256 too, or nothing is swapped in; index definitions from the archive are checked
+//! before they are created (a crafted TTL index would delete what was restored). All
+//! collections are staged complete before any is swapped in, and a swap that fails half-way
+//! puts back those already swapped.
 
 use std::collections::BTreeMap;
 
@@ -35,7 +39,7 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: &Progress,
 ) -> Result<u64, BackupError> {
-    let (manifest, _) = verify(s3, target, key).await?;
+    let (manifest, verified) = verify(s3, target, key).await?;
     let dbs: std::collections::BTreeSet<&str> = manifest.collections.iter().map(|c| c.database.as_str()).collect();
     if opts.to_db.is_some() && dbs.len() > 1 {
         return Err(BackupError::Config(format!(
@@ -77,7 +81,8 @@ pub async fn restore(
             db.collection::<Document>(n).drop().await.map_err(mongo_err("dropping a left-over restore"))?;
         }
     }
-    let result = restore_into(mongo, s3, target, key, &manifest, &chosen, &target_db, &staged, progress).await;
+    let source = Verified { key, manifest: &manifest, version: &verified.version };
+    let result = restore_into(mongo, s3, target, &source, &chosen, &target_db, &staged, progress).await;
     let restored = match result {
         Ok(n) => n,
         Err(e) => {
@@ -88,21 +93,139 @@ pub async fn restore(
             return Err(e);
         }
     };
-    for c in &chosen {
-        let tdb = target_db(&c.database);
-        let from = format!("{tdb}.{}", staged(&c.collection));
-        let to = format!("{tdb}.{}", c.collection);
-        mongo
-            .database("admin")
-            .run_command(doc! {"renameCollection": &from, "to": &to, "dropTarget": true})
-            .await
-            .map_err(mongo_err(&format!("swapping {to} in")))?;
+    let swap =
+        Swap { mongo, target_db: &target_db, staged: &staged, aside: &|coll: &str| format!("{coll}.replaced-{stamp}") };
+    if let Err(e) = swap.all_in(&chosen, opts.drop).await {
+        for c in &chosen {
+            let _ = mongo.database(&target_db(&c.database)).collection::<Document>(&staged(&c.collection)).drop().await;
+        }
+        return Err(e);
     }
     Ok(restored)
 }
 
-/// The archive read for the restore is the one verified: an object replaced in between
-/// (or damaged on the way) is refused before anything is swapped in.
+/// The last step of a restore: the staged collections replace the targets, all of them or
+/// none.
+struct Swap<'a> {
+    mongo: &'a Client,
+    target_db: &'a (dyn Fn(&str) -> String + Sync),
+    staged: &'a (dyn Fn(&str) -> String + Sync),
+    aside: &'a (dyn Fn(&str) -> String + Sync),
+}
+
+impl Swap<'_> {
+    fn name(&self, c: &CollectionEntry, name: &str) -> String {
+        format!("{}.{name}", (self.target_db)(&c.database))
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), mongodb::error::Error> {
+        self.mongo
+            .database("admin")
+            .run_command(doc! {"renameCollection": from, "to": to, "dropTarget": false})
+            .await
+            .map(|_| ())
+    }
+
+    /// Without `drop`, every target is checked again first: one that received documents
+    /// while the restore ran refuses the whole restore (something writes there: the suite's
+    /// fetchers, which would lose what they wrote). Then each target is renamed aside and
+    /// its staged collection renamed in; a failure puts back those already swapped. Last,
+    /// the set-aside collections are dropped — without `drop`, after anything written to
+    /// them between the check and the rename has been copied into the restored collection.
+    async fn all_in(&self, chosen: &[&CollectionEntry], drop: bool) -> Result<(), BackupError> {
+        if !drop {
+            for c in chosen {
+                let coll = self.mongo.database(&(self.target_db)(&c.database)).collection::<Document>(&c.collection);
+                let n = coll.count_documents(doc! {}).await.map_err(mongo_err("checking the target again"))?;
+                if n > 0 {
+                    return Err(BackupError::Refused(format!(
+                        "{} received {n} documents while the restore ran: something writes there (stop the fetchers with `cashtagctl stop --reason …`, or restore with --to-db into a new database); nothing was swapped in",
+                        self.name(c, &c.collection)
+                    )));
+                }
+            }
+        }
+        let mut swapped: Vec<(&CollectionEntry, bool)> = Vec::new();
+        for c in chosen {
+            match self.swap_one(c).await {
+                Ok(had_target) => swapped.push((c, had_target)),
+                Err(e) => {
+                    let mut failed_back = Vec::new();
+                    for (c, had_target) in swapped.iter().rev() {
+                        if let Err(back) = self.put_back(c, *had_target).await {
+                            failed_back.push(format!("{}: {back}", self.name(c, &c.collection)));
+                        }
+                    }
+                    let note = if failed_back.is_empty() {
+                        "the collections swapped before it were put back".to_string()
+                    } else {
+                        format!("these could not be put back: {}", failed_back.join("; "))
+                    };
+                    return Err(BackupError::Mongo {
+                        what: format!("swapping {} in ({note})", self.name(c, &c.collection)),
+                        source: e,
+                    });
+                }
+            }
+        }
+        for (c, had_target) in swapped {
+            if !had_target {
+                continue;
+            }
+            let db = self.mongo.database(&(self.target_db)(&c.database));
+            let aside = db.collection::<RawDocumentBuf>(&(self.aside)(&c.collection));
+            if !drop {
+                let late: Vec<RawDocumentBuf> = futures::TryStreamExt::try_collect(
+                    aside.find(doc! {}).await.map_err(mongo_err("reading late writes"))?,
+                )
+                .await
+                .map_err(mongo_err("reading late writes"))?;
+                if !late.is_empty() {
+                    let into = db.collection::<RawDocumentBuf>(&c.collection);
+                    if let Err(e) = into.insert_many(late).ordered(false).await
+                        && !duplicates_only(&e)
+                    {
+                        return Err(mongo_err("copying late writes into the restored collection")(e));
+                    }
+                }
+            }
+            aside.drop().await.map_err(mongo_err("dropping the replaced collection"))?;
+        }
+        Ok(())
+    }
+
+    /// Renames the target aside (when it exists) and the staged collection in; whether
+    /// there was a target.
+    async fn swap_one(&self, c: &CollectionEntry) -> Result<bool, mongodb::error::Error> {
+        let db = self.mongo.database(&(self.target_db)(&c.database));
+        let had_target = db.list_collection_names().filter(doc! {"name": &c.collection}).await?.len() == 1;
+        if had_target {
+            self.rename(&self.name(c, &c.collection), &self.name(c, &(self.aside)(&c.collection))).await?;
+        }
+        self.rename(&self.name(c, &(self.staged)(&c.collection)), &self.name(c, &c.collection)).await?;
+        Ok(had_target)
+    }
+
+    /// Undoes [`Swap::swap_one`].
+    async fn put_back(&self, c: &CollectionEntry, had_target: bool) -> Result<(), mongodb::error::Error> {
+        self.rename(&self.name(c, &c.collection), &self.name(c, &(self.staged)(&c.collection))).await?;
+        if had_target {
+            self.rename(&self.name(c, &(self.aside)(&c.collection)), &self.name(c, &c.collection)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An `insert_many` that failed only on documents already there.
+fn duplicates_only(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::InsertMany(ime) => {
+            ime.write_concern_error.is_none() && ime.write_errors.iter().flatten().all(|w| w.code == 11000)
+        }
+        _ => false,
+    }
+}
+
 fn same_archive(manifest: &Manifest, read: &str) -> Result<(), BackupError> {
     if read == manifest.sha256 {
         Ok(())
@@ -155,13 +278,19 @@ fn checked_index(collection: &str, mut spec: Document) -> Result<Document, Backu
 }
 
 /// Restores the chosen collections' documents and indexes into their staged names.
+/// The archive as verified: its key, manifest, and the stored version that was read.
+struct Verified<'a> {
+    key: &'a str,
+    manifest: &'a Manifest,
+    version: &'a crate::s3::ObjectVersion,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn restore_into(
     mongo: &Client,
     s3: &aws_sdk_s3::Client,
     target: &Target,
-    key: &str,
-    manifest: &Manifest,
+    source: &Verified<'_>,
     chosen: &[&CollectionEntry],
     target_db: &(dyn Fn(&str) -> String + Sync),
     staged: &(dyn Fn(&str) -> String + Sync),
@@ -174,7 +303,8 @@ async fn restore_into(
     // A batch of up to 1,000 documents or 8 MiB, sent when full and at each collection's end.
     let mut batch: Vec<RawDocumentBuf> = Vec::new();
     let mut batch_bytes = 0usize;
-    let reader = read_remote(s3, &target.bucket, key, move |db, coll, doc| {
+    let manifest = source.manifest;
+    let reader = read_remote(s3, &target.bucket, source.key, Some(source.version), move |db, coll, doc| {
         if !keep.contains(&(db.to_string(), coll.to_string())) {
             return Ok(());
         }

@@ -154,13 +154,40 @@ pub async fn get_json(s3: &Client, bucket: &str, key: &str) -> Result<Option<ser
     }
 }
 
-/// A streamed download.
-pub async fn open(s3: &Client, bucket: &str, key: &str) -> Result<ByteStream, BackupError> {
-    match s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(o) => Ok(o.body),
+/// Which stored version of an object a download read: the version id in a versioned
+/// bucket, else the ETag (the object's content as it was).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectVersion {
+    pub version_id: Option<String>,
+    pub e_tag: Option<String>,
+}
+
+/// A streamed download, of the version `pin` names when given (its version id, or the
+/// ETag as a precondition: an object replaced since is refused, never read instead).
+pub async fn open(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    pin: Option<&ObjectVersion>,
+) -> Result<(ByteStream, ObjectVersion), BackupError> {
+    let mut req = s3.get_object().bucket(bucket).key(key);
+    match pin {
+        Some(ObjectVersion { version_id: Some(v), .. }) => req = req.version_id(v),
+        Some(ObjectVersion { e_tag: Some(t), .. }) => req = req.if_match(t),
+        _ => {}
+    }
+    match req.send().await {
+        Ok(o) => {
+            let version =
+                ObjectVersion { version_id: o.version_id.clone().filter(|v| v != "null"), e_tag: o.e_tag.clone() };
+            Ok((o.body, version))
+        }
         Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
             Err(BackupError::NotFound(key.to_string()))
         }
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Err(BackupError::corrupt(format!(
+            "{key} was replaced after it was verified (its ETag changed); nothing was restored from it"
+        ))),
         Err(e) => Err(explain(bucket, &format!("downloading {key}"), e)),
     }
 }

@@ -26,6 +26,8 @@ pub struct Contents {
     pub documents: BTreeMap<(String, String), u64>,
     /// (database, collection) → index specs.
     pub indexes: BTreeMap<(String, String), Vec<Document>>,
+    /// The stored version that was read (a restore reads the same one again).
+    pub version: crate::s3::ObjectVersion,
 }
 
 /// Reads an archive through, validating every document. `on_doc` sees each document
@@ -76,21 +78,25 @@ pub(crate) fn read_archive<R: Read>(
     }
     let gz = tar.into_inner();
     let (sha256, bytes) = gz.into_inner().finish().map_err(corrupt)?;
-    Ok(Contents { sha256, bytes, documents, indexes })
+    Ok(Contents { sha256, bytes, documents, indexes, version: Default::default() })
 }
 
-/// Runs `read_archive` over a streamed S3 download in a blocking thread.
+/// Runs `read_archive` over a streamed S3 download in a blocking thread; of the version
+/// `pin` names, when given.
 pub(crate) async fn read_remote(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
+    pin: Option<&crate::s3::ObjectVersion>,
     on_doc: impl FnMut(&str, &str, Option<RawDocumentBuf>) -> Result<(), BackupError> + Send + 'static,
 ) -> Result<Contents, BackupError> {
-    let body = crate::s3::open(s3, bucket, key).await?;
+    let (body, version) = crate::s3::open(s3, bucket, key, pin).await?;
     let reader = tokio_util::io::SyncIoBridge::new(body.into_async_read());
-    tokio::task::spawn_blocking(move || read_archive(reader, on_doc))
+    let mut contents = tokio::task::spawn_blocking(move || read_archive(reader, on_doc))
         .await
-        .map_err(|e| BackupError::Io { what: "archive reader".into(), source: Some(Box::new(e)) })?
+        .map_err(|e| BackupError::Io { what: "archive reader".into(), source: Some(Box::new(e)) })??;
+    contents.version = version;
+    Ok(contents)
 }
 
 /// Checks an archive against its manifest; marks it verified.
@@ -99,7 +105,7 @@ pub async fn verify(s3: &aws_sdk_s3::Client, target: &Target, key: &str) -> Resu
         Some(v) => serde_json::from_value(v).map_err(|e| BackupError::corrupt_by("manifest", e))?,
         None => return Err(BackupError::NotFound(manifest_key(key))),
     };
-    let contents = read_remote(s3, &target.bucket, key, |_, _, _| Ok(())).await?;
+    let contents = read_remote(s3, &target.bucket, key, None, |_, _, _| Ok(())).await?;
     if contents.sha256 != manifest.sha256 {
         return Err(BackupError::corrupt(format!(
             "SHA-256 mismatch: the manifest says {}, the archive is {}",

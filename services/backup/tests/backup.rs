@@ -415,3 +415,84 @@ async fn a_failed_restore_with_drop_keeps_the_old_data() {
     let names = db.list_collection_names().await.unwrap();
     assert!(names.iter().all(|n| !n.contains("restoring")), "no temporary collection left: {names:?}");
 }
+
+/// A restore without `--drop` into a collection that receives documents while the restore
+/// runs refuses at the swap: what was written stays, nothing is swapped in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_written_during_a_restore_are_never_dropped() {
+    let e = Env::new("during").await;
+    let client = mongo().await;
+    let db = client.database(&e.db);
+    let docs: Vec<Document> = (0..20_000).map(|i| doc! {"i": i, "pad": "p".repeat(200)}).collect();
+    db.collection::<Document>("c").insert_many(docs).await.unwrap();
+    e.ok(&["run"]);
+    let key = e.newest();
+    let to = unique("during-to");
+    let target = cashtag_backup_core::Target {
+        bucket: e.bucket.clone(),
+        prefix: "backups".into(),
+        env: e.env.clone(),
+        part_size: 5 << 20,
+        work_dir: None,
+    };
+    // A writer that waits for the restore to start staging, then writes into the target.
+    let writer = {
+        let dst = client.database(&to);
+        tokio::spawn(async move {
+            loop {
+                let names = dst.list_collection_names().await.unwrap();
+                if names.iter().any(|n| n.starts_with("c.restoring-")) {
+                    dst.collection::<Document>("c").insert_one(doc! {"written": "during the restore"}).await.unwrap();
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let opts = cashtag_backup_core::RestoreOptions { to_db: Some(to.clone()), ..Default::default() };
+    let progress = cashtag_telemetry::progress::Progress::new(true);
+    let s3c = s3().await;
+    let result = cashtag_backup_core::restore(&client, &s3c, &target, &key, &opts, &progress).await;
+    writer.await.unwrap();
+    let err = result.expect_err("the restore must refuse").to_string();
+    assert!(err.contains("received 1 documents while the restore ran"), "{err}");
+    let left: Vec<Document> =
+        client.database(&to).collection::<Document>("c").find(doc! {}).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(left.len(), 1, "the document written meanwhile is still there, alone");
+    let names = client.database(&to).list_collection_names().await.unwrap();
+    assert!(names.iter().all(|n| !n.contains("restoring") && !n.contains("replaced")), "{names:?}");
+}
+
+/// The restore's second read is of the version that was verified: in a versioned bucket it
+/// reads that version; otherwise an object replaced since is refused, never read instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_second_read_is_pinned_to_the_verified_version() {
+    use cashtag_backup_core::s3::open;
+    let s3c = s3().await;
+    for versioned in [true, false] {
+        let bucket = unique("t-pin");
+        s3c.create_bucket().bucket(&bucket).send().await.unwrap();
+        if versioned {
+            let on = aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build();
+            s3c.put_bucket_versioning().bucket(&bucket).versioning_configuration(on).send().await.unwrap();
+        }
+        let put =
+            |body: &'static [u8]| s3c.put_object().bucket(&bucket).key("a.tar.gz").body(body.to_vec().into()).send();
+        put(b"the verified archive").await.unwrap();
+        let (_, pin) = open(&s3c, &bucket, "a.tar.gz", None).await.unwrap();
+        assert_eq!(pin.version_id.is_some(), versioned, "{pin:?}");
+        put(b"a replacement").await.unwrap();
+        match open(&s3c, &bucket, "a.tar.gz", Some(&pin)).await {
+            Ok((body, _)) => {
+                assert!(versioned, "an unversioned replacement must be refused");
+                assert_eq!(&body.collect().await.unwrap().into_bytes()[..], b"the verified archive");
+            }
+            Err(e) => {
+                assert!(!versioned, "{e}");
+                assert!(e.to_string().contains("was replaced after it was verified"), "{e}");
+            }
+        }
+    }
+}
