@@ -37,6 +37,8 @@ fn build_archive(items: std::sync::mpsc::Receiver<ArchiveItem>, parts: PartWrite
             ArchiveItem::File { name, path, size } => {
                 h.set_size(size);
                 tar.append_data(&mut h, &name, std::fs::File::open(&path)?)?;
+                // In the archive now: the disk holds one collection at a time, not the dump.
+                std::fs::remove_file(&path)?;
             }
             ArchiveItem::Bytes { name, data } => {
                 h.set_size(data.len() as u64);
@@ -99,6 +101,61 @@ async fn dump_collection(
     Ok((docs, bytes))
 }
 
+/// A backup's staging directory (`cashtag-staging-*` in `backup.work_dir`), locked for the
+/// life of the backup. Directories a killed backup left are removed when the next one
+/// starts (their lock is free), so an OOM kill or a power loss never fills the disk for
+/// good; a staged collection is removed as soon as it is in the archive.
+struct Staging {
+    dir: tempfile::TempDir,
+    _lock: std::fs::File,
+}
+
+impl Staging {
+    const PREFIX: &'static str = "cashtag-staging-";
+
+    fn create(work_dir: Option<&std::path::Path>) -> Result<Staging, BackupError> {
+        let root = work_dir.map(std::path::Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+        std::fs::create_dir_all(&root).map_err(io_err("creating backup.work_dir"))?;
+        Self::clean(&root);
+        let dir =
+            tempfile::Builder::new().prefix(Self::PREFIX).tempdir_in(&root).map_err(io_err("staging directory"))?;
+        let lock = std::fs::File::create(dir.path().join("LOCK")).map_err(io_err("staging lock"))?;
+        lock.lock().map_err(io_err("staging lock"))?;
+        Ok(Staging { dir, _lock: lock })
+    }
+
+    /// Removes what earlier backups left, unless one is still running (its lock is held).
+    fn clean(root: &std::path::Path) {
+        let Ok(entries) = std::fs::read_dir(root) else { return };
+        for e in entries.flatten() {
+            let path = e.path();
+            if !e.file_name().to_string_lossy().starts_with(Self::PREFIX) || !path.is_dir() {
+                continue;
+            }
+            let free = match std::fs::File::open(path.join("LOCK")) {
+                Ok(f) => f.try_lock().is_ok(),
+                // No lock file: killed before it was made.
+                Err(_) => true,
+            };
+            if free {
+                let freed = crate::dir_bytes(&path);
+                match std::fs::remove_dir_all(&path) {
+                    Ok(()) => {
+                        tracing::warn!(dir = %path.display(), bytes = freed, "removed what a killed backup staged")
+                    }
+                    Err(err) => {
+                        tracing::warn!(dir = %path.display(), error = %err, "cannot remove a killed backup's staging")
+                    }
+                }
+            }
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
 /// Backs up the databases to S3 (or, with `local`, to a file). Returns the manifest.
 pub async fn backup(
     mongo: &Client,
@@ -111,11 +168,7 @@ pub async fn backup(
     let started = Instant::now();
     crate::s3::check_bucket(s3, &target.bucket).await?;
     let key = target.key_for(now);
-    let staging = match &target.work_dir {
-        Some(d) => tempfile::tempdir_in(d),
-        None => tempfile::tempdir(),
-    }
-    .map_err(io_err("staging directory"))?;
+    let staging = Staging::create(target.work_dir.as_deref())?;
 
     let (part_tx, part_rx) = mpsc::channel::<Vec<u8>>(1);
     // The upload completes only when the whole dump succeeded; otherwise it is aborted and
@@ -186,4 +239,29 @@ pub async fn backup(
         return Err(e);
     }
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod staging_tests {
+    use super::*;
+
+    /// What a killed backup staged is removed when the next one starts; a running one's
+    /// staging (its lock held) is left alone; a finished one leaves nothing.
+    #[test]
+    fn a_killed_backups_staging_is_removed_and_a_running_ones_kept() {
+        let work = tempfile::tempdir().unwrap();
+        let killed = work.path().join("cashtag-staging-killed");
+        std::fs::create_dir_all(&killed).unwrap();
+        std::fs::write(killed.join("LOCK"), b"").unwrap();
+        std::fs::write(killed.join("cashtag.posts.bson"), vec![0u8; 1 << 20]).unwrap();
+        let running = Staging::create(Some(work.path())).unwrap();
+        let running_path = running.path().to_path_buf();
+        assert!(!killed.exists(), "the killed backup's files are gone");
+        let next = Staging::create(Some(work.path())).unwrap();
+        assert!(running_path.exists(), "a running backup's staging is kept");
+        drop(running);
+        drop(next);
+        let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(left.is_empty(), "finished backups leave nothing: {left:?}");
+    }
 }

@@ -124,6 +124,20 @@ impl cashtag_core::exit::ExitStatus for BackupError {
     }
 }
 
+/// The bytes of the files under a directory (for the log line about what was freed).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 fn mongo_err(what: &str) -> impl Fn(mongodb::error::Error) -> BackupError + '_ {
     move |source| BackupError::Mongo { what: what.to_string(), source }
 }

@@ -58,6 +58,32 @@ pub struct Scheduled<'a> {
     pub databases: &'a [String],
 }
 
+/// One backup, scheduled or on demand (`cashtag-backup run`, `cashtagctl backup now`),
+/// reported as a `backup.start` and a `backup.done` or `backup.failed` event.
+pub async fn run_once(
+    events: &Emitter,
+    mongo: &mongodb::Client,
+    s3: &aws_sdk_s3::Client,
+    target: &Target,
+    databases: &[String],
+    progress: &Progress,
+) -> Result<crate::manifest::Manifest, BackupError> {
+    events.emit(catalog::backup_start());
+    let t0 = std::time::Instant::now();
+    let result = crate::backup(mongo, s3, target, databases, events.clock().now(), progress).await;
+    match &result {
+        Ok(m) => events.emit(catalog::backup_done(
+            &m.key,
+            m.collections.len(),
+            m.documents(),
+            m.archive_bytes,
+            m.duration_secs,
+        )),
+        Err(e) => events.emit(catalog::backup_failed(e.chain(), t0.elapsed().as_secs_f64(), e.exit_code())),
+    }
+    result
+}
+
 /// Backs up on the plan until shutdown: first the run a down host missed (if any), then
 /// each scheduled one. Every run is a `backup.start` and a `backup.done` or
 /// `backup.failed` event; a failure never stops the schedule.
@@ -80,18 +106,7 @@ pub async fn run_schedule(job: Scheduled<'_>, shutdown: CancellationToken) {
             }
         }
         due = None;
-        events.emit(catalog::backup_start());
-        let t0 = std::time::Instant::now();
-        match crate::backup(mongo, s3, target, databases, clock.now(), &progress).await {
-            Ok(m) => events.emit(catalog::backup_done(
-                &m.key,
-                m.collections.len(),
-                m.documents(),
-                m.archive_bytes,
-                m.duration_secs,
-            )),
-            Err(e) => events.emit(catalog::backup_failed(e.chain(), t0.elapsed().as_secs_f64(), e.exit_code())),
-        }
+        let _ = run_once(events, mongo, s3, target, databases, &progress).await;
         if shutdown.is_cancelled() {
             break;
         }

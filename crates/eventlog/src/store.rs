@@ -59,6 +59,11 @@ impl LogStore {
         LogStore { db: client.database(database) }
     }
 
+    /// The database it stores in.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     fn events(&self) -> Collection<RawDocumentBuf> {
         self.db.collection(collections::EVENTS)
     }

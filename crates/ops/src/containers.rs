@@ -27,6 +27,10 @@ pub struct ContainerView {
     pub health_output: Option<String>,
     /// A cashtag service (its command is a `cashtag-*` binary): it should have a heartbeat.
     pub cashtag_service: bool,
+    /// The last line it logged, for a container that is not healthy (`cashtagctl` reads it
+    /// from the engine; none from the inspect answer alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_log: Option<String>,
 }
 
 fn instant(s: Option<&String>) -> Option<DateTime<Utc>> {
@@ -68,6 +72,7 @@ impl ContainerView {
                 .and_then(|cfg| cfg.cmd.as_ref())
                 .and_then(|cmd| cmd.first())
                 .is_some_and(|p| p.starts_with("cashtag-")),
+            last_log: None,
         }
     }
 
@@ -88,9 +93,18 @@ impl ContainerView {
             }
             ("exited", _) if self.oom_killed => "was killed for lack of memory (OOM)".to_string(),
             ("exited", _) => format!("exited with code {}", self.exit_code.unwrap_or(-1)),
+            ("restarting", _) => {
+                let why = if self.oom_killed {
+                    "killed for lack of memory (OOM)".to_string()
+                } else {
+                    format!("exit code {}", self.exit_code.unwrap_or(-1))
+                };
+                format!("is restarting ({} restarts; last {why})", self.restarts)
+            }
             (s, _) => format!("is {s}"),
         };
-        Some(format!("{} {what}", self.service))
+        let said = self.last_log.as_deref().map(|l| format!("; its last line: {l}")).unwrap_or_default();
+        Some(format!("{} {what}{said}", self.service))
     }
 
     /// How long it has run (none when not running).

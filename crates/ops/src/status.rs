@@ -12,6 +12,9 @@ use crate::suite::SuiteState;
 /// A cashtag container this long up without a heartbeat is a problem (before, it may be
 /// starting).
 const HEARTBEAT_GRACE: TimeDelta = TimeDelta::seconds(60);
+/// A sink down this long is a problem (before, a note: a restart or a short outage that
+/// the journal rides out).
+pub const SINK_DOWN_PROBLEM_SECS: f64 = 60.0;
 
 /// Everything `cashtagctl status` shows.
 #[derive(Debug, Clone, Serialize)]
@@ -58,17 +61,23 @@ impl Status {
                     if f.blocked {
                         problems.push(format!("{}: the journal is full; records cannot be accepted", f.service));
                     }
-                    for sink in &f.sinks {
-                        if sink.enabled && !sink.up {
-                            notes.push(format!(
-                                "{}: {} down for {:.0} s; {} wait in the journal",
-                                f.service,
-                                sink.sink,
-                                sink.down_seconds,
-                                human_bytes(sink.backlog_bytes)
-                            ));
-                        }
+                    for sink in f.sinks.iter().filter(|s| s.enabled && !s.up) {
+                        let what = format!(
+                            "{}: {} down for {:.0} s; {} wait in the journal",
+                            f.service,
+                            sink.sink,
+                            sink.down_seconds,
+                            human_bytes(sink.backlog_bytes)
+                        );
+                        if sink.down_seconds >= SINK_DOWN_PROBLEM_SECS { problems.push(what) } else { notes.push(what) }
                     }
+                }
+                if let Some(b) = s.last_backup.as_ref().filter(|b| b.code == cashtag_core::catalog::BACKUP_FAILED) {
+                    problems.push(format!(
+                        "the last backup failed at {}: {}",
+                        b.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        b.message
+                    ));
                 }
                 if let Some(h) = s.held_at(now) {
                     notes.push(format!("the data sources are stopped for maintenance: {}", h.state_reason()));
@@ -145,7 +154,11 @@ impl Status {
             out.push('\n');
         };
         let on_off = |on: bool| if on { "on" } else { "off" };
-        line(format!("Sources     {} since {}: {}", on_off(s.control.is_on()), ny(s.control.at), s.control.reason));
+        if s.control.at.timestamp() == 0 {
+            line("Sources     off: no control state yet (the manager sets it when it starts)".into());
+        } else {
+            line(format!("Sources     {} since {}: {}", on_off(s.control.is_on()), ny(s.control.at), s.control.reason));
+        }
         match &s.market {
             // Held, the manager's "next change" is the calendar's, not when the stop ends.
             Some(_) if s.held_at(self.now).is_some() => {

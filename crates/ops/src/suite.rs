@@ -85,6 +85,8 @@ pub struct SuiteState {
     pub fetchers: Vec<FetcherView>,
     /// The newest error events, newest first.
     pub errors: Vec<Event>,
+    /// The newest `backup.done` or `backup.failed` among the recent events.
+    pub last_backup: Option<Event>,
 }
 
 impl SuiteState {
@@ -111,10 +113,13 @@ impl SuiteState {
             .find(|h| h.service == "manager")
             .and_then(|h| serde_json::from_value::<MarketView>(h.info.clone()).ok());
         let fetchers = heartbeats.iter().filter_map(FetcherView::from_heartbeat).collect();
+        let backup_codes = [cashtag_core::catalog::BACKUP_DONE, cashtag_core::catalog::BACKUP_FAILED];
+        let last_backup =
+            events.iter().filter(|e| backup_codes.contains(&e.code.as_str())).max_by_key(|e| e.at).cloned();
         let mut errors: Vec<Event> = events.into_iter().filter(|e| e.kind == EventKind::Error).collect();
         errors.sort_by_key(|e| std::cmp::Reverse(e.at));
         errors.truncate(ERRORS_SHOWN);
-        SuiteState { control, hold, market, flags, heartbeats, fetchers, errors }
+        SuiteState { control, hold, market, flags, heartbeats, fetchers, errors, last_backup }
     }
 
     /// The live heartbeat of a service, if any.

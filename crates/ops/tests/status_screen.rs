@@ -134,3 +134,57 @@ fn without_containers_or_a_bus_the_screen_says_so() {
     let bus_down = Status::new("p", Utc::now(), recorded("healthy").containers, Err("Redis at x: timed out".into()));
     assert_eq!(bus_down.problems, ["the bus cannot be read: Redis at x: timed out"]);
 }
+
+/// What the healthy moment would say with one thing wrong: the screen must not say "All
+/// healthy" for a sink down past the threshold, a failed backup or a restart loop, and it
+/// names the exit code and the last log line.
+#[test]
+fn a_long_sink_outage_a_failed_backup_and_a_restart_loop_are_problems() {
+    let healthy = recorded("healthy");
+    let rebuild = |containers: Vec<ContainerView>, suite: SuiteState| {
+        Status::new(&healthy.project, healthy.now, containers, Ok(suite))
+    };
+    let suite = healthy.suite.clone().unwrap();
+
+    let mut down = suite.clone();
+    let kinesis = &mut down.fetchers[0].sinks[1];
+    (kinesis.up, kinesis.down_seconds) = (false, 30.0);
+    let brief = rebuild(healthy.containers.clone(), down.clone());
+    assert!(brief.healthy() && brief.notes.iter().any(|n| n.contains("kinesis down for 30 s")), "{:?}", brief.notes);
+    down.fetchers[0].sinks[1].down_seconds = 90.0;
+    let long = rebuild(healthy.containers.clone(), down);
+    assert!(long.problems.iter().any(|p| p.starts_with("stocks: kinesis down for 90 s")), "{:?}", long.problems);
+
+    let mut failed = suite.clone();
+    let event: Event = serde_json::from_value(serde_json::json!({
+        "id": "b-1", "at": "2026-11-24T22:30:00Z", "service": "backup", "instance": "b", "kind": "error",
+        "code": "backup.failed", "message": "backup failed after 3.0 s: MongoDB: timed out", "fields": {}
+    }))
+    .unwrap();
+    failed.last_backup = Some(event);
+    let s = rebuild(healthy.containers.clone(), failed);
+    assert!(
+        s.problems.iter().any(|p| p.contains("the last backup failed at") && p.contains("timed out")),
+        "{:?}",
+        s.problems
+    );
+    assert!(!s.render().contains("All healthy"));
+
+    let mut containers = healthy.containers.clone();
+    let stocks = containers.iter_mut().find(|c| c.service == "stocks").unwrap();
+    (stocks.state, stocks.restarts, stocks.exit_code) = ("restarting".into(), 7, Some(2));
+    stocks.last_log = Some("error: watchlist.file /etc/cashtag/watchlist.toml is not a file".into());
+    let s = rebuild(containers, suite.clone());
+    assert_eq!(
+        s.problems,
+        [
+            "stocks is restarting (7 restarts; last exit code 2); its last line: error: watchlist.file /etc/cashtag/watchlist.toml is not a file"
+        ]
+    );
+
+    let mut never = suite;
+    never.control = ControlState::initial();
+    let screen = rebuild(healthy.containers.clone(), never).render();
+    assert!(screen.contains("Sources     off: no control state yet"), "{screen}");
+    assert!(!screen.contains("1969"), "{screen}");
+}

@@ -182,7 +182,46 @@ impl Service {
             .await
             .map_err(|e| Failure::usage(format!("http.listen {listen}: {e}")))?;
         self.server = Some(server);
+        let health = &self.telemetry.health;
+        health.set_dependency_grace(Duration::from_secs(self.settings.heartbeat.dependency_grace_secs));
+        let bus = self.bus.clone();
+        self.watch_dependency("redis", move || {
+            let bus = bus.clone();
+            async move { bus.ping().await.is_ok() }
+        });
         Ok(addr)
+    }
+
+    /// Checks a server the service depends on every heartbeat interval (each check with a
+    /// 3 s deadline): `/healthz` says 503 once it has failed for
+    /// `heartbeat.dependency_grace_secs`, and 200 again once it answers.
+    pub fn watch_dependency<F, Fut>(&self, name: &'static str, check: F)
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = bool> + Send,
+    {
+        let health = self.telemetry.health.clone();
+        let every = Duration::from_secs(self.settings.heartbeat.interval_secs.max(1));
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                let answered = tokio::time::timeout(Duration::from_secs(3), check()).await.unwrap_or(false);
+                health.dependency(name, answered);
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// [`Service::watch_dependency`] for MongoDB (a `ping` on the service's database).
+    pub fn watch_mongo(&self, db: &mongodb::Database) {
+        let db = db.clone();
+        self.watch_dependency("mongodb", move || {
+            let db = db.clone();
+            async move { db.run_command(bson::doc! {"ping": 1}).await.is_ok() }
+        });
     }
 
     /// Sends heartbeats with `info` (also shown on `/healthz`) until shutdown.

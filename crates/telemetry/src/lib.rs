@@ -88,15 +88,23 @@ pub fn shutdown_token() -> CancellationToken {
     token
 }
 
-/// The health a service reports on `/healthz`.
+/// The health a service reports on `/healthz`: what the service itself sets, and the
+/// servers it depends on — one failing for longer than the grace makes it unhealthy.
 #[derive(Debug, Clone)]
 pub struct Health {
     inner: Arc<Mutex<(bool, serde_json::Value)>>,
+    /// Dependency → since when it fails (none while it answers).
+    deps: Arc<Mutex<std::collections::BTreeMap<String, Option<std::time::Instant>>>>,
+    grace: Arc<Mutex<std::time::Duration>>,
 }
 
 impl Default for Health {
     fn default() -> Self {
-        Health { inner: Arc::new(Mutex::new((true, serde_json::json!({})))) }
+        Health {
+            inner: Arc::new(Mutex::new((true, serde_json::json!({})))),
+            deps: Default::default(),
+            grace: Arc::new(Mutex::new(std::time::Duration::from_secs(30))),
+        }
     }
 }
 
@@ -106,8 +114,47 @@ impl Health {
         *self.inner.lock().unwrap() = (healthy, details);
     }
 
+    /// How long a dependency may fail before the service is unhealthy.
+    pub fn set_dependency_grace(&self, grace: std::time::Duration) {
+        *self.grace.lock().unwrap() = grace;
+    }
+
+    /// Records whether a dependency answered its last check.
+    pub fn dependency(&self, name: &str, answered: bool) {
+        let mut deps = self.deps.lock().unwrap();
+        let since = deps.entry(name.to_string()).or_insert(None);
+        match (answered, *since) {
+            (true, _) => *since = None,
+            (false, None) => *since = Some(std::time::Instant::now()),
+            (false, Some(_)) => {}
+        }
+    }
+
+    /// Healthy, and the details with each dependency's state.
     pub fn get(&self) -> (bool, serde_json::Value) {
-        self.inner.lock().unwrap().clone()
+        let (mut ok, mut details) = self.inner.lock().unwrap().clone();
+        let grace = *self.grace.lock().unwrap();
+        let deps = self.deps.lock().unwrap();
+        if deps.is_empty() {
+            return (ok, details);
+        }
+        let mut states = serde_json::Map::new();
+        for (name, since) in deps.iter() {
+            let state = match since {
+                None => "ok".to_string(),
+                Some(t) => {
+                    let failing = t.elapsed();
+                    ok &= failing < grace;
+                    format!("unreachable for {:.0} s", failing.as_secs_f64())
+                }
+            };
+            states.insert(name.clone(), state.into());
+        }
+        if !details.is_object() {
+            details = serde_json::json!({ "service": details });
+        }
+        details.as_object_mut().expect("an object").insert("dependencies".into(), states.into());
+        (ok, details)
     }
 }
 

@@ -291,6 +291,7 @@ async fn follow(settings: &Settings, backfill_from: Option<DateTime<Utc>>) -> Re
     svc.heartbeat(|| serde_json::Value::Null);
     let metrics = RollupMetrics::register(&svc.telemetry);
     let db = database(settings).await?;
+    svc.watch_mongo(&db);
     let config = FollowConfig {
         trailing: TimeDelta::minutes(settings.analysis.trailing_minutes as i64),
         trailing_every: settings.analysis.trailing_every as u32,

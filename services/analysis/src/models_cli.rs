@@ -317,6 +317,7 @@ pub async fn predict(settings: &Settings) -> Result<(), Failure> {
     svc.serve(PREDICT_PORT, axum::Router::new()).await?;
     svc.heartbeat(|| serde_json::Value::Null);
     let db = crate::database(settings).await?;
+    svc.watch_mongo(&db);
     if let Err(e) = cashtag_analysis_core::rollup::ensure_indexes(&db).await {
         svc.bus.emit(catalog::rollup_indexes(&e));
     }

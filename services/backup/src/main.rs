@@ -86,15 +86,21 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
     let clock = settings.clock.clock()?;
     match cli.command {
         Command::Run => {
-            let m = cashtag_backup_core::backup(
-                &mongo(&settings).await?,
-                &s3,
-                &target,
-                &settings.backup.databases,
-                clock.now(),
-                &progress,
-            )
-            .await;
+            // On demand too, the run is reported (the status screen and the alerts go by
+            // the newest backup.done or backup.failed).
+            let bus =
+                cashtag_bus::Bus::from_settings(&settings, "backup", clock.clone()).map_err(cashtag_runtime::config)?;
+            let mongo = mongo(&settings).await;
+            let m = match mongo {
+                Ok(mongo) => {
+                    let dbs = &settings.backup.databases;
+                    cashtag_backup_core::schedule::run_once(&bus.emitter(), &mongo, &s3, &target, dbs, &progress).await
+                }
+                Err(e) => Err(e),
+            };
+            if !bus.events().flush(std::time::Duration::from_secs(5)).await {
+                eprintln!("warning: the backup events did not reach Redis");
+            }
             let m = m.map_err(hint_credentials)?;
             println!(
                 "backed up {} collections, {} documents, {} bytes in {:.1} s\n{}\nsha256 {}",
@@ -196,6 +202,7 @@ async fn schedule(settings: Settings, target: Target, s3: cashtag_stores::s3::S3
     svc.serve(DEFAULT_PORT, axum::Router::new()).await?;
     svc.heartbeat(|| serde_json::Value::Null);
     let mongo = mongo(&settings).await?;
+    svc.watch_mongo(&mongo.database("admin"));
     let job = Scheduled {
         plan: &plan,
         events: &svc.bus.emitter(),

@@ -14,13 +14,15 @@ struct Env {
     bucket: String,
     env: String,
     db: String,
+    /// The Redis prefix the command's events go under.
+    prefix: String,
 }
 
 impl Env {
     async fn new(name: &str) -> Env {
         let bucket = unique(&format!("t-{name}"));
         s3().await.create_bucket().bucket(&bucket).send().await.unwrap();
-        Env { bucket, env: unique("env"), db: unique(&format!("bk{name}")) }
+        Env { bucket, env: unique("env"), db: unique(&format!("bk{name}")), prefix: unique(&format!("t-bk{name}")) }
     }
 
     fn cmd(&self, args: &[&str]) -> Output {
@@ -38,8 +40,23 @@ impl Env {
             .env("CASHTAG_BACKUP_ENV", &self.env)
             .env("CASHTAG_BACKUP_DATABASES", &self.db)
             .env("CASHTAG_BACKUP_PART_SIZE_MB", "5")
+            .env("CASHTAG_REDIS_URL", cashtag_testkit::redis_url())
+            .env("CASHTAG_REDIS_PREFIX", &self.prefix)
             .output()
             .unwrap()
+    }
+
+    /// The codes of the events the commands sent.
+    async fn event_codes(&self) -> Vec<String> {
+        let bus = cashtag_bus::Bus::open(
+            &cashtag_testkit::redis_url(),
+            &self.prefix,
+            cashtag_bus::Identity { service: "test".into(), instance: unique("i") },
+            cashtag_core::Clock::System,
+            1_000,
+        )
+        .unwrap();
+        bus.peek_events(1_000).await.unwrap().into_iter().map(|e| e.code).collect()
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -158,6 +175,7 @@ async fn backup_verify_restore_round_trip_is_identical_and_readable_by_pymongo()
 
     let out = e.ok(&["run"]);
     assert!(out.contains("4 collections, 50000 documents"), "{out}");
+    assert_eq!(e.event_codes().await, ["backup.start", "backup.done"], "an on-demand run is reported");
     let key = e.newest();
     assert!(key.starts_with(&format!("backups/{}/", e.env)) && key.ends_with(".tar.gz"), "{key}");
     let out = e.ok(&["verify", &key]);
@@ -348,7 +366,9 @@ fn backup_command(e: &Env, mongo_uri: &str, args: &[&str]) -> Command {
         .env("CASHTAG_AWS_ENDPOINT", aws_endpoint())
         .env("CASHTAG_BACKUP_BUCKET", &e.bucket)
         .env("CASHTAG_BACKUP_ENV", &e.env)
-        .env("CASHTAG_BACKUP_DATABASES", &e.db);
+        .env("CASHTAG_BACKUP_DATABASES", &e.db)
+        .env("CASHTAG_REDIS_URL", cashtag_testkit::redis_url())
+        .env("CASHTAG_REDIS_PREFIX", &e.prefix);
     c
 }
 
@@ -373,6 +393,7 @@ async fn a_failed_dump_leaves_no_partial_archive() {
         .unwrap();
     assert!(!out.status.success(), "the dump should have failed");
     assert_eq!(out.status.code(), Some(5), "a MongoDB failure: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(e.event_codes().await, ["backup.start", "backup.failed"], "a failed on-demand run is reported");
     let listed = e.ok(&["list", "--json"]);
     assert!(listed.trim().is_empty(), "nothing is listed: {listed}");
     let s3c = s3().await;

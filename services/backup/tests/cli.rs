@@ -15,7 +15,10 @@ fn base() -> Command {
             c.env_remove(k);
         }
     }
-    c.env("CASHTAG_MONGO_URI", mongo_uri()).env("CASHTAG_AWS_ENDPOINT", aws_endpoint());
+    c.env("CASHTAG_MONGO_URI", mongo_uri())
+        .env("CASHTAG_AWS_ENDPOINT", aws_endpoint())
+        .env("CASHTAG_REDIS_URL", redis_url())
+        .env("CASHTAG_REDIS_PREFIX", cashtag_testkit::unique("t-bkcli"));
     c
 }
 

@@ -48,6 +48,8 @@ fn backup(bucket: &str, db: &str) {
         .env("CASHTAG_BACKUP_ENV", "memory")
         .env("CASHTAG_BACKUP_DATABASES", db)
         .env("CASHTAG_BACKUP_PART_SIZE_MB", "5")
+        .env("CASHTAG_REDIS_URL", cashtag_testkit::redis_url())
+        .env("CASHTAG_REDIS_PREFIX", cashtag_testkit::unique("t-bkmem"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -195,8 +195,27 @@ impl Host {
         open_bus(&redis_url(ip, password.as_deref()), &self.prefix, password.is_some()).await
     }
 
+    /// The containers; each that is not healthy with the last line it logged.
     async fn views(&self) -> Result<Vec<ContainerView>, OpsError> {
-        Ok(self.engine.containers().await?.iter().map(ContainerView::from_inspect).collect())
+        let mut views: Vec<ContainerView> =
+            self.engine.containers().await?.iter().map(ContainerView::from_inspect).collect();
+        for v in views.iter_mut().filter(|v| !v.is_healthy()) {
+            v.last_log = self.last_line(&v.service).await;
+        }
+        Ok(views)
+    }
+
+    /// A service's last log line, readable and short; none when it cannot be read.
+    async fn last_line(&self, service: &str) -> Option<String> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let query = LogQuery { follow: false, tail: Some(1), since: None };
+        let services = [service.to_string()];
+        let read = self.engine.logs(&services, &query, tx);
+        let (_, line) = tokio::join!(read, rx.recv());
+        let text = line?.text;
+        let text = logs::readable(&text).unwrap_or(text);
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.chars().take(300).collect())
     }
 }
 

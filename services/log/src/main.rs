@@ -94,6 +94,7 @@ async fn store(settings: &Settings) -> anyhow::Result<LogStore> {
 async fn run(settings: Settings) -> Result<(), Failure> {
     let mut svc = Service::start("log", &settings, "events and counts")?;
     let store = store(&settings).await.map_err(cashtag_runtime::config)?;
+    let database = store.database().clone();
     let retention = Duration::from_secs(settings.log.retention_days * 86_400);
     let indexes = tokio::time::timeout(Duration::from_secs(10), store.ensure_indexes(retention)).await;
     if let Err(e) = indexes.unwrap_or_else(|_| Err(mongodb::error::Error::custom("timed out"))) {
@@ -133,6 +134,7 @@ async fn run(settings: Settings) -> Result<(), Failure> {
     );
     svc.heartbeat(|| serde_json::Value::Null);
     svc.serve(DEFAULT_PORT, axum::Router::new()).await?;
+    svc.watch_mongo(&database);
     let stats = ingest.run(svc.shutdown.clone()).await;
     tracing::info!(
         events = stats.events.load(std::sync::atomic::Ordering::Relaxed),

@@ -187,3 +187,62 @@ async fn tail_and_counts_print_the_seeded_rows() {
     assert!(lines[1].contains("AAPL") && lines[1].contains(" 23 "), "{text}");
     assert!(lines[3].contains("AAPL") && lines[3].ends_with("-21"), "{text}");
 }
+
+/// `/healthz`'s status code and body, over a plain HTTP/1.0 request.
+fn healthz(port: u16) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()))
+}
+
+fn wait_healthz(port: u16, code: u16, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = healthz(port);
+        if let Some((c, body)) = &got
+            && *c == code
+        {
+            return body.clone();
+        }
+        assert!(Instant::now() < deadline, "/healthz did not answer {code}: {got:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Health tells the truth about what the service depends on: Redis or MongoDB unreachable
+/// past the grace is a 503 naming it, and 200 again once it answers.
+#[test]
+fn healthz_says_503_while_redis_or_mongodb_is_unreachable() {
+    use cashtag_testkit::{PrivateServer, ServerKind};
+    let mut redis = PrivateServer::start(ServerKind::Redis);
+    let mut mongo = PrivateServer::start(ServerKind::Mongo);
+    let port = free_port();
+    let files = std::env::temp_dir().join(unique("logfiles"));
+    let mut child = log_cmd(&unique("t-log-health"), &unique("loghealth"), &files)
+        .arg("run")
+        .env("CASHTAG_REDIS_URL", redis.url())
+        .env("CASHTAG_MONGO_URI", mongo.url())
+        .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CASHTAG_HEARTBEAT_INTERVAL_SECS", "1")
+        .env("CASHTAG_HEARTBEAT_DEPENDENCY_GRACE_SECS", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthz(port, 200, Duration::from_secs(30));
+    for (name, server) in [("redis", &mut redis), ("mongodb", &mut mongo)] {
+        server.stop();
+        let body = wait_healthz(port, 503, Duration::from_secs(20));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let state = v["details"]["dependencies"][name].as_str().unwrap_or_default().to_string();
+        assert!(state.starts_with("unreachable for"), "{name}: {body}");
+        server.restart();
+        wait_healthz(port, 200, Duration::from_secs(30));
+    }
+    assert!(cashtag_testkit::terminate(&mut child, Duration::from_secs(15)).success());
+}

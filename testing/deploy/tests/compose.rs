@@ -62,6 +62,15 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
     let anchor = Utc::now() + TimeDelta::seconds(15);
     let spec = format!("{}@{SPEED}@{}", cashtag_core::time::rfc3339(&start), cashtag_core::time::rfc3339(&anchor));
     let clock = cashtag_core::Clock::Simulated(cashtag_core::SimSpec::parse(&spec).unwrap());
+    // A watchlist file, set the documented way: in the config directory every service
+    // mounts as /etc/cashtag, named by CASHTAG_WATCHLIST_FILE.
+    let watched: Vec<String> =
+        cashtag_core::Watchlist::builtin().tickers().iter().take(8).map(|t| t.to_string()).collect();
+    let config_dir = dir.join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    let companies: String =
+        watched.iter().map(|t| format!("[[company]]\nticker = \"{t}\"\nname = \"{t} Inc.\"\n")).collect();
+    std::fs::write(config_dir.join("watchlist.toml"), companies).unwrap();
     let cashtag_env = dir.join("cashtag.env");
     std::fs::write(
         &cashtag_env,
@@ -69,7 +78,8 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
             "AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\nCASHTAG_AWS_ENDPOINT=http://moto:5000\n\
              CASHTAG_CLOCK_SPEC={spec}\nCASHTAG_SIM_TRADES_PER_MINUTE={TRADES_PER_MINUTE}\n\
              CASHTAG_SIM_POSTS_PER_MINUTE={POSTS_PER_MINUTE}\nCASHTAG_SINKS_BATCH_AGE_MS=200\n\
-             CASHTAG_SINKS_RETRY_BUDGET_SECS=3\nCASHTAG_HEARTBEAT_INTERVAL_SECS=2\n"
+             CASHTAG_SINKS_RETRY_BUDGET_SECS=3\nCASHTAG_HEARTBEAT_INTERVAL_SECS=2\n\
+             CASHTAG_WATCHLIST_FILE=/etc/cashtag/watchlist.toml\n"
         ),
     )
     .unwrap();
@@ -81,12 +91,13 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
             "COMPOSE_PROJECT_NAME={project_name}\nREDIS_PASSWORD={}\nMONGO_ROOT_PASSWORD={}\n\
              MONGO_APP_PASSWORD={}\nMONGO_ANALYST_PASSWORD={}\nCASHTAG_ENV_FILE={}\n\
              HTTP_PORT_MANAGER=\nHTTP_PORT_STOCKS=\nHTTP_PORT_TWITTER=\nHTTP_PORT_LOG=\nHTTP_PORT_BACKUP=\n\
-             HTTP_PORT_ANALYSIS=\nHTTP_PORT_PREDICT=\n",
+             HTTP_PORT_ANALYSIS=\nHTTP_PORT_PREDICT=\nCASHTAG_CONFIG_DIR={}\n",
             secrets.redis,
             secrets.root,
             secrets.app,
             secrets.analyst,
-            cashtag_env.display()
+            cashtag_env.display(),
+            config_dir.display()
         ),
     )
     .unwrap();
@@ -240,7 +251,7 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
     assert!(clock.now() - to < TimeDelta::minutes(10), "trades are current: newest {to}, now {}", clock.now());
     let cfg = cashtag_soak::SoakConfig {
         speed: SPEED,
-        tickers: cashtag_core::Watchlist::builtin().tickers().iter().map(|t| t.to_string()).collect(),
+        tickers: watched.clone(),
         trades_per_minute: TRADES_PER_MINUTE,
         posts_per_minute: POSTS_PER_MINUTE,
         ..cashtag_soak::SoakConfig::ci()
@@ -256,6 +267,15 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
         stored.len()
     );
     assert_eq!((lost, extra), (0, 0), "every simulated trade exactly once");
+    let traded: std::collections::BTreeSet<String> = db
+        .collection::<bson::Document>("trades")
+        .distinct("ticker", bson::doc! {})
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(traded, watched.iter().cloned().collect(), "the watchlist file's tickers, and only those");
 
     // Credentials: required by both servers; the analyst reads and cannot write.
     let anon =

@@ -188,11 +188,14 @@ pub struct HeartbeatSettings {
     pub interval_secs: u64,
     /// A service whose heartbeat is older than this is considered gone.
     pub ttl_secs: u64,
+    /// A server the service depends on (Redis; MongoDB where it is used) unreachable this
+    /// long makes `/healthz` answer 503.
+    pub dependency_grace_secs: u64,
 }
 
 impl Default for HeartbeatSettings {
     fn default() -> Self {
-        HeartbeatSettings { interval_secs: 5, ttl_secs: 20 }
+        HeartbeatSettings { interval_secs: 5, ttl_secs: 20, dependency_grace_secs: 30 }
     }
 }
 
