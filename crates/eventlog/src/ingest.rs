@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::burst::BurstDetector;
 use crate::files::DailyFiles;
+use crate::incidents::Incidents;
 use crate::stale::{FeedChange, StaleDetector};
 use crate::store::{LogStore, StoredCount};
 use crate::webhook::Webhook;
@@ -88,6 +89,7 @@ impl Ingest {
             store: self.store.clone(),
             files: self.event_files,
             bursts: BurstDetector::new(self.config.burst_errors, self.config.burst_window),
+            incidents: Incidents::default(),
             webhook: self.webhook.clone(),
             print: self.config.print,
             stats: stats.clone(),
@@ -235,6 +237,7 @@ struct EventsLoop {
     store: Arc<LogStore>,
     files: Option<DailyFiles>,
     bursts: BurstDetector,
+    incidents: Incidents,
     webhook: Option<Webhook>,
     print: bool,
     stats: Arc<IngestStats>,
@@ -279,6 +282,11 @@ impl EventsLoop {
                 e.code,
                 e.message
             );
+        }
+        if let Some((key, change)) = self.incidents.observe(e)
+            && let Some(w) = &self.webhook
+        {
+            w.send(crate::incidents::payload(&key, &change, e));
         }
         if e.kind == EventKind::Error
             && let Some(b) = self.bursts.error(&e.service, e.at, &e.message)

@@ -9,9 +9,12 @@
 //! - [`DailyFiles`]: daily JSON-lines files with a retention count.
 //! - [`StaleDetector`] and [`BurstDetector`]: one warning per silent feed during market
 //!   hours (and one recovery), one alert per error burst; alerts go to a [`Webhook`].
+//! - [`incidents`]: a sink down, a failed backup, a full journal go to the webhook once
+//!   when they start and once when they are resolved.
 
 pub mod burst;
 pub mod files;
+pub mod incidents;
 pub mod ingest;
 pub mod query;
 pub mod stale;

@@ -342,3 +342,51 @@ async fn deltas_follow_a_series_across_gaps_and_restarts() {
         stored.iter().map(|c| ((c.sample.minute - base).num_minutes(), c.delta)).collect();
     assert_eq!(deltas, [(0, None), (1, Some(2)), (4, None), (5, Some(3))]);
 }
+
+/// A sink down and a failed backup reach the webhook once each when they start and once
+/// when they are resolved, with a text a chat webhook shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_reach_the_webhook_once_opened_and_once_resolved() {
+    use cashtag_core::catalog;
+    let prefix = unique("t-log-incident");
+    let db = unique("logincident");
+    let (url, received) = webhook_server().await;
+    let stop = CancellationToken::new();
+    let hook = Webhook::spawn(url, Duration::from_secs(2));
+    let task = tokio::spawn(
+        Ingest::new(bus(&prefix, "log", Clock::System), store(&db).await, None, Some(hook), config(200))
+            .run(stop.clone()),
+    );
+    let stocks = bus(&prefix, "stocks", Clock::System);
+    let backup = bus(&prefix, "backup", Clock::System);
+    stocks.emit(catalog::sink_down("kinesis", "connection refused"));
+    stocks.emit(catalog::sink_down("kinesis", "connection refused"));
+    backup.emit(catalog::backup_failed("MongoDB: timed out", 3.0, 5));
+    stocks.emit(catalog::sink_recovered("kinesis", 42.0, 1_000, "connection refused"));
+    backup.emit(catalog::backup_done("backups/x.tar.gz", 4, 1_000, 10_000, 2.0));
+    assert!(stocks.events().flush(Duration::from_secs(5)).await && backup.events().flush(Duration::from_secs(5)).await);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while received.lock().unwrap().len() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = received.lock().unwrap().clone();
+    let seen: Vec<(String, String)> =
+        got.iter().map(|v| (v["incident"].as_str().unwrap().into(), v["state"].as_str().unwrap().into())).collect();
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("backups".to_string(), "opened".to_string()),
+            ("backups".to_string(), "resolved".to_string()),
+            ("sink kinesis of stocks".to_string(), "opened".to_string()),
+            ("sink kinesis of stocks".to_string(), "resolved".to_string()),
+        ],
+        "{got:#?}"
+    );
+    let opened = got.iter().find(|v| v["state"] == "opened" && v["code"] == "sink.down").unwrap();
+    assert!(opened["text"].as_str().unwrap().starts_with("cashtag: sink kinesis of stocks: kinesis unreachable"));
+    stop.cancel();
+    task.await.unwrap();
+}

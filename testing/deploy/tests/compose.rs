@@ -114,6 +114,16 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
         assert_eq!(project.inspect(s, "{{.HostConfig.ReadonlyRootfs}}"), "true", "{s} has a read-only root");
         assert!(project.inspect(s, "{{.HostConfig.Memory}}").parse::<u64>().unwrap() > 0, "{s} has a memory limit");
     }
+    for s in ["manager", "stocks", "twitter", "log", "backup", "analysis", "predict", "redis", "mongo", "moto"] {
+        assert!(project.inspect(s, "{{json .HostConfig.SecurityOpt}}").contains("no-new-privileges"), "{s}");
+        assert_eq!(project.inspect(s, "{{json .HostConfig.CapDrop}}"), "[\"ALL\"]", "{s} drops every capability");
+        assert!(project.inspect(s, "{{.HostConfig.PidsLimit}}").parse::<i64>().unwrap_or(0) > 0, "{s} has a PID limit");
+        assert_eq!(project.inspect(s, "{{.HostConfig.ReadonlyRootfs}}"), "true", "{s} has a read-only root");
+    }
+    // Redis as its own user, its server PID 1 (so `down` stops it with SIGTERM, not a kill).
+    assert_eq!(project.inspect("redis", "{{.Config.User}}"), "redis");
+    let pid1 = cashtag_deploy::docker(&["exec", &project.container("redis"), "cat", "/proc/1/cmdline"]);
+    assert!(pid1.starts_with("redis-server"), "PID 1 is {pid1:?}");
     assert_eq!(
         project.inspect("redis", "{{json .NetworkSettings.Ports}}").matches("HostPort").count(),
         0,
