@@ -166,6 +166,9 @@ pub async fn backup(
     progress: &Progress,
 ) -> Result<Manifest, BackupError> {
     let started = Instant::now();
+    if target.create_bucket && cashtag_stores::s3::ensure_bucket(s3, &target.bucket).await == Ok(true) {
+        tracing::info!(bucket = %target.bucket, "created the bucket in the emulator");
+    }
     crate::s3::check_bucket(s3, &target.bucket).await?;
     let key = target.key_for(now);
     let staging = Staging::create(target.work_dir.as_deref())?;

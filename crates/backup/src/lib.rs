@@ -154,11 +154,15 @@ pub struct Target {
     pub env: String,
     pub part_size: usize,
     pub work_dir: Option<PathBuf>,
+    /// Create the bucket when it is missing: only against an emulator (`aws.endpoint`
+    /// set), which starts empty and forgets it on every restart.
+    pub create_bucket: bool,
 }
 
 impl Target {
     pub fn from_settings(s: &cashtag_core::config::BackupSettings) -> Self {
         Target {
+            create_bucket: false,
             bucket: s.bucket.clone(),
             prefix: s.prefix.clone(),
             env: s.env.clone(),

@@ -37,7 +37,9 @@ pub async fn run(settings: &Settings, service: &str, args: DeadLetterArgs) -> Re
             Ok(())
         }
         DeadLetterAction::Redrive { sink } => {
-            let timeout = Duration::from_millis(settings.sinks.op_timeout_ms);
+            // The operator waits for this one: a slow store (or the first connection) gets
+            // at least 30 s per write, not the service's deadline.
+            let timeout = Duration::from_millis(settings.sinks.op_timeout_ms).max(Duration::from_secs(30));
             let outcome = match sink {
                 SinkName::Mongo => {
                     let client = cashtag_stores::mongo::connect(settings.mongo.uri.expose(), service)

@@ -32,11 +32,37 @@ pub fn recorder(flag: Option<std::path::PathBuf>, configured: &str) -> Result<Op
         .transpose()
 }
 
+/// With `aws.create_missing`, against an emulator (`aws.endpoint` set), which starts empty and forgets everything
+/// when it restarts, the Kinesis streams are created when missing: checked at once and
+/// every 10 s. Against AWS the streams are the operator's.
+fn keep_emulator_streams(settings: &Settings, stop: tokio_util::sync::CancellationToken) {
+    let (region, endpoint) = (settings.aws.region.clone(), settings.aws.endpoint.clone());
+    let names = [settings.sinks.kinesis_posts_stream.clone(), settings.sinks.kinesis_market_stream.clone()];
+    tokio::spawn(async move {
+        let client = cashtag_stores::kinesis::client(&region, &endpoint).await;
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        loop {
+            match cashtag_stores::kinesis::ensure_streams(&client, &names).await {
+                Ok(created) if !created.is_empty() => tracing::info!(?created, "created streams in the emulator"),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "the emulator's streams cannot be checked now"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    });
+}
+
 /// Runs a fetcher until SIGTERM or SIGINT.
 pub async fn run_fetcher(settings: &Settings, spec: FetcherSpec) -> Result<(), Failure> {
     let mut svc = Service::start(spec.service, settings, format!("source {}", spec.sources.names().join(", ")))?;
     let bus = svc.bus.clone();
     let delivery = Arc::new(cashtag_sinks::delivery_from_settings(settings, &bus, &svc.telemetry).await?);
+    if settings.aws.create_missing && !settings.aws.endpoint.is_empty() {
+        keep_emulator_streams(settings, svc.shutdown.clone());
+    }
     let watchlist = bus.watch_watchlist(settings.watchlist.load()?);
     let counts = bus.counts_writer(settings.streams.counts_maxlen).map_err(config)?;
     let mut intake = Intake::new(bus.clone(), delivery.clone(), spec.sources, watchlist, counts.clone(), spec.config)

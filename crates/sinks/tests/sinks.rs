@@ -247,13 +247,13 @@ async fn a_record_mongodb_refuses_is_kept_as_a_dead_letter_and_redriven_once_the
 
     // While the rule stands, a redrive keeps it (with the new reason) and says so.
     let mut sink = MongoSink::new(&client, db.name());
-    let again = dead.redrive(&mut sink, Duration::from_secs(5)).await.unwrap();
+    let again = dead.redrive(&mut sink, Duration::from_secs(30)).await.unwrap();
     assert_eq!((again.written, again.refused, again.kept), (0, 1, 0), "{again:?}");
     assert_eq!(dead.list("mongo").unwrap().len(), 1);
 
     // The operator relaxes the rule: the redrive writes it and the dead letters are empty.
     db.run_command(bson::doc! { "collMod": "posts", "validator": {} }).await.unwrap();
-    let done = dead.redrive(&mut sink, Duration::from_secs(5)).await.unwrap();
+    let done = dead.redrive(&mut sink, Duration::from_secs(30)).await.unwrap();
     assert_eq!((done.written, done.refused, done.kept), (1, 0, 0), "{done:?}");
     assert!(dead.list("mongo").unwrap().is_empty());
     assert_eq!(posts.count_documents(bson::doc! {}).await.unwrap(), 2);

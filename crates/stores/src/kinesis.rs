@@ -56,3 +56,23 @@ pub async fn read_stream(
     }
     Ok(out)
 }
+
+/// Creates the streams that do not exist (one shard each), for an emulator that starts
+/// empty and forgets them when it restarts; returns the ones it created. Against real AWS
+/// the suite never calls this: the streams are the operator's (CloudFormation).
+pub async fn ensure_streams(client: &aws_sdk_kinesis::Client, names: &[&str]) -> Result<Vec<String>, String> {
+    let mut created = Vec::new();
+    for name in names {
+        match client.describe_stream_summary().stream_name(*name).send().await {
+            Ok(_) => continue,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(format!("{name}: {}", aws_sdk_kinesis::error::DisplayErrorContext(&e))),
+        }
+        match client.create_stream().stream_name(*name).shard_count(1).send().await {
+            Ok(_) => created.push(name.to_string()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(format!("creating {name}: {}", aws_sdk_kinesis::error::DisplayErrorContext(&e))),
+        }
+    }
+    Ok(created)
+}

@@ -25,3 +25,22 @@ pub async fn client_with_deadline(region: &str, endpoint: &str, total: Duration)
     let conf = crate::aws::sdk_config(region, endpoint, timeouts).await;
     S3Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build())
 }
+
+/// Creates the bucket if it does not exist, for an emulator that starts empty; true when
+/// it created it. Against real AWS the suite never calls this: the buckets are the
+/// operator's (CloudFormation), with their versioning and policies.
+pub async fn ensure_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<bool, String> {
+    if client.head_bucket().bucket(bucket).send().await.is_ok() {
+        return Ok(false);
+    }
+    match client.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(format!("creating bucket {bucket}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))),
+    }
+}

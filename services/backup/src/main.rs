@@ -80,7 +80,8 @@ fn credentials_present() -> bool {
 }
 
 async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
-    let target = Target::from_settings(&settings.backup);
+    let emulator = settings.aws.create_missing && !settings.aws.endpoint.is_empty();
+    let target = Target { create_bucket: emulator, ..Target::from_settings(&settings.backup) };
     let s3 = cashtag_stores::s3::client(&settings.aws.region, &settings.aws.endpoint).await;
     let progress = Progress::new(cli.globals.quiet);
     let clock = settings.clock.clock()?;

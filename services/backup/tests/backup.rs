@@ -455,6 +455,7 @@ async fn documents_written_during_a_restore_are_never_dropped() {
         env: e.env.clone(),
         part_size: 5 << 20,
         work_dir: None,
+        create_bucket: false,
     };
     // A writer that waits for the restore to start staging, then writes into the target.
     let writer = {

@@ -15,8 +15,15 @@ use std::time::{Duration, Instant};
 use cashtag_testkit::{service_bin, workspace_root};
 
 /// The six service binaries.
-pub const BINARIES: [&str; 6] =
-    ["cashtag-manager", "cashtag-stocks", "cashtag-twitter", "cashtag-log", "cashtag-backup", "cashtag-analysis"];
+pub const BINARIES: [&str; 7] = [
+    "cashtag-manager",
+    "cashtag-stocks",
+    "cashtag-twitter",
+    "cashtag-log",
+    "cashtag-backup",
+    "cashtag-analysis",
+    "cashtagctl",
+];
 
 /// Fails (never skips) when the Docker engine does not answer: these tests need it.
 pub fn require_docker() {

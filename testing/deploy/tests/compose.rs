@@ -76,6 +76,7 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
         &cashtag_env,
         format!(
             "AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\nCASHTAG_AWS_ENDPOINT=http://moto:5000\n\
+             CASHTAG_AWS_CREATE_MISSING=true\n\
              CASHTAG_CLOCK_SPEC={spec}\nCASHTAG_SIM_TRADES_PER_MINUTE={TRADES_PER_MINUTE}\n\
              CASHTAG_SIM_POSTS_PER_MINUTE={POSTS_PER_MINUTE}\nCASHTAG_SINKS_BATCH_AGE_MS=200\n\
              CASHTAG_SINKS_RETRY_BUDGET_SECS=3\nCASHTAG_HEARTBEAT_INTERVAL_SECS=2\n\
@@ -120,6 +121,11 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
         assert!(project.inspect(s, "{{.HostConfig.PidsLimit}}").parse::<i64>().unwrap_or(0) > 0, "{s} has a PID limit");
         assert_eq!(project.inspect(s, "{{.HostConfig.ReadonlyRootfs}}"), "true", "{s} has a read-only root");
     }
+    // cashtagctl is in the image, and the image carries the release's version as a tag.
+    let ctl = cashtag_deploy::docker(&["exec", &project.container("manager"), "cashtagctl", "--version"]);
+    assert!(ctl.starts_with("cashtagctl "), "{ctl}");
+    let version = format!("cashtag:{}", env!("CARGO_PKG_VERSION"));
+    assert!(!cashtag_deploy::docker(&["image", "inspect", "-f", "{{.Id}}", &version]).trim().is_empty(), "{version}");
     // Redis as its own user, its server PID 1 (so `down` stops it with SIGTERM, not a kill).
     assert_eq!(project.inspect("redis", "{{.Config.User}}"), "redis");
     let pid1 = cashtag_deploy::docker(&["exec", &project.container("redis"), "cat", "/proc/1/cmdline"]);
@@ -135,9 +141,9 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
         "mongo publishes no port"
     );
 
+    // The fetchers create the streams in the emulator themselves (aws.create_missing).
     let moto = format!("http://{}:5000", project.ip("moto"));
     let kinesis = cashtag_stores::kinesis::client("us-east-1", &moto).await;
-    cashtag_soak::create_streams(&kinesis, &["cashtag-posts", "cashtag-market"]).await;
     let mongo_ip = project.ip("mongo");
     let redis_ip = project.ip("redis");
     let app_uri = format!("mongodb://cashtag:{}@{mongo_ip}:27017/?directConnection=true&authSource=admin", secrets.app);

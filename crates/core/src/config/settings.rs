@@ -110,11 +110,14 @@ pub struct AwsSettings {
     pub region: String,
     /// Endpoint of an S3/Kinesis emulator; empty = real AWS.
     pub endpoint: String,
+    /// Create the streams and the backup bucket when they are missing: for an emulator,
+    /// which starts empty and forgets them when it restarts. Needs `endpoint`.
+    pub create_missing: bool,
 }
 
 impl Default for AwsSettings {
     fn default() -> Self {
-        AwsSettings { region: "us-east-1".into(), endpoint: String::new() }
+        AwsSettings { region: "us-east-1".into(), endpoint: String::new(), create_missing: false }
     }
 }
 
@@ -658,7 +661,11 @@ impl Section for ServiceSettings {
 
 impl Section for AwsSettings {
     fn validate(&self) -> Result<(), ConfigError> {
-        Ok(())
+        check(
+            !self.create_missing || !self.endpoint.is_empty(),
+            "aws.create_missing",
+            "is for an emulator: set aws.endpoint too (against AWS the streams and buckets are the operator's)",
+        )
     }
 }
 
