@@ -34,6 +34,7 @@ def create(name, extra):
         "VpcId": vpc,
         "SubnetId": subnet,
         "ReleaseUrl": "https://example.com/cashtag.tar.gz",
+        "ReleaseSha256": "0" * 64,
         "ImageId": "/cashtag-test/ami",
         **extra,
     }
@@ -95,8 +96,15 @@ check(actions == {
     "kinesis:PutRecords", "kinesis:DescribeStreamSummary", "s3:ListBucket", "s3:ListBucketMultipartUploads",
     "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:DeleteObject",
     "ssm:GetParametersByPath", "ssm:GetParameters",
-}, f"the role allows only what the suite calls ({sorted(actions)})")
+    "ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel", "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+}, f"the role allows only what the suite and Session Manager call ({sorted(actions)})")
 check(all("*" not in a for a in actions), "no wildcard action")
+reads = [s for s in statements if any(a.startswith("ssm:GetParameter") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+check(reads and all("parameter" in str(r) and r != "*" for s in reads for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])),
+      "parameters are readable only under the stack's prefix (no managed policy grants them on *)")
 deletes = [s for s in statements if "s3:DeleteObject" in s["Action"]]
 check(all(str(r).endswith("/backups/*") for s in deletes for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])),
       "objects can be deleted only under backups/ (versions never)")
@@ -116,7 +124,7 @@ check("InstanceProfile" in inst.get("IamInstanceProfile", {}).get("Arn", ""), "t
 # Not modelled by moto's CloudFormation either (it keeps EC2's defaults): checked in the template.
 template_res = cfn_yaml.load(os.path.join(os.path.dirname(__file__), "..", "cloudformation.yaml"))["Resources"]
 check(template_res["Instance"]["Properties"]["MetadataOptions"]["HttpTokens"] == "required", "IMDSv2 required (template)")
-check([str(a) for a in template_res["Role"]["Properties"]["ManagedPolicyArns"]] == [
-    str({"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"})
-], "the only managed policy is Session Manager's (template)")
+check("ManagedPolicyArns" not in template_res["Role"]["Properties"], "no managed policy (template)")
+user_data = str(template_res["Instance"]["Properties"]["UserData"])
+check("sha256sum -c" in user_data and user_data.count("sha256sum -c") == 2, "both downloads are checked (template)")
 print("check_cloudformation: passed")
