@@ -157,12 +157,15 @@ pub struct Target {
     /// Create the bucket when it is missing: only against an emulator (`aws.endpoint`
     /// set), which starts empty and forgets it on every restart.
     pub create_bucket: bool,
+    /// How long a backup may run (`run_once`).
+    pub deadline: std::time::Duration,
 }
 
 impl Target {
     pub fn from_settings(s: &cashtag_core::config::BackupSettings) -> Self {
         Target {
             create_bucket: false,
+            deadline: std::time::Duration::from_secs(s.deadline_mins * 60),
             bucket: s.bucket.clone(),
             prefix: s.prefix.clone(),
             env: s.env.clone(),

@@ -37,6 +37,22 @@ impl Plan {
         self.schedule.after(&start).take_while(|d| d.with_timezone(&Utc) <= t).last().map(|d| d.with_timezone(&Utc))
     }
 
+    /// Since when backups are overdue: the last scheduled run at least `grace` before `now`
+    /// that no backup followed; none when the newest backup is younger than it, and none
+    /// within `grace` of the scheduler's start (it runs a missed backup when it starts).
+    pub fn overdue(
+        &self,
+        now: DateTime<Utc>,
+        newest: Option<DateTime<Utc>>,
+        grace: TimeDelta,
+        started: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if started > now - grace {
+            return None;
+        }
+        self.missed(now - grace, newest)
+    }
+
     /// Whether the last scheduled run before `now` was missed, given the newest backup time.
     pub fn missed(&self, now: DateTime<Utc>, newest: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         let due = self.last_before(now)?;
@@ -70,7 +86,15 @@ pub async fn run_once(
 ) -> Result<crate::manifest::Manifest, BackupError> {
     events.emit(catalog::backup_start());
     let t0 = std::time::Instant::now();
-    let result = crate::backup(mongo, s3, target, databases, events.clock().now(), progress).await;
+    let run = crate::backup(mongo, s3, target, databases, events.clock().now(), progress);
+    // Dropping the run at the deadline aborts its upload: no partial archive stays.
+    let result = match tokio::time::timeout(target.deadline, run).await {
+        Ok(r) => r,
+        Err(_) => Err(BackupError::io(format!(
+            "still running after {} min (backup.deadline_mins): stopped",
+            target.deadline.as_secs() / 60
+        ))),
+    };
     match &result {
         Ok(m) => events.emit(catalog::backup_done(
             &m.key,
@@ -133,5 +157,16 @@ mod tests {
         assert_eq!(p.missed(sat, Some(thu)), Some("2026-11-27T21:30:00Z".parse().unwrap()));
         assert_eq!(p.missed(sat, Some("2026-11-27T21:30:07Z".parse().unwrap())), None);
         assert!(Plan::new("every day", "UTC").is_err());
+        // Overdue: Friday's run had no backup by Saturday noon, six hours' grace or not.
+        let grace = TimeDelta::hours(6);
+        let long_ago: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+        assert_eq!(p.overdue(sat, Some(thu), grace, long_ago), Some("2026-11-27T21:30:00Z".parse().unwrap()));
+        assert_eq!(p.overdue(sat, Some("2026-11-27T21:31:00Z".parse().unwrap()), grace, long_ago), None);
+        // Within the grace after the run, not yet.
+        let fri_late: DateTime<Utc> = "2026-11-27T23:00:00Z".parse().unwrap();
+        assert_eq!(p.overdue(fri_late, Some(thu), grace, long_ago), None, "Friday's run is within its grace");
+        assert!(p.overdue(fri_late, None, grace, long_ago).is_some(), "never a backup: overdue since Thursday's");
+        // Within the grace after the scheduler started (its missed run may still be going).
+        assert_eq!(p.overdue(sat, None, grace, sat - TimeDelta::hours(1)), None);
     }
 }

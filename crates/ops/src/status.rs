@@ -72,6 +72,9 @@ impl Status {
                         if sink.down_seconds >= SINK_DOWN_PROBLEM_SECS { problems.push(what) } else { notes.push(what) }
                     }
                 }
+                if let Some(since) = s.heartbeat("backup").and_then(|h| h.info["overdue_since"].as_str()) {
+                    problems.push(format!("backups are overdue: none since the run due at {since}"));
+                }
                 if let Some(b) = s.last_backup.as_ref().filter(|b| b.code == cashtag_core::catalog::BACKUP_FAILED) {
                     problems.push(format!(
                         "the last backup failed at {}: {}",

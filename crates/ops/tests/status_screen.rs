@@ -182,6 +182,12 @@ fn a_long_sink_outage_a_failed_backup_and_a_restart_loop_are_problems() {
         ]
     );
 
+    let mut overdue = suite.clone();
+    let backup = overdue.heartbeats.iter_mut().find(|h| h.service == "backup").unwrap();
+    backup.info = serde_json::json!({"newest_backup": null, "overdue_since": "2026-11-23T21:30:00Z"});
+    let s = rebuild(healthy.containers.clone(), overdue);
+    assert_eq!(s.problems, ["backups are overdue: none since the run due at 2026-11-23T21:30:00Z"]);
+
     let mut never = suite;
     never.control = ControlState::initial();
     let screen = rebuild(healthy.containers.clone(), never).render();

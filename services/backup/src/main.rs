@@ -3,6 +3,8 @@
 //! Exit codes: 0 ok, 1 other failure, 2 configuration, 3 AWS credentials, 4 bucket
 //! missing, 5 MongoDB, 6 damaged backup, 7 backup not found, 8 refused (non-empty target).
 
+use std::sync::{Arc, Mutex};
+
 use cashtag_backup_core::schedule::{Plan, Scheduled, run_schedule};
 use cashtag_backup_core::{BackupError, RestoreOptions, Target};
 use cashtag_core::Settings;
@@ -196,12 +198,54 @@ fn hint_credentials(e: BackupError) -> BackupError {
     }
 }
 
+/// Checks every 10 s (one S3 listing) whether backups are overdue — a scheduled run that no backup
+/// followed within `backup.overdue_after_mins` — and says so on `/healthz` (503) and in the
+/// heartbeat (`newest_backup`, `overdue_since`), which `cashtagctl status` turns into a
+/// PROBLEM. A bucket that cannot be listed counts as no backup.
+fn watch_freshness(
+    svc: &Service,
+    settings: &Settings,
+    target: &Target,
+    s3: &cashtag_stores::s3::S3Client,
+    shown: Arc<Mutex<serde_json::Value>>,
+) {
+    let Ok(plan) = Plan::new(&settings.backup.cron, &settings.backup.timezone) else { return };
+    let grace = chrono::TimeDelta::minutes(settings.backup.overdue_after_mins as i64);
+    let (health, clock, stop) = (svc.telemetry.health.clone(), svc.clock.clone(), svc.shutdown.clone());
+    let (target, s3) = (target.clone(), s3.clone());
+    let started = clock.now();
+    tokio::spawn(async move {
+        loop {
+            let newest = cashtag_backup_core::list(&s3, &target).await.ok().and_then(|l| l.last().map(|b| b.at));
+            let now = clock.now();
+            let overdue = plan.overdue(now, newest, grace, started);
+            let ts = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| cashtag_core::time::rfc3339(&t));
+            let state = serde_json::json!({"newest_backup": ts(newest), "overdue_since": ts(overdue)});
+            let problem = overdue.map(|due| {
+                format!(
+                    "no backup since the run due at {} (backup.overdue_after_mins)",
+                    cashtag_core::time::rfc3339(&due)
+                )
+            });
+            health.set(overdue.is_none(), serde_json::json!({"backups": state, "problem": problem}));
+            *shown.lock().unwrap_or_else(|p| p.into_inner()) = state;
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    });
+}
+
 async fn schedule(settings: Settings, target: Target, s3: cashtag_stores::s3::S3Client) -> Result<(), Failure> {
     let plan = Plan::new(&settings.backup.cron, &settings.backup.timezone)?;
     let what = format!("scheduler, {} ({})", settings.backup.cron, settings.backup.timezone);
     let mut svc = Service::start("backup", &settings, what)?;
     svc.serve(DEFAULT_PORT, axum::Router::new()).await?;
-    svc.heartbeat(|| serde_json::Value::Null);
+    let freshness = Arc::new(Mutex::new(serde_json::Value::Null));
+    let shown = freshness.clone();
+    svc.heartbeat(move || shown.lock().unwrap_or_else(|p| p.into_inner()).clone());
+    watch_freshness(&svc, &settings, &target, &s3, freshness);
     let mongo = mongo(&settings).await?;
     svc.watch_mongo(&mongo.database("admin"));
     let job = Scheduled {

@@ -456,6 +456,7 @@ async fn documents_written_during_a_restore_are_never_dropped() {
         part_size: 5 << 20,
         work_dir: None,
         create_bucket: false,
+        deadline: std::time::Duration::from_secs(600),
     };
     // A writer that waits for the restore to start staging, then writes into the target.
     let writer = {

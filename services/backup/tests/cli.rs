@@ -99,3 +99,53 @@ async fn the_scheduler_runs_a_missed_backup_at_start() {
     assert!(codes.contains(&"backup.done".to_string()), "{codes:?}");
     assert!(terminate(&mut child, Duration::from_secs(10)).success());
 }
+
+/// A scheduled run that no backup followed within `backup.overdue_after_mins` makes the
+/// scheduler unhealthy, and its heartbeat says since when (cashtagctl shows a PROBLEM).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_backups_make_the_scheduler_unhealthy() {
+    let prefix = unique("t-backup-overdue");
+    let port = free_port();
+    let mut child = base()
+        .arg("schedule")
+        .env("CASHTAG_SINKS_SPOOL_DIR", std::env::temp_dir().join(unique("state")))
+        .env("CASHTAG_REDIS_PREFIX", &prefix)
+        .env("CASHTAG_BACKUP_BUCKET", unique("t-no-such-bucket"))
+        .env("CASHTAG_BACKUP_CRON", "0 0 * * * *")
+        .env("CASHTAG_BACKUP_OVERDUE_AFTER_MINS", "0")
+        .env("CASHTAG_HEARTBEAT_INTERVAL_SECS", "1")
+        .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/healthz")).send().await
+            && r.status() == 503
+        {
+            break r.text().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "/healthz never said 503");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(body.contains("overdue_since") && body.contains("no backup since the run due at"), "{body}");
+    let bus = cashtag_bus::Bus::open(
+        &redis_url(),
+        &prefix,
+        cashtag_bus::Identity { service: "t".into(), instance: "t".into() },
+        cashtag_core::Clock::System,
+        1000,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let beats = bus.alive().await.unwrap();
+        if beats.iter().any(|h| h.service == "backup" && h.info["overdue_since"].is_string()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no heartbeat with overdue_since: {beats:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(terminate(&mut child, Duration::from_secs(10)).success());
+}

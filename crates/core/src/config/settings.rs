@@ -380,6 +380,11 @@ pub struct BackupSettings {
     /// Where collections are staged before going into the archive; empty = the system's
     /// temporary directory.
     pub work_dir: String,
+    /// A backup still running after this long is stopped and reported failed.
+    pub deadline_mins: u64,
+    /// `schedule`: backups are overdue (503 on /healthz, a PROBLEM in `cashtagctl status`)
+    /// when a scheduled run has had no backup this long after it.
+    pub overdue_after_mins: u64,
 }
 
 impl Default for BackupSettings {
@@ -391,6 +396,8 @@ impl Default for BackupSettings {
             databases: vec!["cashtag".into()],
             part_size_mb: 8,
             cron: "0 30 16 * * Mon-Fri".into(),
+            deadline_mins: 240,
+            overdue_after_mins: 360,
             timezone: "America/New_York".into(),
             keep_daily: 7,
             keep_weekly: 4,
@@ -620,6 +627,7 @@ impl Section for BackupSettings {
             "backup.timezone",
             format!("{:?} is not an IANA time zone", self.timezone),
         )?;
+        check(self.deadline_mins > 0, "backup.deadline_mins", "must be at least 1")?;
         check(
             !self.bucket.is_empty() && !self.databases.is_empty(),
             "backup.bucket",
