@@ -260,9 +260,10 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
             })
             .await?;
             bar.done();
-            println!("wrote {} rows, {} columns to {}", summary.rows, summary.columns.len(), summary.path);
+            // The summary goes to stderr: `--out /dev/stdout` pipes the data alone.
+            eprintln!("wrote {} rows, {} columns to {}", summary.rows, summary.columns.len(), summary.path);
             if !summary.left_out_fields.is_empty() {
-                println!(
+                eprintln!(
                     "left out {} field(s) that first appear after the first {} documents: {}",
                     summary.left_out_fields.len(),
                     cashtag_analysis_core::export::SCHEMA_SAMPLE,
@@ -270,7 +271,7 @@ async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
                 );
             }
             if summary.type_mismatches > 0 {
-                println!(
+                eprintln!(
                     "{} value(s) did not fit their column's type and were written as empty",
                     summary.type_mismatches
                 );

@@ -126,6 +126,22 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
     assert!(ctl.starts_with("cashtagctl "), "{ctl}");
     let version = format!("cashtag:{}", env!("CARGO_PKG_VERSION"));
     assert!(!cashtag_deploy::docker(&["image", "inspect", "-f", "{{.Id}}", &version]).trim().is_empty(), "{version}");
+    let setuid = cashtag_deploy::docker(&[
+        "run",
+        "--rm",
+        "--user",
+        "root",
+        "--entrypoint",
+        "find",
+        "cashtag:latest",
+        "/",
+        "-xdev",
+        "-perm",
+        "/6000",
+        "-type",
+        "f",
+    ]);
+    assert!(setuid.trim().is_empty(), "setuid or setgid binaries in the cashtag image: {setuid}");
     // Redis as its own user, its server PID 1 (so `down` stops it with SIGTERM, not a kill).
     assert_eq!(project.inspect("redis", "{{.Config.User}}"), "redis");
     let pid1 = cashtag_deploy::docker(&["exec", &project.container("redis"), "cat", "/proc/1/cmdline"]);
@@ -313,6 +329,18 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
         adb.collection::<bson::Document>("trades").insert_one(bson::doc! {"x": 1}).await.is_err(),
         "the analyst cannot write"
     );
+    // The analysts' query path of docs/deploying.md, which works with the offline images
+    // too (they have no mongosh): a one-off analysis container as the read-only analyst.
+    let as_analyst = format!(
+        "CASHTAG_MONGO_URI=mongodb://analyst:{}@mongo:27017/?directConnection=true&authSource=admin",
+        secrets.analyst
+    );
+    let export = ["cashtag-analysis", "export", "--collection", "trades", "--format", "csv", "--out", "/dev/stdout"];
+    let csv =
+        project.run(&[&["run", "--rm", "-T", "--no-deps", "-e", &as_analyst, "analysis"][..], &export[..]].concat());
+    let mut lines = csv.lines();
+    assert!(lines.next().is_some_and(|h| h.contains("ticker") && h.contains("price")), "{csv:.300}");
+    assert!(lines.count() > 10, "trades as CSV: {csv:.300}");
     let redis_ip = project.ip("redis");
     for url in [format!("redis://{redis_ip}:6379"), format!("redis://:wrong@{redis_ip}:6379")] {
         let refused = async {
