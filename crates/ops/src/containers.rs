@@ -31,6 +31,11 @@ pub struct ContainerView {
     /// from the engine; none from the inspect answer alone).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_log: Option<String>,
+    /// Its memory limit (none without one) and, while it runs, what it uses
+    /// (`cashtagctl` reads it from the engine's stats).
+    pub memory_limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_used: Option<u64>,
 }
 
 fn instant(s: Option<&String>) -> Option<DateTime<Utc>> {
@@ -73,7 +78,18 @@ impl ContainerView {
                 .and_then(|cmd| cmd.first())
                 .is_some_and(|p| p.starts_with("cashtag-")),
             last_log: None,
+            memory_limit: c.host_config.as_ref().and_then(|h| h.memory).filter(|m| *m > 0).map(|m| m as u64),
+            memory_used: None,
         }
+    }
+
+    /// Using this share of its memory limit or more is a problem: the next allocation
+    /// spike is an OOM kill.
+    pub const MEMORY_PROBLEM_SHARE: f64 = 0.9;
+
+    /// The share of its memory limit it uses, when both are known.
+    pub fn memory_share(&self) -> Option<f64> {
+        Some(self.memory_used? as f64 / self.memory_limit? as f64)
     }
 
     /// Running, and healthy when it has a health check.

@@ -137,6 +137,17 @@ impl Engine {
         Ok(out)
     }
 
+    /// The memory a running container uses now, as `docker stats` counts it (its cgroup's
+    /// usage less the page cache it can drop); none when the engine does not say.
+    pub async fn memory_used(&self, id: &str) -> Option<u64> {
+        let options = bollard::query_parameters::StatsOptionsBuilder::default().stream(false).one_shot(true).build();
+        let stats = self.docker.stats(id, Some(options)).next().await?.ok()?;
+        let m = stats.memory_stats?;
+        let usage = m.usage?;
+        let cache = m.stats.as_ref().and_then(|s| s.get("inactive_file").or_else(|| s.get("total_inactive_file")));
+        Some(usage.saturating_sub(cache.copied().unwrap_or(0)))
+    }
+
     /// The containers of one service; an error naming the services there are when it has none.
     pub async fn service(&self, service: &str) -> Result<Vec<ContainerInspectResponse>, OpsError> {
         let all = self.containers().await?;

@@ -46,6 +46,17 @@ impl Status {
             problems.push(format!("project {project:?} has no containers (is it up? --project names another)"));
         }
         problems.extend(containers.iter().filter_map(ContainerView::problem));
+        for c in
+            containers.iter().filter(|c| c.memory_share().is_some_and(|s| s >= ContainerView::MEMORY_PROBLEM_SHARE))
+        {
+            problems.push(format!(
+                "{} uses {:.0}% of its memory limit ({} of {}): near an OOM kill",
+                c.service,
+                c.memory_share().unwrap_or(0.0) * 100.0,
+                human_bytes(c.memory_used.unwrap_or(0)),
+                human_bytes(c.memory_limit.unwrap_or(0))
+            ));
+        }
         match &suite {
             // (Without containers, that is the one problem.)
             Err(e) if !containers.is_empty() => problems.push(format!("the bus cannot be read: {e}")),

@@ -182,6 +182,15 @@ fn a_long_sink_outage_a_failed_backup_and_a_restart_loop_are_problems() {
         ]
     );
 
+    let mut containers = healthy.containers.clone();
+    let backup = containers.iter_mut().find(|c| c.service == "backup").unwrap();
+    assert_eq!(backup.memory_limit, Some(1 << 30), "the limit comes from the inspect answer");
+    backup.memory_used = Some(980 << 20);
+    let s = rebuild(containers.clone(), suite.clone());
+    assert_eq!(s.problems, ["backup uses 96% of its memory limit (1.0 GB of 1.1 GB): near an OOM kill"]);
+    containers.iter_mut().find(|c| c.service == "backup").unwrap().memory_used = Some(600 << 20);
+    assert!(rebuild(containers, suite.clone()).healthy(), "60% is fine");
+
     let mut overdue = suite.clone();
     let backup = overdue.heartbeats.iter_mut().find(|h| h.service == "backup").unwrap();
     backup.info = serde_json::json!({"newest_backup": null, "overdue_since": "2026-11-23T21:30:00Z"});

@@ -195,10 +195,21 @@ impl Host {
         open_bus(&redis_url(ip, password.as_deref()), &self.prefix, password.is_some()).await
     }
 
-    /// The containers; each that is not healthy with the last line it logged.
+    /// The containers, with the memory each running one uses; each that is not healthy
+    /// with the last line it logged.
     async fn views(&self) -> Result<Vec<ContainerView>, OpsError> {
-        let mut views: Vec<ContainerView> =
-            self.engine.containers().await?.iter().map(ContainerView::from_inspect).collect();
+        let inspected = self.engine.containers().await?;
+        let mut views: Vec<ContainerView> = inspected.iter().map(ContainerView::from_inspect).collect();
+        // All at once, each with a deadline: a slow engine costs the screen seconds, not
+        // a second per container.
+        let used = futures::future::join_all(views.iter().zip(&inspected).map(|(v, c)| async move {
+            let id = c.id.as_deref().filter(|_| v.state == "running")?;
+            tokio::time::timeout(Duration::from_secs(3), self.engine.memory_used(id)).await.ok().flatten()
+        }))
+        .await;
+        for (v, used) in views.iter_mut().zip(used) {
+            v.memory_used = used;
+        }
         for v in views.iter_mut().filter(|v| !v.is_healthy()) {
             v.last_log = self.last_line(&v.service).await;
         }

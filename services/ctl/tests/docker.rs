@@ -218,6 +218,14 @@ async fn cashtagctl_operates_the_running_suite() {
     assert!(r.stdout.contains("kinesis_write on"), "{}", r.stdout);
     assert!(r.stdout.contains("FETCHER") && r.stdout.contains("stocks") && r.stdout.contains("mongo"), "{}", r.stdout);
     assert!(r.stdout.trim_end().ends_with("All healthy."), "{}", r.stdout);
+    // The engine's stats: what each running container uses of its memory limit.
+    let (_, v) = status_json(&ctl);
+    for c in v["containers"].as_array().unwrap() {
+        assert!(c["memory_used"].as_u64().is_some_and(|m| m > 0), "{}: {c}", c["service"]);
+        if c["service"] != "moto" {
+            assert!(c["memory_limit"].as_u64().is_some_and(|m| m > 0), "{}: {c}", c["service"]);
+        }
+    }
     let record = Recorder::from_env(&project_name, &redis_pw);
     record.moment("healthy");
     let (_, v) = status_json(&ctl);
