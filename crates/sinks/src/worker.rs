@@ -13,7 +13,8 @@
 //! while the journal keeps what arrives, in order; once the sink's backlog is written it
 //! is **up** again. Nothing is held in memory beyond the batch in flight, so a slow or
 //! stalled sink never stops the intake or another sink. A rejected record (too large,
-//! invalid) is kept in the dead letters ([`crate::dead`]), reported and skipped; a failed cursor commit is retried, never the write.
+//! invalid) is kept in the dead letters ([`crate::dead`]), reported and skipped; a failed
+//! cursor commit is retried, never the write.
 //!
 //! A write that misses its deadline is retried with half as many records (down to one),
 //! and the smaller size holds for the batches after it until a write finishes well
