@@ -22,6 +22,12 @@ fn base() -> Command {
     c
 }
 
+/// A bus under `prefix` to read what the scheduler sent (events, heartbeats).
+fn reader(prefix: &str) -> cashtag_bus::Bus {
+    let identity = cashtag_bus::Identity { service: "t".into(), instance: "t".into() };
+    cashtag_bus::Bus::open(&redis_url(), prefix, identity, cashtag_core::Clock::System, 1000).unwrap()
+}
+
 #[test]
 fn help_lists_the_commands() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
@@ -79,14 +85,7 @@ async fn the_scheduler_runs_a_missed_backup_at_start() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let bus = cashtag_bus::Bus::open(
-        &redis_url(),
-        &prefix,
-        cashtag_bus::Identity { service: "t".into(), instance: "t".into() },
-        cashtag_core::Clock::System,
-        1000,
-    )
-    .unwrap();
+    let bus = reader(&prefix);
     let deadline = Instant::now() + Duration::from_secs(60);
     let codes = loop {
         let codes: Vec<String> = bus.peek_events(1000).await.unwrap().into_iter().map(|e| e.code).collect();
@@ -130,14 +129,7 @@ async fn overdue_backups_make_the_scheduler_unhealthy() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(body.contains("overdue_since") && body.contains("no backup since the run due at"), "{body}");
-    let bus = cashtag_bus::Bus::open(
-        &redis_url(),
-        &prefix,
-        cashtag_bus::Identity { service: "t".into(), instance: "t".into() },
-        cashtag_core::Clock::System,
-        1000,
-    )
-    .unwrap();
+    let bus = reader(&prefix);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let beats = bus.alive().await.unwrap();
