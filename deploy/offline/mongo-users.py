@@ -5,7 +5,8 @@ of deploy/mongo-init/cashtag-users.js, which the official mongo image runs):
   analyst  read on the cashtag database — analysts' notebooks and queries
 
 Passwords from MONGO_APP_PASSWORD and MONGO_ANALYST_PASSWORD; the root user from
-MONGO_INITDB_ROOT_USERNAME / MONGO_INITDB_ROOT_PASSWORD.
+MONGO_INITDB_ROOT_USERNAME / MONGO_INITDB_ROOT_PASSWORD. Each may come from the file
+NAME_FILE names instead (a Compose secret), as the official image allows.
 """
 import os
 import sys
@@ -15,9 +16,14 @@ import pymongo
 
 
 def need(name):
-    v = os.environ.get(name, "")
+    file = os.environ.get(f"{name}_FILE", "")
+    if file:
+        with open(file, encoding="utf-8") as f:
+            v = f.read().removesuffix("\n").removesuffix("\r")
+    else:
+        v = os.environ.get(name, "")
     if not v:
-        sys.exit(f"mongo-users: {name} is not set")
+        sys.exit(f"mongo-users: {name} is not set (nor {name}_FILE)")
     return v
 
 

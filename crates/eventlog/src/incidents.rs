@@ -1,5 +1,6 @@
 //! Incidents: the conditions an operator must hear about once when they start and once
-//! when they end — a sink down past its retry budget, a failed backup, a full journal —
+//! when they end — a sink down past its retry budget, a failed or overdue backup, a full
+//! journal, a service restarting after unclean ends (a crash, an OOM kill, a loop) —
 //! rather than in a burst of errors or not at all. The log sees every event, so it pairs
 //! the one that opens an incident with the one that resolves it and sends both to the
 //! webhook. Open incidents live in memory: after a restart of the log, an incident still
@@ -29,10 +30,12 @@ fn classify(e: &Event) -> Option<(String, bool)> {
     let (key, opens) = match e.code.as_str() {
         catalog::SINK_DOWN => (format!("sink {} of {}", field("sink"), e.service), true),
         catalog::SINK_RECOVERED => (format!("sink {} of {}", field("sink"), e.service), false),
-        catalog::BACKUP_FAILED => ("backups".to_string(), true),
+        catalog::BACKUP_FAILED | catalog::BACKUP_OVERDUE => ("backups".to_string(), true),
         catalog::BACKUP_DONE => ("backups".to_string(), false),
         catalog::JOURNAL_FULL => (format!("journal of {}", e.service), true),
         catalog::JOURNAL_RECOVERED => (format!("journal of {}", e.service), false),
+        catalog::SERVICE_RESTARTED => (format!("restarts of {}", e.service), true),
+        catalog::SERVICE_STABLE => (format!("restarts of {}", e.service), false),
         _ => return None,
     };
     Some((key, opens))
@@ -103,5 +106,19 @@ mod tests {
         assert!(i.observe(&event("backup.failed", "backup", 32, serde_json::json!({}))).is_some());
         let (_, change) = i.observe(&event("backup.done", "backup", 40, serde_json::json!({}))).unwrap();
         assert_eq!(change, Change::Resolved { after_secs: 8.0 });
+        assert!(i.observe(&event("backup.overdue", "backup", 41, serde_json::json!({}))).is_some());
+        assert_eq!(i.observe(&event("backup.failed", "backup", 42, serde_json::json!({}))), None, "the same incident");
+    }
+
+    #[test]
+    fn a_restart_loop_is_one_incident_until_the_service_runs_stably() {
+        let mut i = Incidents::default();
+        let (key, change) = i.observe(&event("service.restarted", "stocks", 0, serde_json::json!({}))).unwrap();
+        assert_eq!((key.as_str(), change), ("restarts of stocks", Change::Opened));
+        for at in [10, 20, 30] {
+            assert_eq!(i.observe(&event("service.restarted", "stocks", at, serde_json::json!({}))), None);
+        }
+        let (_, change) = i.observe(&event("service.stable", "stocks", 50, serde_json::json!({}))).unwrap();
+        assert_eq!(change, Change::Resolved { after_secs: 50.0 });
     }
 }

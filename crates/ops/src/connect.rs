@@ -1,8 +1,11 @@
 //! Which project and which Redis, found the way `docker compose` finds them: the
 //! `--project` flag, else `COMPOSE_PROJECT_NAME` (environment, then the `.env` file),
-//! else the directory's name; the Redis password from `REDIS_PASSWORD` (environment, then
-//! `.env`). Redis publishes no port on the host, so it is reached at the redis
-//! container's address on the project network, unless `--redis-url` says otherwise.
+//! else the directory's name; the Redis password from `REDIS_PASSWORD` in the
+//! environment, else the suite's secret file (`secrets/redis_password`, or in
+//! `CASHTAG_SECRETS_DIR`), else `REDIS_PASSWORD` in `.env` (hosts set up before the
+//! passwords became Compose secrets). Redis publishes no port on the host, so it is
+//! reached at the redis container's address on the project network, unless `--redis-url`
+//! says otherwise.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -12,6 +15,7 @@ use std::time::Duration;
 use bollard::models::ContainerInspectResponse;
 use cashtag_bus::{Bus, BusError, Identity};
 use cashtag_core::Clock;
+use cashtag_core::secret::encode_userinfo;
 
 use crate::OpsError;
 
@@ -53,6 +57,31 @@ pub fn read_dotenv(path: Option<&Path>) -> Result<BTreeMap<String, String>, OpsE
 /// A setting from the environment, else from the `.env` file.
 pub fn setting(name: &str, dotenv: &BTreeMap<String, String>) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| dotenv.get(name).filter(|v| !v.is_empty()).cloned())
+}
+
+/// The Redis password (see the module's doc), `None` when there is none; an error when
+/// the secret's file exists but cannot be read (the operator is not root, say).
+pub fn redis_password(dotenv: &BTreeMap<String, String>, dir: &Path) -> Result<Option<String>, OpsError> {
+    if let Some(p) = std::env::var("REDIS_PASSWORD").ok().filter(|v| !v.is_empty()) {
+        return Ok(Some(p));
+    }
+    let secrets = setting("CASHTAG_SECRETS_DIR", dotenv).map(|d| dir.join(d)).unwrap_or_else(|| dir.join("secrets"));
+    let file = secrets.join("redis_password");
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+            return Ok(Some(text.to_string()).filter(|p| !p.is_empty()));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(OpsError::Usage(format!(
+                "cannot read the Redis password in {}: {} (run as root, or set REDIS_PASSWORD)",
+                file.display(),
+                e.kind()
+            )));
+        }
+        Err(_) => {}
+    }
+    Ok(dotenv.get("REDIS_PASSWORD").filter(|v| !v.is_empty()).cloned())
 }
 
 /// The compose project: `flag`, else `COMPOSE_PROJECT_NAME`, else `dir`'s name, normalized
@@ -98,16 +127,6 @@ pub fn redis_url(ip: IpAddr, password: Option<&str>) -> String {
     }
 }
 
-/// Percent-encodes what a URL's userinfo cannot hold.
-fn encode_userinfo(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 /// Opens the bus and checks that Redis answers and accepts us; the error says what to do
 /// (and never shows the password).
 pub async fn open_bus(url: &str, prefix: &str, password_given: bool) -> Result<Bus, OpsError> {
@@ -129,14 +148,14 @@ pub async fn open_bus(url: &str, prefix: &str, password_given: bool) -> Result<B
 fn describe_redis(e: &redis::RedisError, shown: &str, password_given: bool) -> OpsError {
     let wrong = || {
         OpsError::Redis(format!(
-            "Redis at {shown} refused the password given (REDIS_PASSWORD or the env file): it is not the one \
-             the suite's .env sets"
+            "Redis at {shown} refused the password given (REDIS_PASSWORD or secrets/redis_password): it is \
+             not the one the suite's Redis was started with"
         ))
     };
     match e.code() {
         Some("NOAUTH") if !password_given => OpsError::Redis(format!(
             "Redis at {shown} needs a password: set REDIS_PASSWORD, or run cashtagctl where the suite's .env \
-             is (or name it with --env-file)"
+             and secrets/ are (or name the .env with --env-file)"
         )),
         Some("NOAUTH" | "WRONGPASS") => wrong(),
         _ if e.kind() == redis::ErrorKind::AuthenticationFailed => wrong(),

@@ -22,6 +22,9 @@ use cashtag_telemetry::Telemetry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod runfile;
+use runfile::RunFile;
+
 /// Options every command of a binary with settings and progress bars takes (`--config`,
 /// `--quiet`), flattened into its command line.
 #[derive(Debug, clap::Args)]
@@ -150,6 +153,8 @@ pub struct Service {
     settings: Settings,
     server: Option<JoinHandle<()>>,
     heartbeat: Option<JoinHandle<()>>,
+    /// `service.run_file`, and whether this run follows an unclean end.
+    run_file: Option<(std::sync::Arc<std::sync::Mutex<RunFile>>, bool)>,
 }
 
 impl Service {
@@ -167,8 +172,18 @@ impl Service {
             settings: settings.clone(),
             server: None,
             heartbeat: None,
+            run_file: None,
         };
         svc.bus.emit(catalog::service_start(format!("{name} {} starting: {what}", env!("CARGO_PKG_VERSION"))));
+        let mut svc = svc;
+        if !settings.service.run_file.is_empty() {
+            // Wall time, not the (possibly simulated) market clock: restarts happen in it.
+            let (file, previous) = RunFile::start(Path::new(&settings.service.run_file), chrono::Utc::now());
+            if let Some(p) = &previous {
+                svc.bus.emit(catalog::service_restarted(name, p.lasted_secs, p.memory, p.recent));
+            }
+            svc.run_file = Some((std::sync::Arc::new(std::sync::Mutex::new(file)), previous.is_some()));
+        }
         Ok(svc)
     }
 
@@ -224,9 +239,34 @@ impl Service {
         });
     }
 
-    /// Sends heartbeats with `info` (also shown on `/healthz`) until shutdown.
+    /// Sends heartbeats with `info` (also shown on `/healthz`) until shutdown; records the
+    /// memory in use in the run file at each, and says `service.stable` 10 minutes after an
+    /// unclean restart.
     pub fn heartbeat(&mut self, info: impl Fn() -> serde_json::Value + Send + 'static) {
         let hb = &self.settings.heartbeat;
+        if let Some((file, after_unclean)) = self.run_file.clone() {
+            let (every, stop, bus, name) =
+                (Duration::from_secs(hb.interval_secs.max(1)), self.shutdown.clone(), self.bus.clone(), self.name);
+            let started = std::time::Instant::now();
+            tokio::spawn(async move {
+                let mut stable_said = !after_unclean;
+                loop {
+                    let memory = runfile::memory_now();
+                    if let Ok(mut f) = file.lock() {
+                        f.sample(memory);
+                    }
+                    let stable_after = runfile::STABLE_AFTER.to_std().unwrap_or_default();
+                    if !stable_said && started.elapsed() >= stable_after {
+                        bus.emit(catalog::service_stable(name, stable_after.as_secs() / 60));
+                        stable_said = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            });
+        }
         self.heartbeat = Some(self.bus.spawn_heartbeat(
             Duration::from_secs(hb.interval_secs),
             Duration::from_secs(hb.ttl_secs),
@@ -248,6 +288,11 @@ impl Service {
     /// events still queued (up to 3 s) and waits for the HTTP server to close.
     pub async fn stop(mut self, message: impl Into<String>) {
         self.end_heartbeat().await;
+        if let Some((file, _)) = self.run_file.take()
+            && let Ok(mut file) = file.lock()
+        {
+            file.clean_stop();
+        }
         self.bus.emit(catalog::service_stop(message));
         self.bus.events().flush(Duration::from_secs(3)).await;
         if let Some(server) = self.server.take() {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use cashtag_backup_core::schedule::{Plan, Scheduled, run_schedule};
 use cashtag_backup_core::{BackupError, RestoreOptions, Target};
-use cashtag_core::Settings;
+use cashtag_core::{Settings, catalog};
 use cashtag_runtime::{Failure, Globals, Logging, Service};
 use cashtag_telemetry::progress::Progress;
 use clap::{Parser, Subcommand};
@@ -201,7 +201,8 @@ fn hint_credentials(e: BackupError) -> BackupError {
 /// Checks every 10 s (one S3 listing) whether backups are overdue — a scheduled run that no backup
 /// followed within `backup.overdue_after_mins` — and says so on `/healthz` (503) and in the
 /// heartbeat (`newest_backup`, `overdue_since`), which `cashtagctl status` turns into a
-/// PROBLEM. A bucket that cannot be listed counts as no backup.
+/// PROBLEM, and with one `backup.overdue` event each time it becomes overdue (the log's
+/// incidents send it to the webhook). A bucket that cannot be listed counts as no backup.
 fn watch_freshness(
     svc: &Service,
     settings: &Settings,
@@ -212,9 +213,11 @@ fn watch_freshness(
     let Ok(plan) = Plan::new(&settings.backup.cron, &settings.backup.timezone) else { return };
     let grace = chrono::TimeDelta::minutes(settings.backup.overdue_after_mins as i64);
     let (health, clock, stop) = (svc.telemetry.health.clone(), svc.clock.clone(), svc.shutdown.clone());
-    let (target, s3) = (target.clone(), s3.clone());
+    let (target, s3, bus) = (target.clone(), s3.clone(), svc.bus.clone());
     let started = clock.now();
+    let grace_mins = settings.backup.overdue_after_mins;
     tokio::spawn(async move {
+        let mut said: Option<chrono::DateTime<chrono::Utc>> = None;
         loop {
             let newest = cashtag_backup_core::list(&s3, &target).await.ok().and_then(|l| l.last().map(|b| b.at));
             let now = clock.now();
@@ -228,6 +231,12 @@ fn watch_freshness(
                 )
             });
             health.set(overdue.is_none(), serde_json::json!({"backups": state, "problem": problem}));
+            if let Some(due) = overdue
+                && said != Some(due)
+            {
+                bus.emit(catalog::backup_overdue(due, grace_mins));
+            }
+            said = overdue;
             *shown.lock().unwrap_or_else(|p| p.into_inner()) = state;
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}

@@ -60,6 +60,62 @@ fn a_missing_bucket_and_missing_credentials_say_which() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("backup.part_size_mb"));
 }
 
+/// On EC2 no container reaches the instance role (metadata hop limit 1): the host renews
+/// the services role's credentials into a file, and the services read it through an AWS
+/// profile's `credential_process` (deploy/compose.ec2.yml). Those are the only
+/// credentials here, and the backup's calls work with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_handed_over_by_a_credential_process_are_used() {
+    let bucket = unique("t-relay");
+    cashtag_stores::s3::client("us-east-1", &aws_endpoint())
+        .await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(unique("aws-relay"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let expiration = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+    std::fs::write(
+        dir.join("credentials.json"),
+        format!(
+            r#"{{"Version": 1, "AccessKeyId": "ASIARELAY", "SecretAccessKey": "relayed", "SessionToken": "t", "Expiration": "{}"}}"#,
+            expiration.to_rfc3339()
+        ),
+    )
+    .unwrap();
+    let calls = dir.join("calls");
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "[default]\ncredential_process = sh -c 'echo called >> {}; cat {}'\n",
+            calls.display(),
+            dir.join("credentials.json").display()
+        ),
+    )
+    .unwrap();
+    let without_keys = |c: &mut Command| {
+        c.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-credentials"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("CASHTAG_BACKUP_BUCKET", &bucket);
+    };
+    let mut list = base();
+    without_keys(list.arg("list").env("AWS_CONFIG_FILE", dir.join("config")));
+    let out = list.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(&calls).unwrap().contains("called"), "the process handed the credentials");
+    // Without the profile there are no credentials at all: the run above used the relay's.
+    let mut list = base();
+    without_keys(list.arg("list").env("AWS_CONFIG_FILE", dir.join("no-config")));
+    let out = list.output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_runs_a_missed_backup_at_start() {
     let bucket = unique("t-schedule");
@@ -130,6 +186,10 @@ async fn overdue_backups_make_the_scheduler_unhealthy() {
     };
     assert!(body.contains("overdue_since") && body.contains("no backup since the run due at"), "{body}");
     let bus = reader(&prefix);
+    // One event for the webhook's incident, not one per check.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let overdue = bus.peek_events(1000).await.unwrap().into_iter().filter(|e| e.code == "backup.overdue").count();
+    assert_eq!(overdue, 1, "one backup.overdue while it stays overdue");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let beats = bus.alive().await.unwrap();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use cashtag_bus::{Bus, ControlHold};
 use cashtag_core::catalog;
-use cashtag_ops::connect::{self, container_ip, open_bus, read_dotenv, redis_url, setting};
+use cashtag_ops::connect::{self, container_ip, open_bus, read_dotenv, redis_url};
 use cashtag_ops::containers::{ContainerView, human_duration};
 use cashtag_ops::engine::{Engine, LogLine, LogQuery};
 use cashtag_ops::logs::{Rendering, render};
@@ -32,7 +32,8 @@ struct Cli {
     /// The compose project (default: COMPOSE_PROJECT_NAME, else this directory's name).
     #[arg(long, short = 'p', global = true)]
     project: Option<String>,
-    /// The compose .env with COMPOSE_PROJECT_NAME and REDIS_PASSWORD (default: ./.env).
+    /// The compose .env with COMPOSE_PROJECT_NAME (default: ./.env); the Redis password is
+    /// read from secrets/redis_password beside it (or CASHTAG_SECRETS_DIR), or REDIS_PASSWORD.
     #[arg(long, global = true)]
     env_file: Option<PathBuf>,
     /// Redis, when not the project's redis container: redis://:PASSWORD@HOST:6379.
@@ -162,6 +163,8 @@ async fn main() -> ExitCode {
 struct Host {
     engine: Engine,
     dotenv: std::collections::BTreeMap<String, String>,
+    /// Where the .env is: the compose directory.
+    dir: PathBuf,
     redis_url: Option<String>,
     prefix: String,
 }
@@ -179,10 +182,10 @@ impl Host {
             return Err(usage("no project: pass --project NAME or set COMPOSE_PROJECT_NAME"));
         }
         let engine = Engine::connect(&project).await?;
-        Ok(Host { engine, dotenv, redis_url: cli.redis_url.clone(), prefix: cli.prefix.clone() })
+        Ok(Host { engine, dotenv, dir, redis_url: cli.redis_url.clone(), prefix: cli.prefix.clone() })
     }
 
-    /// The bus: `--redis-url`, else the project's redis container with REDIS_PASSWORD.
+    /// The bus: `--redis-url`, else the project's redis container with its password.
     async fn bus(&self) -> Result<Bus, OpsError> {
         if let Some(url) = &self.redis_url {
             return open_bus(url, &self.prefix, url.contains('@')).await;
@@ -191,7 +194,7 @@ impl Host {
         let ip = container_ip(&redis).ok_or_else(|| {
             OpsError::Redis("the redis container has no network address (is it running?)".to_string())
         })?;
-        let password = setting("REDIS_PASSWORD", &self.dotenv);
+        let password = connect::redis_password(&self.dotenv, &self.dir)?;
         open_bus(&redis_url(ip, password.as_deref()), &self.prefix, password.is_some()).await
     }
 

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use cashtag_deploy::{Project, build_offline_images, require_docker};
+use cashtag_deploy::{Project, Secrets, build_offline_images, require_docker};
 use chrono::{DateTime, TimeDelta, Utc};
 
 const SERVICES: [&str; 10] =
@@ -137,7 +137,10 @@ async fn cashtagctl_operates_the_running_suite() {
     let dir = std::env::temp_dir().join(cashtag_testkit::unique("ctl"));
     std::fs::create_dir_all(&dir).unwrap();
     let project_name = cashtag_testkit::unique("ctl").to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "");
-    let (redis_pw, root_pw, app_pw, analyst_pw) = (password("r"), password("o"), password("a"), password("n"));
+    // The passwords as Compose secrets (deploy/secrets-init), named in .env: cashtagctl
+    // reads Redis's from there.
+    let secrets = Secrets::init(&dir.join("suite-secrets"));
+    let [redis_pw, root_pw, app_pw, analyst_pw] = secrets.all().map(str::to_string);
     // 09:24 New York on a Tuesday, 15 s from now, at 10x: the sources turn on at 09:25.
     let start: DateTime<Utc> = "2026-11-24T14:24:00Z".parse().unwrap();
     let anchor = Utc::now() + TimeDelta::seconds(15);
@@ -156,10 +159,10 @@ async fn cashtagctl_operates_the_running_suite() {
     write(
         &env,
         &format!(
-            "COMPOSE_PROJECT_NAME={project_name}\nREDIS_PASSWORD={redis_pw}\nMONGO_ROOT_PASSWORD={root_pw}\n\
-             MONGO_APP_PASSWORD={app_pw}\nMONGO_ANALYST_PASSWORD={analyst_pw}\nCASHTAG_ENV_FILE={}\n\
+            "COMPOSE_PROJECT_NAME={project_name}\nCASHTAG_SECRETS_DIR={}\nCASHTAG_ENV_FILE={}\n\
              HTTP_PORT_MANAGER=\nHTTP_PORT_STOCKS=\nHTTP_PORT_TWITTER=\nHTTP_PORT_LOG=\nHTTP_PORT_BACKUP=\n\
              HTTP_PORT_ANALYSIS=\nHTTP_PORT_PREDICT=\n",
+            secrets.dir.display(),
             cashtag_env.display()
         ),
     );

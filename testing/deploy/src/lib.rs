@@ -223,3 +223,46 @@ pub fn image_config(image: &str) -> serde_json::Value {
     let s = docker(&["image", "inspect", image]);
     serde_json::from_str::<serde_json::Value>(&s).expect("image inspect JSON")[0].clone()
 }
+
+/// The suite's passwords, made the documented way: `deploy/secrets-init --dir DIR`, which
+/// writes one Compose secret file each (docker-compose.yml's `secrets:`).
+pub struct Secrets {
+    pub dir: PathBuf,
+    pub redis: String,
+    pub root: String,
+    pub app: String,
+    pub analyst: String,
+}
+
+impl Secrets {
+    /// Runs `deploy/secrets-init` into `dir` (with no .env to take passwords from).
+    pub fn init(dir: &Path) -> Secrets {
+        let script = workspace_root().join("deploy/secrets-init");
+        let out = Command::new(&script)
+            .arg("--dir")
+            .arg(dir)
+            .arg("--env-file")
+            .arg(dir.join("no.env"))
+            .output()
+            .expect("run deploy/secrets-init");
+        assert!(out.status.success(), "deploy/secrets-init: {}", String::from_utf8_lossy(&out.stderr));
+        let printed = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(printed.matches("written (new)").count(), 4, "{printed}");
+        let read = |name: &str| {
+            let value = std::fs::read_to_string(dir.join(name)).expect("a secret file").trim_end().to_string();
+            assert!(value.len() >= 32 && !printed.contains(&value), "{name}: a long password, never printed");
+            value
+        };
+        Secrets {
+            dir: dir.to_path_buf(),
+            redis: read("redis_password"),
+            root: read("mongo_root_password"),
+            app: read("mongo_app_password"),
+            analyst: read("mongo_analyst_password"),
+        }
+    }
+
+    pub fn all(&self) -> [&str; 4] {
+        [&self.redis, &self.root, &self.app, &self.analyst]
+    }
+}

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cashtag_deploy::{Project, build_offline_images, docker, image_config, require_docker};
+use cashtag_deploy::{Project, Secrets, build_offline_images, docker, image_config, require_docker};
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::TryStreamExt;
 
@@ -26,36 +26,17 @@ const TRADES_PER_MINUTE: f64 = 5.0;
 const POSTS_PER_MINUTE: f64 = 2.0;
 const SPEED: f64 = 10.0;
 
-fn password(tag: &str) -> String {
-    // Letters and digits, as docs/deploying.md asks; unique per run.
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{tag}{n:x}{:x}", std::process::id())
-}
-
-struct Secrets {
-    redis: String,
-    root: String,
-    app: String,
-    analyst: String,
-}
-
-impl Secrets {
-    fn all(&self) -> [&str; 4] {
-        [&self.redis, &self.root, &self.app, &self.analyst]
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
     require_docker();
     let t0 = Instant::now();
     let build_time = build_offline_images();
     eprintln!("compose: offline images built in {:.0} s", build_time.as_secs_f64());
-    let secrets = Secrets { redis: password("r"), root: password("o"), app: password("a"), analyst: password("n") };
-    no_secret_in_the_build_context(&secrets);
-
     let dir = std::env::temp_dir().join(cashtag_testkit::unique("compose"));
     std::fs::create_dir_all(&dir).unwrap();
+    // The passwords as Compose file secrets, made by deploy/secrets-init.
+    let secrets = Secrets::init(&dir.join("secrets"));
+    no_secret_in_the_build_context(&secrets);
     let project_name = cashtag_testkit::unique("ct").to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "");
     // 09:24 New York on a Tuesday, 15 s from now: the manager turns the sources on at 09:25.
     let start: DateTime<Utc> = "2026-11-24T14:24:00Z".parse().unwrap();
@@ -89,14 +70,10 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
     std::fs::write(
         &env,
         format!(
-            "COMPOSE_PROJECT_NAME={project_name}\nREDIS_PASSWORD={}\nMONGO_ROOT_PASSWORD={}\n\
-             MONGO_APP_PASSWORD={}\nMONGO_ANALYST_PASSWORD={}\nCASHTAG_ENV_FILE={}\n\
+            "COMPOSE_PROJECT_NAME={project_name}\nCASHTAG_SECRETS_DIR={}\nCASHTAG_ENV_FILE={}\n\
              HTTP_PORT_MANAGER=\nHTTP_PORT_STOCKS=\nHTTP_PORT_TWITTER=\nHTTP_PORT_LOG=\nHTTP_PORT_BACKUP=\n\
              HTTP_PORT_ANALYSIS=\nHTTP_PORT_PREDICT=\nCASHTAG_CONFIG_DIR={}\n",
-            secrets.redis,
-            secrets.root,
-            secrets.app,
-            secrets.analyst,
+            secrets.dir.display(),
             cashtag_env.display(),
             config_dir.display()
         ),
@@ -120,6 +97,11 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
         assert_eq!(project.inspect(s, "{{json .HostConfig.CapDrop}}"), "[\"ALL\"]", "{s} drops every capability");
         assert!(project.inspect(s, "{{.HostConfig.PidsLimit}}").parse::<i64>().unwrap_or(0) > 0, "{s} has a PID limit");
         assert_eq!(project.inspect(s, "{{.HostConfig.ReadonlyRootfs}}"), "true", "{s} has a read-only root");
+        // The passwords are files under /run/secrets: `docker inspect` shows none of them.
+        let inspected = docker(&["inspect", &project.container(s)]);
+        for pw in secrets.all() {
+            assert!(!inspected.contains(pw), "a password is in `docker inspect` of {s}");
+        }
     }
     // cashtagctl is in the image, and the image carries the release's version as a tag.
     let ctl = cashtag_deploy::docker(&["exec", &project.container("manager"), "cashtagctl", "--version"]);
@@ -236,6 +218,18 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
         cashtag_soak::wait_until(Duration::from_secs(60), || async { count("trades").await > n }).await,
         "stocks writes again after the restart"
     );
+    // ... and says it restarted uncleanly (the incident the webhook hears about).
+    let restarted = || async {
+        db.collection::<bson::Document>("events")
+            .count_documents(bson::doc! {"code": "service.restarted"})
+            .await
+            .unwrap_or(0)
+    };
+    assert!(
+        cashtag_soak::wait_until(Duration::from_secs(30), || async { restarted().await == 1 }).await,
+        "one service.restarted after the kill -9 ({})",
+        restarted().await
+    );
 
     // MongoDB restarted during intake: records wait in the journals and are replayed.
     project.run(&["restart", "-t", "10", "mongo"]);
@@ -331,13 +325,19 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
     );
     // The analysts' query path of docs/deploying.md, which works with the offline images
     // too (they have no mongosh): a one-off analysis container as the read-only analyst.
-    let as_analyst = format!(
-        "CASHTAG_MONGO_URI=mongodb://analyst:{}@mongo:27017/?directConnection=true&authSource=admin",
-        secrets.analyst
-    );
+    // The analyst's password is mounted like a secret, never passed in the environment.
+    let analyst_secret = format!("{}:/run/secrets/analyst:ro", secrets.dir.join("mongo_analyst_password").display());
+    let as_analyst = [
+        "-v",
+        &analyst_secret,
+        "-e",
+        "CASHTAG_MONGO_URI=mongodb://analyst@mongo:27017/?directConnection=true&authSource=admin",
+        "-e",
+        "CASHTAG_MONGO_PASSWORD_FILE=/run/secrets/analyst",
+    ];
     let export = ["cashtag-analysis", "export", "--collection", "trades", "--format", "csv", "--out", "/dev/stdout"];
-    let csv =
-        project.run(&[&["run", "--rm", "-T", "--no-deps", "-e", &as_analyst, "analysis"][..], &export[..]].concat());
+    let csv = project
+        .run(&[&["run", "--rm", "-T", "--no-deps"][..], &as_analyst[..], &["analysis"][..], &export[..]].concat());
     let mut lines = csv.lines();
     assert!(lines.next().is_some_and(|h| h.contains("ticker") && h.contains("price")), "{csv:.300}");
     assert!(lines.count() > 10, "trades as CSV: {csv:.300}");
@@ -367,6 +367,8 @@ async fn the_suite_runs_as_containers_with_authentication_and_loses_nothing() {
     let events: Vec<bson::Document> =
         db.collection::<bson::Document>("events").find(bson::doc! {}).await.unwrap().try_collect().await.unwrap();
     assert!(!events.is_empty(), "events reached the log store");
+    let unclean = events.iter().filter(|e| e.get_str("code") == Ok("service.restarted")).count();
+    assert_eq!(unclean, 1, "the kill -9 only: stops by `down`, `restart` and SIGTERM are clean ends");
     let event_count = events.len();
     let events = format!("{events:?}");
     for s in secrets.all() {
@@ -405,11 +407,14 @@ fn no_secret_in_the_build_context(secrets: &Secrets) {
     std::fs::write(ctx.join(".env"), format!("REDIS_PASSWORD={}\n", secrets.redis)).unwrap();
     std::fs::write(ctx.join("cashtag.env"), format!("CASHTAG_X={}\n", secrets.app)).unwrap();
     std::fs::write(ctx.join("deploy/.env"), format!("X={}\n", secrets.root)).unwrap();
+    std::fs::create_dir_all(ctx.join("secrets")).unwrap();
+    std::fs::write(ctx.join("secrets/redis_password"), &secrets.redis).unwrap();
     std::fs::write(ctx.join("README.md"), "kept\n").unwrap();
     std::fs::write(
         ctx.join("Dockerfile.check"),
         "FROM cashtag-offline/base:bookworm\nCOPY . /ctx\nRUN test -f /ctx/README.md \
-         && test ! -e /ctx/.env && test ! -e /ctx/cashtag.env && test ! -e /ctx/deploy/.env\n",
+         && test ! -e /ctx/.env && test ! -e /ctx/cashtag.env && test ! -e /ctx/deploy/.env \
+         && test ! -e /ctx/secrets\n",
     )
     .unwrap();
     let tag = format!("cashtag-context-check:{}", std::process::id());
@@ -421,5 +426,9 @@ fn no_secret_in_the_build_context(secrets: &Secrets) {
         .unwrap();
     let _ = std::process::Command::new("docker").args(["rmi", "-f", &tag]).output();
     let _ = std::fs::remove_dir_all(&ctx);
-    assert!(out.status.success(), "a .env file reached the build context: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "a .env or secret file reached the build context: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -25,6 +25,10 @@ pub fn backup_failed(problem: impl Display, secs: f64, exit_code: u8) -> EventDr
     error(BACKUP_FAILED, format!("backup failed after {secs:.1} s: {problem}")).with("exit_code", exit_code)
 }
 
+pub fn backup_overdue(due: DateTime<Utc>, grace_mins: u64) -> EventDraft {
+    error(BACKUP_OVERDUE, format!("no backup since the run due at {} ({grace_mins} min allowed)", rfc3339(&due)))
+}
+
 pub fn backup_missed(due: DateTime<Utc>) -> EventDraft {
     warning(BACKUP_MISSED, format!("the backup due at {} did not run; running it now", rfc3339(&due)))
 }

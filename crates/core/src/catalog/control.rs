@@ -15,6 +15,38 @@ pub fn service_stop(message: impl Into<String>) -> EventDraft {
     activity(SERVICE_STOP, message)
 }
 
+/// Restarted after an unclean end: `lasted_secs` the run that ended, `memory` its memory
+/// and limit (MiB) at its last heartbeat, `recent` the unclean ends in the last 10 minutes.
+pub fn service_restarted(
+    service: &str,
+    lasted_secs: Option<f64>,
+    memory: Option<(f64, Option<f64>)>,
+    recent: usize,
+) -> EventDraft {
+    let lasted = lasted_secs.map(|s| format!(" {s:.0} s after its start")).unwrap_or_default();
+    let likely_oom = matches!(memory, Some((used, Some(limit))) if used >= 0.9 * limit);
+    let memory_text = match memory {
+        Some((used, Some(limit))) => format!("; its memory was {used:.0} of {limit:.0} MiB at its last heartbeat"),
+        Some((used, None)) => format!("; it used {used:.0} MiB at its last heartbeat"),
+        None => String::new(),
+    };
+    let oom = if likely_oom { ": probably killed for memory (OOM)" } else { "" };
+    let looping =
+        if recent >= 3 { format!(" — a restart loop: {recent} unclean ends in 10 minutes") } else { String::new() };
+    error(
+        SERVICE_RESTARTED,
+        format!("{service} restarted after its last run ended uncleanly (killed or crashed){lasted}{memory_text}{oom}{looping}"),
+    )
+    .with("likely_oom", likely_oom)
+    .with("recent_unclean_ends", recent as u64)
+    .with("memory_mib", memory.map(|m| m.0))
+    .with("memory_limit_mib", memory.and_then(|m| m.1))
+}
+
+pub fn service_stable(service: &str, minutes: u64) -> EventDraft {
+    activity(SERVICE_STABLE, format!("{service} has run {minutes} minutes since its unclean restart"))
+}
+
 /// The sources turned on (`on`) or off, why, and the session it concerns.
 pub fn control_switched(
     on: bool,

@@ -48,6 +48,12 @@ catalog! {
     SERVICE_START = "service.start", Activity;
     /// A service stopped cleanly.
     SERVICE_STOP = "service.stop", Activity;
+    /// A service started again after its last run ended without a clean stop (killed —
+    /// by the kernel for memory, say — or crashed), with how long that run lasted, its
+    /// memory at its last heartbeat and the unclean ends in the last 10 minutes.
+    SERVICE_RESTARTED = "service.restarted", Error;
+    /// A service that had restarted after an unclean end has now run 10 minutes.
+    SERVICE_STABLE = "service.stable", Activity;
     /// The manager turned the data sources on.
     CONTROL_START = "control.start", Activity;
     /// The manager turned the data sources off.
@@ -173,6 +179,8 @@ catalog! {
     BACKUP_DONE = "backup.done", Activity;
     /// A backup failed.
     BACKUP_FAILED = "backup.failed", Error;
+    /// No backup followed a scheduled run within `backup.overdue_after_mins`.
+    BACKUP_OVERDUE = "backup.overdue", Error;
     /// The scheduled backup did not run while the host was down; it runs now.
     BACKUP_MISSED = "backup.missed", Warning;
     /// The roll-ups of a past range were computed at start.

@@ -8,6 +8,10 @@
 //! Precedence: built-in defaults < the TOML file (`--config` or `CASHTAG_CONFIG`) <
 //! environment. A setting's environment name is its path in upper case joined by `_`:
 //! `clock.speed` is `CASHTAG_CLOCK_SPEED`. Every error names the key (and the variable).
+//!
+//! Any setting can also be read from a file: `CASHTAG_<NAME>_FILE=/run/secrets/x` sets
+//! `CASHTAG_<NAME>` to the file's content (without its final line break). That is how
+//! Compose file secrets reach the services without a password in their environment.
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +54,8 @@ pub trait Schema: Serialize + DeserializeOwned + Default {
     fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
     }
+    /// Derives what other settings imply, once they are valid (a password into its URL).
+    fn complete(&mut self) {}
 }
 
 /// A section of the settings that can check its own values (the sections in
@@ -83,19 +89,35 @@ pub fn load<T: Schema>(file: Option<&Path>, env: impl IntoIterator<Item = (Strin
         merge_file::<T>(&mut merged, &defaults, table, "")?;
     }
     let index = flatten(&defaults);
-    for (var, raw) in env {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    for (var, raw) in &env {
         if !var.starts_with("CASHTAG_")
             || RESERVED_ENV.contains(&var.as_str())
             || RESERVED_ENV_PREFIXES.iter().any(|p| var.starts_with(p))
         {
             continue;
         }
-        let Some((path, default)) = index.iter().find(|(p, _)| env_name(p) == var) else {
-            return Err(ConfigError {
-                key: var.clone(),
-                env: Some(var.clone()),
-                message: "unknown setting (see the configuration reference, docs/configuration.md)".into(),
-            });
+        let setting = |name: &str| index.iter().find(|(p, _)| env_name(p) == name);
+        let (path, default, raw) = match (setting(var), var.strip_suffix("_FILE").and_then(setting)) {
+            (Some((path, default)), _) => (path, default, raw.clone()),
+            (None, Some((path, default))) => {
+                let direct = env_name(path);
+                if env.iter().any(|(v, _)| *v == direct) {
+                    return Err(ConfigError {
+                        key: path.clone(),
+                        env: Some(var.clone()),
+                        message: format!("set {direct} or {var}, not both"),
+                    });
+                }
+                (path, default, read_setting_file(path, var, raw)?)
+            }
+            (None, None) => {
+                return Err(ConfigError {
+                    key: var.clone(),
+                    env: Some(var.clone()),
+                    message: "unknown setting (see the configuration reference, docs/configuration.md)".into(),
+                });
+            }
         };
         let value = parse_env_value(default, &raw).map_err(|message| ConfigError {
             key: path.clone(),
@@ -105,14 +127,26 @@ pub fn load<T: Schema>(file: Option<&Path>, env: impl IntoIterator<Item = (Strin
         set_path(&mut merged, path, value);
     }
     let value = toml::Value::Table(merged);
-    let parsed: T = serde_path_to_error::deserialize(value).map_err(|e| {
+    let mut parsed: T = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
         let var = env_name(&key);
         let from_env = std::env::var_os(&var).is_some();
         ConfigError { key, env: from_env.then_some(var), message: e.into_inner().to_string() }
     })?;
     parsed.validate()?;
+    parsed.complete();
     Ok(parsed)
+}
+
+/// The value of a `CASHTAG_<NAME>_FILE` setting: the file's content without its final
+/// line break. The error names the file, never its content.
+fn read_setting_file(path: &str, var: &str, file: &str) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        key: path.to_string(),
+        env: Some(var.to_string()),
+        message: format!("cannot read {file}: {}", e.kind()),
+    })?;
+    Ok(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_string())
 }
 
 /// A TOML syntax error as its place and what is wrong, never the text around it: the
@@ -304,6 +338,52 @@ mod tests {
         assert!(!format!("{s:?}").contains("pa55word"));
         let e = load::<Settings>(None, env(&[("CASHTAG_REDIS_URL", "http://u:pa55word@h")])).unwrap_err();
         assert!(!e.to_string().contains("pa55word"));
+    }
+
+    #[test]
+    fn a_setting_is_read_from_the_file_its_file_variable_names() {
+        let dir = tempdir();
+        let (redis_pw, mongo_pw) = (dir.join("redis_password"), dir.join("mongo_password"));
+        std::fs::write(&redis_pw, "r3d!s pw\n").unwrap();
+        std::fs::write(&mongo_pw, "m0ngo\r\n").unwrap();
+        let (redis_pw, mongo_pw) = (redis_pw.display().to_string(), mongo_pw.display().to_string());
+        let s: Settings = load(
+            None,
+            env(&[
+                ("CASHTAG_REDIS_URL", "redis://redis:6379"),
+                ("CASHTAG_REDIS_PASSWORD_FILE", &redis_pw),
+                ("CASHTAG_MONGO_URI", "mongodb://cashtag@mongo:27017/?authSource=admin"),
+                ("CASHTAG_MONGO_PASSWORD_FILE", &mongo_pw),
+                ("CASHTAG_TWITTER_X_BEARER_TOKEN_FILE", &redis_pw),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.redis.url.expose(), "redis://:r3d%21s%20pw@redis:6379");
+        assert_eq!(s.mongo.uri.expose(), "mongodb://cashtag:m0ngo@mongo:27017/?authSource=admin");
+        assert_eq!(s.twitter.x.bearer_token.expose(), "r3d!s pw");
+        // `watchlist.file` is a setting of its own, not the file of `watchlist`.
+        let watchlist = dir.join("watchlist.toml");
+        std::fs::write(&watchlist, "[[company]]\nticker = \"AAPL\"\nname = \"Apple\"\n").unwrap();
+        let watchlist = watchlist.display().to_string();
+        let s: Settings = load(None, env(&[("CASHTAG_WATCHLIST_FILE", &watchlist)])).unwrap();
+        assert_eq!(s.watchlist.file, watchlist);
+
+        let e = load::<Settings>(None, env(&[("CASHTAG_REDIS_PASSWORD_FILE", "/nonexistent/pw")])).unwrap_err();
+        assert_eq!(e.key, "redis.password");
+        assert!(
+            e.to_string().contains("cannot read /nonexistent/pw")
+                && e.to_string().contains("CASHTAG_REDIS_PASSWORD_FILE"),
+            "{e}"
+        );
+        let e =
+            load::<Settings>(None, env(&[("CASHTAG_REDIS_PASSWORD", "x"), ("CASHTAG_REDIS_PASSWORD_FILE", &redis_pw)]))
+                .unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = load::<Settings>(None, env(&[("CASHTAG_MONGO_PASSWORD_FILE", &mongo_pw)])).unwrap_err();
+        assert_eq!(e.key, "mongo.password");
+        assert!(!e.to_string().contains("m0ngo"), "{e}");
+        let e = load::<Settings>(None, env(&[("CASHTAG_NOTHING_FILE", &mongo_pw)])).unwrap_err();
+        assert!(e.to_string().contains("unknown setting"), "{e}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::providers::{SimSettings, StocksSettings, TwitterSettings};
 use super::{ConfigError, Schema, Section, check};
 use crate::clock::{Clock, SimSpec};
-use crate::secret::Secret;
+use crate::secret::{Secret, with_password};
 
 /// Every setting of the suite. Sections are documented in docs/configuration.md.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -67,6 +67,9 @@ impl Default for Settings {
 pub struct ServiceSettings {
     /// Instance name in heartbeats and events; empty = `<hostname>-<pid>`.
     pub instance: String,
+    /// A file on the service's own state volume that says whether its last run ended
+    /// cleanly (`service.restarted` when not); empty = none.
+    pub run_file: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -80,13 +83,20 @@ pub struct HttpSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     pub url: Secret,
+    /// The password, put into `url` at load (so it can come from a file of its own:
+    /// `CASHTAG_REDIS_PASSWORD_FILE`); empty = whatever `url` holds.
+    pub password: Secret,
     /// Prefix of every key and channel; lets several suites (or tests) share one Redis.
     pub prefix: String,
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        RedisSettings { url: Secret::new("redis://127.0.0.1:6379"), prefix: "cashtag".into() }
+        RedisSettings {
+            url: Secret::new("redis://127.0.0.1:6379"),
+            password: Secret::default(),
+            prefix: "cashtag".into(),
+        }
     }
 }
 
@@ -95,12 +105,19 @@ impl Default for RedisSettings {
 pub struct MongoSettings {
     /// Connection string; may hold a password, so it is never printed.
     pub uri: Secret,
+    /// The password of the user `uri` names, put into `uri` at load (so it can come from
+    /// a file of its own: `CASHTAG_MONGO_PASSWORD_FILE`); empty = whatever `uri` holds.
+    pub password: Secret,
     pub database: String,
 }
 
 impl Default for MongoSettings {
     fn default() -> Self {
-        MongoSettings { uri: Secret::new("mongodb://127.0.0.1:27017"), database: "cashtag".into() }
+        MongoSettings {
+            uri: Secret::new("mongodb://127.0.0.1:27017"),
+            password: Secret::default(),
+            database: "cashtag".into(),
+        }
     }
 }
 
@@ -512,6 +529,17 @@ impl Schema for Settings {
         ];
         sections.iter().try_for_each(|s| s.validate())
     }
+
+    fn complete(&mut self) {
+        if !self.redis.password.is_empty() {
+            let url = with_password(self.redis.url.expose(), self.redis.password.expose());
+            self.redis.url = Secret::new(url.expect("validated: redis.url has a scheme"));
+        }
+        if !self.mongo.password.is_empty() {
+            let uri = with_password(self.mongo.uri.expose(), self.mongo.password.expose());
+            self.mongo.uri = Secret::new(uri.expect("validated: mongo.uri has a scheme"));
+        }
+    }
 }
 
 impl Section for RedisSettings {
@@ -521,6 +549,11 @@ impl Section for RedisSettings {
             url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://"),
             "redis.url",
             "must start with redis://, rediss:// or unix://",
+        )?;
+        check(
+            self.password.is_empty() || !url.starts_with("unix://"),
+            "redis.password",
+            "needs a redis:// or rediss:// url (a unix:// url carries its password itself)",
         )?;
         check(
             !self.prefix.is_empty() && !self.prefix.contains(char::is_whitespace),
@@ -537,6 +570,11 @@ impl Section for MongoSettings {
             uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://"),
             "mongo.uri",
             "must start with mongodb:// or mongodb+srv://",
+        )?;
+        check(
+            self.password.is_empty() || !crate::secret::url_user(uri).is_empty(),
+            "mongo.password",
+            "needs the user in mongo.uri (mongodb://USER@host/…)",
         )?;
         check(!self.database.is_empty(), "mongo.database", "must not be empty")
     }
