@@ -7,25 +7,12 @@
 //! `cargo bench -p cashtag-history --bench import` (the local stack must run:
 //! `scripts/stack up`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use cashtag_sim::archive::{ArchiveSpec, write};
-use cashtag_testkit::{mongo_uri, redis_url, unique, workspace_root};
-
-fn release_bin(name: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--bin", name, "-p", name])
-        .current_dir(workspace_root())
-        .status()
-        .expect("cargo build --release");
-    assert!(status.success(), "building {name} failed");
-    let target =
-        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
-    target.join("release").join(name)
-}
+use cashtag_testkit::{mongo_uri, redis_url, release_bin, unique};
 
 /// Runs an import; returns (seconds, records stored or counted).
 fn import(bin: &Path, db: &str, args: &[&str]) -> (f64, u64) {

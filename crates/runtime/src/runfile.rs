@@ -101,15 +101,23 @@ impl RunFile {
     }
 }
 
-/// This process's memory in MiB and its container's limit: cgroup v2's `memory.current`
-/// and `memory.max` when readable (what the kernel's OOM killer compares), else the
+/// This process's memory in MiB and its container's limit: the cgroup's usage and limit
+/// when readable (what the kernel's OOM killer compares: v2's `memory.current` and
+/// `memory.max`, v1's `memory.usage_in_bytes` and `memory.limit_in_bytes`), else the
 /// resident set from /proc without a limit.
 pub fn memory_now() -> Option<(f64, Option<f64>)> {
     let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
     let read = |p: &str| std::fs::read_to_string(p).ok().map(|t| t.trim().to_string());
-    if let Some(current) = read("/sys/fs/cgroup/memory.current").and_then(|t| t.parse::<f64>().ok()) {
-        let limit = read("/sys/fs/cgroup/memory.max").and_then(|t| t.parse::<f64>().ok());
-        return Some((mib(current), limit.map(mib)));
+    let number = |p: &str| read(p).and_then(|t| t.parse::<f64>().ok());
+    for (usage, limit) in [
+        ("/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.max"),
+        ("/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+    ] {
+        if let Some(current) = number(usage) {
+            // "max" (v2) or a number near 2^63 (v1): no limit.
+            let limit = number(limit).filter(|l| *l < 2f64.powi(60));
+            return Some((mib(current), limit.map(mib)));
+        }
     }
     let status = read("/proc/self/status")?;
     let kb = status

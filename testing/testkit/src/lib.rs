@@ -350,6 +350,21 @@ pub fn service_bin(name: &str) -> PathBuf {
     exe.parent().and_then(Path::parent).expect("target dir").join(name)
 }
 
+/// A service binary built with `cargo build --release` (for benches, which measure what
+/// users run), built first if needed.
+pub fn release_bin(name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--release", "--bin", name, "-p", name])
+        .current_dir(workspace_root())
+        .status()
+        .expect("cargo build --release");
+    assert!(status.success(), "building {name} failed");
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace_root().join("target"));
+    target.join("release").join(name)
+}
+
 /// Makes sure the workspace's binaries and examples are built and current: runs
 /// `cargo test --workspace --no-run --locked` once per test run.
 ///
