@@ -20,8 +20,19 @@ fn f(v: Option<f64>) -> String {
 
 /// The plain-language answer.
 pub fn verdict(r: &StudyResult) -> String {
-    let n = r.tickers.len();
+    let n = r.tested;
     let sig = r.significant.len();
+    let untested = r.tickers.len() - r.tested;
+    let untested = if untested == 0 {
+        String::new()
+    } else {
+        format!(
+            " {untested} of the {} tickers were not tested: too few posts or observations (at least {:.0} and {} needed; listed below).",
+            r.tickers.len(),
+            r.config.min_posts,
+            r.config.min_observations
+        )
+    };
     let mut pooled = r
         .pooled_level
         .map_or("not computable".into(), |c| format!("r = {:.4} with the next interval (p = {})", c.r, f(Some(c.p))));
@@ -29,22 +40,28 @@ pub fn verdict(r: &StudyResult) -> String {
     if let Some((lag, c)) = r.pooled_cross_correlation.iter().max_by(|a, b| a.1.r.abs().total_cmp(&b.1.r.abs())) {
         let _ = write!(pooled, ", strongest at lag {lag}: r = {:.4} (p = {})", c.r, f(Some(c.p)));
     }
-    if sig == 0 {
+    if n == 0 {
         format!(
-            "No: for none of the {n} tickers does sentiment improve the forecast of returns after correcting for multiple testing \
-             (Granger, {} lags, Benjamini–Hochberg at α = {}); {:.0}% of tickers are nominally significant, against {:.0}% expected by chance. Pooled: {pooled}.",
-            r.config.granger_lags,
+            "Not computable: no ticker has enough data for the test (at least {:.0} posts and {} observations).{untested}",
+            r.config.min_posts, r.config.min_observations
+        )
+    } else if sig == 0 {
+        format!(
+            "No: for none of the {n} tickers tested does sentiment improve the forecast of returns: no Benjamini–Hochberg \
+             adjusted q is below α = {} (Granger, {} lags); {:.0}% of tickers are nominally significant (unadjusted p), against {:.0}% \
+             expected by chance.{untested} Pooled: {pooled}.",
             r.config.alpha,
+            r.config.granger_lags,
             100.0 * r.rejection_rate,
             100.0 * r.config.alpha
         )
     } else {
         format!(
-            "Yes, for {sig} of {n} tickers ({}): sentiment's past improves the forecast of returns after correcting for multiple testing \
-             (Granger, {} lags, Benjamini–Hochberg at α = {}). Pooled: {pooled}.",
+            "Yes, for {sig} of {n} tickers tested ({}): sentiment's past improves the forecast of returns with a \
+             Benjamini–Hochberg adjusted q below α = {} (Granger, {} lags).{untested} Pooled: {pooled}.",
             r.significant.join(", "),
-            r.config.granger_lags,
-            r.config.alpha
+            r.config.alpha,
+            r.config.granger_lags
         )
     }
 }
@@ -52,23 +69,27 @@ pub fn verdict(r: &StudyResult) -> String {
 pub fn markdown(r: &StudyResult, title: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# {title}\n\n**{}**\n", verdict(r));
+    for w in &r.warnings {
+        let _ = writeln!(s, "**Warning:** {w}\n");
+    }
     let _ = writeln!(s, "Market proxy for abnormal returns: {}. Positive lag = sentiment first.\n", r.market_proxy);
     for n in &r.notes {
         let _ = writeln!(s, "{n}\n");
     }
     let _ = writeln!(
         s,
-        "| ticker | intervals | posts | r(level, next) | p | Spearman | r(change, next) | Granger p (L={}) | BH q | best lag | r at best | q at best | significant |",
+        "| ticker | intervals | posts | observations | r(level, next) | p | Spearman | r(change, next) | Granger p (L={}) | BH q | best lag | r at best | q at best | significant |",
         r.config.granger_lags
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for t in &r.tickers {
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for t in r.tickers.iter().filter(|t| t.excluded.is_none()) {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             t.ticker,
             t.intervals,
             t.posts,
+            t.observations,
             f(t.level.map(|c| c.r)),
             f(t.level.map(|c| c.p)),
             f(t.level_spearman.map(|c| c.r)),
@@ -80,6 +101,13 @@ pub fn markdown(r: &StudyResult, title: &str) -> String {
             f(t.best_lag.as_ref().map(|b| b.q)),
             if t.significant { "yes" } else { "no" }
         );
+    }
+    let excluded: Vec<_> = r.tickers.iter().filter_map(|t| t.excluded.as_ref().map(|why| (&t.ticker, why))).collect();
+    if !excluded.is_empty() {
+        let _ = writeln!(s, "\n## Not tested\n\n| ticker | why |\n|---|---|");
+        for (ticker, why) in excluded {
+            let _ = writeln!(s, "| {ticker} | {why} |");
+        }
     }
     let _ = writeln!(s, "\n## Pooled cross-correlation (within-ticker)\n\n| lag | r | p | n |\n|---|---|---|---|");
     for (k, c) in &r.pooled_cross_correlation {

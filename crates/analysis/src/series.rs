@@ -36,11 +36,11 @@ pub struct MinuteRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Measure {
-    /// Mean finance score of the interval's posts (0 without posts).
+    /// Mean finance score of the interval's posts (missing without posts).
     FinanceMean,
-    /// Mean VADER compound (0 without posts).
+    /// Mean VADER compound (missing without posts).
     VaderMean,
-    /// (bullish − bearish) / posts (0 without posts).
+    /// (bullish − bearish) / posts (missing without posts).
     NetBullish,
     /// Number of posts.
     Posts,
@@ -143,7 +143,8 @@ pub fn build(
             }
             let value = match measure {
                 Measure::Posts => acc.posts,
-                _ if acc.posts == 0.0 => 0.0,
+                // No posts: no sentiment — missing, never a neutral 0.
+                _ if acc.posts == 0.0 => f64::NAN,
                 Measure::FinanceMean => acc.finance_sum / acc.posts,
                 Measure::VaderMean => acc.vader_sum / acc.posts,
                 Measure::NetBullish => (acc.bullish - acc.bearish) / acc.posts,
@@ -281,7 +282,7 @@ mod tests {
         assert!(s.ret[0].is_nan() && s.ret[78].is_nan(), "no return across the open or overnight");
         assert!((s.ret[1] - (109.0f64 / 104.0).ln()).abs() < 1e-12);
         assert_eq!(s.sentiment[0], 0.5);
-        assert_eq!(s.sentiment[80], 0.0, "no posts on the second day");
+        assert!(s.sentiment[80].is_nan(), "no posts on the second day: missing, not 0");
         let d = build("AAPL", &rows, &sessions, TimeDelta::days(1), Measure::Posts, true);
         assert_eq!(d.posts, vec![390.0, 0.0]);
         assert!(d.ret[1].is_nan(), "the second day has no trades, so no price");

@@ -32,8 +32,13 @@ pub struct StudyConfig {
     /// CAR window: ± this many intervals.
     pub event_window: usize,
     /// Market proxy ticker for abnormal returns; when absent from the data, the
-    /// cross-section mean of the other tickers.
+    /// cross-section mean of the other tickers (and a warning says so).
     pub market: Option<String>,
+    /// A ticker is tested only with this many observations of its primary test (rows
+    /// with a return and every lag present) ...
+    pub min_observations: usize,
+    /// ... and this many posts in the period; the others are listed as not tested.
+    pub min_posts: f64,
 }
 
 impl Default for StudyConfig {
@@ -46,6 +51,8 @@ impl Default for StudyConfig {
             spike_lookback: 20,
             event_window: 6,
             market: Some("SPY".into()),
+            min_observations: 30,
+            min_posts: 30.0,
         }
     }
 }
@@ -63,8 +70,13 @@ pub struct LagCorrelation {
 #[derive(Debug, Clone, Serialize)]
 pub struct TickerResult {
     pub ticker: String,
+    /// Intervals with a return (before a listing, or without a price, there is none).
     pub intervals: usize,
     pub posts: f64,
+    /// Rows of the primary test: a return with every lag of returns and sentiment present.
+    pub observations: usize,
+    /// Why the ticker was not tested (too few posts or observations); `None` = tested.
+    pub excluded: Option<String>,
     /// Sentiment level vs the next interval's return.
     pub level: Option<Correlation>,
     pub level_spearman: Option<Correlation>,
@@ -93,7 +105,11 @@ pub struct StudyResult {
     pub event_study: EventStudy,
     pub market_proxy: String,
     pub significant: Vec<String>,
+    /// Tickers with a primary test (the others are `excluded`, with the reason).
+    pub tested: usize,
     pub rejection_rate: f64,
+    /// Fallbacks the reader must know of (a missing market proxy), first in the report.
+    pub warnings: Vec<String>,
     /// How the series were cut (the daily sentiment cut-off), stated in the report.
     pub notes: Vec<String>,
 }
@@ -161,13 +177,22 @@ fn analyze(s: &TickerSeries, market_ret: &dyn Fn(usize, &TickerSeries) -> f64, c
             corr(&a, &b).map(|c| LagCorrelation { lag: k, r: c.r, p: c.p, n: c.n, q: f64::NAN })
         })
         .collect();
-    // Granger needs complete series: missing returns (session starts) count as 0.
-    let r0: Vec<f64> = s.ret.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).collect();
-    let x0: Vec<f64> = s.sentiment.iter().map(|v| if v.is_finite() { *v } else { 0.0 }).collect();
-    let g_sr = granger(&r0, &x0, config.granger_lags);
-    let g_rs = granger(&x0, &r0, config.granger_lags);
-    let primary_p =
-        g_sr.iter().find(|g| g.lag == config.granger_lags).or(g_sr.last()).map(|g| g.p).filter(|p| p.is_finite());
+    // Missing stays missing: Granger leaves out the rows a gap touches.
+    let g_sr = granger(&s.ret, &s.sentiment, config.granger_lags);
+    let g_rs = granger(&s.sentiment, &s.ret, config.granger_lags);
+    // The primary test is the one with L lags; a ticker without enough rows for it is
+    // not tested (no quiet fallback to fewer lags).
+    let primary = g_sr.iter().find(|g| g.lag == config.granger_lags);
+    let observations = primary.map_or(0, |g| g.nobs);
+    let posts: f64 = s.posts.iter().filter(|p| p.is_finite()).sum();
+    let excluded = if posts < config.min_posts {
+        Some(format!("{posts:.0} posts (at least {:.0} needed)", config.min_posts))
+    } else if observations < config.min_observations {
+        Some(format!("{observations} observations (at least {} needed)", config.min_observations))
+    } else {
+        None
+    };
+    let primary_p = primary.map(|g| g.p).filter(|p| p.is_finite() && excluded.is_none());
     let abnormal: Vec<f64> = (0..n)
         .map(|t| {
             let a = s.ret[t] - market_ret(t, s);
@@ -177,8 +202,10 @@ fn analyze(s: &TickerSeries, market_ret: &dyn Fn(usize, &TickerSeries) -> f64, c
     TickerWork {
         result: TickerResult {
             ticker: s.ticker.clone(),
-            intervals: n,
-            posts: s.posts.iter().sum(),
+            intervals: s.ret.iter().filter(|v| v.is_finite()).count(),
+            posts,
+            observations,
+            excluded,
             level,
             level_spearman,
             change,
@@ -208,7 +235,12 @@ pub fn run(series: &[TickerSeries], config: &StudyConfig) -> StudyResult {
 
 /// The study, the tickers spread over `threads` threads (the result does not depend on it).
 pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: usize) -> StudyResult {
-    let market = config.market.as_ref().and_then(|m| series.iter().find(|s| &s.ticker == m));
+    // A proxy without a single return is no proxy.
+    let market = config
+        .market
+        .as_ref()
+        .and_then(|m| series.iter().find(|s| &s.ticker == m))
+        .filter(|m| m.ret.iter().any(|v| v.is_finite()));
     let studied: Vec<&TickerSeries> = series.iter().filter(|s| market.is_none_or(|m| m.ticker != s.ticker)).collect();
     // Per interval: the sum and count of the studied tickers' returns.
     let longest = studied.iter().map(|s| s.ret.len()).max().unwrap_or(0);
@@ -267,10 +299,13 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
             .max_by(|a, b| a.r.abs().partial_cmp(&b.r.abs()).unwrap_or(std::cmp::Ordering::Equal))
             .cloned();
     }
-    // Pooled within-ticker results.
+    // Pooled within-ticker results, of the tested tickers (one with two posts would add
+    // noise and no evidence).
+    let tested_inputs: Vec<&PooledInputs> =
+        rest.iter().zip(&results).filter(|(_, r)| r.excluded.is_none()).map(|(p, _)| p).collect();
     let mut px = Vec::new();
     let mut py = Vec::new();
-    for p in &rest {
+    for p in &tested_inputs {
         let (a, b) = lagged_pairs(&p.sentiment_dm, &p.next_dm, 0);
         px.extend(a);
         py.extend(b);
@@ -280,7 +315,7 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
         .filter_map(|k| {
             let mut a = Vec::new();
             let mut b = Vec::new();
-            for p in &rest {
+            for p in &tested_inputs {
                 let (x, y) = lagged_pairs(&p.sentiment_dm, &p.ret_dm, k);
                 a.extend(x);
                 b.extend(y);
@@ -301,6 +336,13 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
     let es = event_study(&paths_abnormal, &events, w);
     let significant: Vec<String> = results.iter().filter(|r| r.significant).map(|r| r.ticker.clone()).collect();
     let tested = results.iter().filter(|r| r.primary_p.is_some()).count();
+    let mut warnings = Vec::new();
+    if let Some(m) = config.market.as_ref().filter(|_| market.is_none()) {
+        warnings.push(format!(
+            "The market proxy {m} has no data in this period: abnormal returns are against the cross-section mean \
+             of the other tickers instead."
+        ));
+    }
     let rejection_rate =
         results.iter().filter(|r| r.primary_p.is_some_and(|p| p < config.alpha)).count() as f64 / tested.max(1) as f64;
     StudyResult {
@@ -311,7 +353,9 @@ pub fn run_with_threads(series: &[TickerSeries], config: &StudyConfig, threads: 
         event_study: es,
         market_proxy: market.map_or("cross-section mean".into(), |m| m.ticker.clone()),
         significant,
+        tested,
         rejection_rate,
+        warnings,
         notes: vec![],
     }
 }

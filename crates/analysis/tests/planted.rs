@@ -116,7 +116,10 @@ fn finds_the_planted_lead() {
 #[test]
 fn persistent_news_is_found_with_its_sign() {
     let r = study(
-        SimParams { seed: 7, lead_minutes: 5, strength: 0.5, ..Default::default() },
+        // Three posts a minute: at the default half a post, most minutes have no sentiment
+        // at all (missing, not 0), and a 6-lag Granger row needs six minutes in a row with
+        // posts — too few rows for a per-minute test, which the study then says.
+        SimParams { seed: 7, lead_minutes: 5, strength: 0.5, posts_per_minute: 3.0, ..Default::default() },
         8,
         ("2026-11-02", "2026-11-06"),
         &config(),
@@ -135,8 +138,12 @@ fn persistent_news_is_found_with_its_sign() {
 #[test]
 fn null_rejection_rate_stays_near_alpha() {
     let config = config();
-    let r =
-        study(SimParams { seed: 11, strength: 0.0, ..Default::default() }, 60, ("2026-11-02", "2026-11-03"), &config);
+    let r = study(
+        SimParams { seed: 11, strength: 0.0, posts_per_minute: 3.0, ..Default::default() },
+        60,
+        ("2026-11-02", "2026-11-03"),
+        &config,
+    );
     let n = r.tickers.iter().filter(|t| t.primary_p.is_some()).count();
     assert_eq!(n, 60);
     // Under the null, nominal rejections ~ Binomial(60, 0.05): mean 3, sd 1.7.

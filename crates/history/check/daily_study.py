@@ -8,7 +8,7 @@ vader_mean` reports per ticker, without any of cashtag's code:
 
 - a day's sentiment: the mean VADER compound (vaderSentiment 3.3.2) of the ticker's
   tweets from the previous session's close up to this session's close (the first day:
-  the 24 hours before its close), retweets left out; 0 on a day without tweets;
+  the 24 hours before its close), retweets left out; missing on a day without tweets;
 - a day's return: ln(adj_close_t / adj_close_{t-1}) over consecutive sessions;
 - level: Pearson (and Spearman) of sentiment_t with return_{t+1}; change: of
   sentiment_t - sentiment_{t-1}; volume: tweets_t with |return_{t+1}|; pooled: the
@@ -79,7 +79,7 @@ def main(root):
                     total += s
                     count += k
             posts[i] = count
-            sent[i] = total / count if count else 0.0
+            sent[i] = total / count if count else np.nan
         adj = prices[ticker]
         ret = np.full(n, np.nan)
         ret[1:] = np.log(adj[1:] / adj[:-1])
@@ -95,7 +95,7 @@ def main(root):
         dsent = np.full(n, np.nan)
         dsent[1:] = sent[1:] - sent[:-1]
         out["tickers"][ticker] = {
-            "intervals": n,
+            "intervals": int(np.isfinite(ret).sum()),
             "posts": float(posts.sum()),
             "level": corr(sent, nxt),
             "level_spearman": corr(sent, nxt, "spearman"),

@@ -199,14 +199,17 @@ pub struct GrangerLag {
     pub p: f64,
     pub df_num: usize,
     pub df_denom: usize,
-    /// Observations used: n − lag.
+    /// Observations used: the rows t with y_t and every lag of y and x present (n − lag
+    /// for complete series).
     pub nobs: usize,
 }
 
 /// Does `x` Granger-cause `y`? For each lag L in 1..=max_lag: y_t on a constant and
-/// y_{t−1..t−L} (restricted) versus also x_{t−1..t−L} (unrestricted), over the n − L
-/// observations that have all lags; F = ((SSR_r − SSR_u)/L) / (SSR_u/(n − L − 2L − 1)).
-/// Lags the series is too short for are left out.
+/// y_{t−1..t−L} (restricted) versus also x_{t−1..t−L} (unrestricted), over the
+/// observations that have all lags; F = ((SSR_r − SSR_u)/L) / (SSR_u/(nobs − 2L − 1)).
+/// A missing value (NaN) is never filled: every row that would use it is left out, so
+/// gaps (a day without posts, the days before a listing) cost observations instead of
+/// counting as zeros. Lags the series is too short for are left out.
 pub fn granger(y: &[f64], x: &[f64], max_lag: usize) -> Vec<GrangerLag> {
     assert_eq!(x.len(), y.len(), "aligned series");
     let n = y.len();
@@ -215,7 +218,10 @@ pub fn granger(y: &[f64], x: &[f64], max_lag: usize) -> Vec<GrangerLag> {
         if n <= lag {
             break;
         }
-        let nobs = n - lag;
+        let rows: Vec<usize> = (lag..n)
+            .filter(|&t| y[t].is_finite() && (1..=lag).all(|l| y[t - l].is_finite() && x[t - l].is_finite()))
+            .collect();
+        let nobs = rows.len();
         let k_u = 2 * lag + 1;
         if nobs <= k_u {
             break;
@@ -223,14 +229,14 @@ pub fn granger(y: &[f64], x: &[f64], max_lag: usize) -> Vec<GrangerLag> {
         // One QR of [1, y lags, x lags]: its first 1 + L columns are the restricted
         // model's QR, so SSR_r − SSR_u is the squared part of y the x lags explain —
         // computed directly, not as a difference of two nearly equal sums.
-        let mut target: Vec<f64> = y[lag..].to_vec();
+        let mut target: Vec<f64> = rows.iter().map(|&t| y[t]).collect();
         let mut design: Vec<Vec<f64>> = Vec::with_capacity(k_u);
         design.push(vec![1.0; nobs]);
         for l in 1..=lag {
-            design.push(y[lag - l..n - l].to_vec());
+            design.push(rows.iter().map(|&t| y[t - l]).collect());
         }
         for l in 1..=lag {
-            design.push(x[lag - l..n - l].to_vec());
+            design.push(rows.iter().map(|&t| x[t - l]).collect());
         }
         let ranks = householder(&mut design, &mut target);
         let (rank_r, rank_u) = (ranks[lag], ranks[2 * lag]);
@@ -329,6 +335,27 @@ pub fn volume_spikes(volume: &[f64], lookback: usize, z: f64) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn granger_leaves_out_the_rows_a_gap_touches() {
+        let noise = |seed: u64, i: usize| ((i as f64 * 12.9898 + seed as f64 * 78.233).sin() * 43758.5453).fract();
+        let x: Vec<f64> = (0..200).map(|i| noise(1, i)).collect();
+        let y: Vec<f64> = (0..200).map(|i| noise(2, i) + if i > 0 { 0.5 * x[i - 1] } else { 0.0 }).collect();
+        let full = granger(&y, &x, 2);
+        assert_eq!(full[1].nobs, 198);
+        let mut gap = x.clone();
+        gap[50] = f64::NAN;
+        let with_gap = granger(&y, &gap, 2);
+        assert_eq!(with_gap[1].nobs, 196, "rows 51 and 52 use x[50]");
+        assert_eq!(with_gap[0].nobs, 198, "lag 1: only row 51");
+        // The same as the test on exactly those rows: a gap is not a zero.
+        let mut zero = x.clone();
+        zero[50] = 0.0;
+        assert_ne!(granger(&y, &zero, 2)[1].f, with_gap[1].f);
+        let mut missing_y = y.clone();
+        missing_y[10] = f64::NAN;
+        assert_eq!(granger(&missing_y, &x, 2)[1].nobs, 195, "rows 10, 11 and 12");
+    }
 
     #[test]
     fn ranks_average_ties() {

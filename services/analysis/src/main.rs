@@ -31,6 +31,10 @@ const DEFAULT_PORT: u16 = 9106;
 struct Cli {
     #[command(flatten)]
     globals: Globals,
+    /// The watchlist of every command (study, train, backtest …): a TOML file of
+    /// `[[company]]`; default CASHTAG_WATCHLIST_FILE, else the built-in list.
+    #[arg(long, global = true, value_name = "FILE")]
+    watchlist: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -143,6 +147,12 @@ struct StudyArgs {
     /// Event window: ± this many intervals.
     #[arg(long, default_value_t = 6)]
     event_window: usize,
+    /// A ticker is tested only with this many observations of its primary test ...
+    #[arg(long, default_value_t = 30)]
+    min_observations: usize,
+    /// ... and this many posts in the period (the others are listed as not tested).
+    #[arg(long, default_value_t = 30.0)]
+    min_posts: f64,
     /// Output directory (default: <analysis.reports_dir>/study-<from>-<to>-<interval>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -184,7 +194,12 @@ fn instant(s: &str, end: bool) -> Result<DateTime<Utc>, Failure> {
     Ok(cashtag_calendar::local(d, chrono::NaiveTime::MIN))
 }
 
-async fn dispatch(cli: Cli, settings: Settings) -> Result<(), Failure> {
+async fn dispatch(cli: Cli, mut settings: Settings) -> Result<(), Failure> {
+    if let Some(file) = &cli.watchlist {
+        // The flag over the environment, checked as the setting is.
+        settings.watchlist.file = file.display().to_string();
+        settings.watchlist.load().map_err(|e| Failure::usage(format!("--watchlist: {e}")))?;
+    }
     match cli.command {
         Command::Run => follow(&settings, None).await,
         Command::Aggregate { from, to, follow: true } => {
@@ -319,20 +334,7 @@ async fn study(settings: &Settings, a: StudyArgs) -> Result<(), Failure> {
     }
     let to = a.to.unwrap_or(a.from);
     let market = (!a.market.eq_ignore_ascii_case("none")).then(|| a.market.to_uppercase());
-    let tickers: Vec<String> = if a.tickers.is_empty() {
-        let wl = settings.watchlist.load()?;
-        wl.tickers().into_iter().map(|t| t.to_string()).filter(|t| Some(t) != market.as_ref()).collect()
-    } else {
-        a.tickers
-            .iter()
-            .map(|t| {
-                t.trim_start_matches('$')
-                    .parse::<cashtag_core::Ticker>()
-                    .map(|t| t.to_string())
-                    .map_err(|e| input(format!("--tickers: {e}")))
-            })
-            .collect::<Result<_, _>>()?
-    };
+    let tickers = models_cli::tickers(settings, &a.tickers, market.as_deref())?;
     let calendar = cashtag_runtime::calendar(&settings.manager)?;
     let req = StudyRequest {
         tickers,
@@ -349,6 +351,8 @@ async fn study(settings: &Settings, a: StudyArgs) -> Result<(), Failure> {
             spike_lookback: a.spike_lookback.max(2),
             event_window: a.event_window,
             market,
+            min_observations: a.min_observations.max(1),
+            min_posts: a.min_posts.max(0.0),
         },
     };
     let db = database(settings).await?;
@@ -364,6 +368,20 @@ async fn study(settings: &Settings, a: StudyArgs) -> Result<(), Failure> {
         a.measure.as_str()
     );
     cashtag_analysis_core::report::write(&out, &result, &series, &title)?;
+    for w in &result.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !result.warnings.is_empty() {
+        let events = result.warnings.iter().map(|w| cashtag_core::catalog::analysis_fallback(w.clone())).collect();
+        models_cli::emit(settings, events).await;
+    }
+    if result.tested == 0 {
+        // No data to answer with: exit 4, as for no roll-ups at all.
+        return Err(Failure::new(
+            4,
+            anyhow::anyhow!("{} (report: {})", cashtag_analysis_core::report::verdict(&result), out.display()),
+        ));
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&result).expect("serializes"));
     } else {

@@ -149,9 +149,20 @@ fn market(settings: &Settings) -> Option<String> {
     (!m.is_empty()).then(|| m.to_uppercase())
 }
 
-fn tickers(settings: &Settings, given: &[String], market: Option<&str>) -> Result<Vec<String>, Failure> {
+/// The tickers a command works on: `--tickers`, else the watchlist (`--watchlist FILE`,
+/// else `CASHTAG_WATCHLIST_FILE`, else the built-in list — which one is said on stderr)
+/// without the market proxy.
+pub(crate) fn tickers(settings: &Settings, given: &[String], market: Option<&str>) -> Result<Vec<String>, Failure> {
     if given.is_empty() {
         let wl = settings.watchlist.load()?;
+        let count = wl.tickers().len();
+        if settings.watchlist.file.is_empty() {
+            eprintln!(
+                "watchlist: the built-in list ({count} tickers; --watchlist FILE or CASHTAG_WATCHLIST_FILE for another)"
+            );
+        } else {
+            eprintln!("watchlist: {} ({count} tickers)", settings.watchlist.file);
+        }
         return Ok(wl.tickers().into_iter().map(|t| t.to_string()).filter(|t| Some(t.as_str()) != market).collect());
     }
     given
@@ -211,7 +222,7 @@ async fn samples(
 }
 
 /// Emits events from a command (not a service): one bus, best effort, a few seconds at most.
-async fn emit(settings: &Settings, drafts: Vec<cashtag_core::event::EventDraft>) {
+pub(crate) async fn emit(settings: &Settings, drafts: Vec<cashtag_core::event::EventDraft>) {
     let Ok(clock) = settings.clock.clock() else { return };
     if let Ok(bus) = cashtag_bus::Bus::from_settings(settings, "analysis", clock) {
         for d in drafts {

@@ -209,7 +209,8 @@ async fn aggregate_study_and_export_a_simulated_session() {
     let tickers = results["tickers"].as_array().unwrap();
     assert_eq!(tickers.len(), 3);
     for t in tickers {
-        assert_eq!(t["intervals"], 78, "a regular session has 78 five-minute intervals");
+        assert_eq!(t["intervals"], 77, "a regular session has 78 five-minute intervals, the first without a return");
+        assert!(t["excluded"].is_null(), "tested: {t}");
         assert_eq!(t["cross_correlation"].as_array().unwrap().len(), 9);
         assert_eq!(t["granger_sentiment_to_returns"].as_array().unwrap().len(), 2);
         assert!(t["primary_q"].as_f64().is_some());
@@ -217,7 +218,43 @@ async fn aggregate_study_and_export_a_simulated_session() {
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.matches("<svg").count() >= 6, "sentiment/price per ticker, correlation by lag, heatmap, CAR");
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
-    assert!(md.contains("| AAPL | 78 |"), "{md}");
+    assert!(md.contains("| AAPL | 77 |"), "{md}");
+    assert!(!md.contains("**Warning:**"), "SPY has data: no fallback");
+
+    // One watchlist flag, said at the start; a market proxy without data is a warning
+    // (first in the report); with no ticker testable the answer is exit 4, not "No".
+    let wl = out_dir.join("watchlist.toml");
+    std::fs::write(
+        &wl,
+        "[[company]]\nticker = \"AAPL\"\nname = \"Apple\"\n[[company]]\nticker = \"MSFT\"\nname = \"Microsoft\"\n",
+    )
+    .unwrap();
+    let study_dir = out_dir.join("flagged");
+    let out = base(&db)
+        .args(["study", "--from", "2026-11-24", "--interval", "5m", "--granger-lags", "2", "--market", "QQQ"])
+        .args(["--watchlist", wl.to_str().unwrap(), "--out", study_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("watchlist: {} (2 tickers)", wl.display())), "{err}");
+    assert!(err.contains("warning: The market proxy QQQ has no data"), "{err}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(study_dir.join("results.json")).unwrap()).unwrap();
+    let studied: Vec<&str> =
+        results["tickers"].as_array().unwrap().iter().map(|t| t["ticker"].as_str().unwrap()).collect();
+    assert_eq!(studied, ["AAPL", "MSFT"]);
+    let md = std::fs::read_to_string(study_dir.join("report.md")).unwrap();
+    assert!(md.find("**Warning:** The market proxy QQQ").unwrap() < md.find("| ticker |").unwrap(), "{md}");
+    let out = base(&db)
+        .args(["study", "--from", "2026-11-24", "--tickers", "AAPL,MSFT,NVDA", "--min-posts", "100000"])
+        .args(["--out", study_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("Not computable: no ticker has enough data"), "{}", text(&out));
+    let out = base(&db).args(["study", "--from", "2026-11-24", "--out", study_dir.to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("watchlist: the built-in list ("), "{}", text(&out));
     let out = base(&db).args(["study", "--from", "2026-11-24", "--interval", "7x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(text(&out).contains("not like 5m"));

@@ -87,6 +87,10 @@ pub fn model_published(model: &str, version: &str, key: &str, promoted: bool, wh
     .with("promoted", promoted)
 }
 
+pub fn analysis_fallback(what: impl Into<String>) -> EventDraft {
+    warning(ANALYSIS_FALLBACK, what)
+}
+
 pub fn model_promoted(model: &str, version: &str, by: &str) -> EventDraft {
     activity(MODEL_PROMOTED, format!("{model} {version} is now the promoted model ({by})"))
         .with("model", model)

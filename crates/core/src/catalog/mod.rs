@@ -191,6 +191,9 @@ catalog! {
     ROLLUP_INDEXES = "rollup.indexes", Warning;
     /// Roll-ups work again after a failure.
     ROLLUP_RECOVERED = "rollup.recovered", Activity;
+    /// A study or a model fell back from what was asked (a market proxy without data: the
+    /// cross-section mean is used instead), said in the report's first lines too.
+    ANALYSIS_FALLBACK = "analysis.fallback", Warning;
     /// The predictor made its predictions of a tick.
     PREDICT_TICK = "predict.tick", Activity;
     /// A tick made no predictions: no promoted model, the sources are off, or no ticker had data.
