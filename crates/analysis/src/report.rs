@@ -140,27 +140,60 @@ fn downsample(values: &[f64], max: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Tickers to chart: the tested ones with the most evidence (lowest primary p) first,
+/// then the others by posts — at most `n`.
+pub fn charted(r: &StudyResult, n: usize) -> Vec<&str> {
+    let mut order: Vec<&crate::study::TickerResult> = r.tickers.iter().collect();
+    order.sort_by(|a, b| match (a.primary_p, b.primary_p) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => b.posts.total_cmp(&a.posts),
+    });
+    order.into_iter().take(n).map(|t| t.ticker.as_str()).collect()
+}
+
+/// Six labels along a time axis: dates with the year for daily or multi-month series (no
+/// clock time on a day), New York clock times within a few days.
+fn time_labels(starts: &[chrono::DateTime<chrono::Utc>]) -> (Vec<(f64, String)>, &'static str) {
+    let (Some(first), Some(last)) = (starts.first(), starts.last()) else { return (vec![], "") };
+    let daily = starts.len() > 1 && starts[1] - starts[0] >= chrono::TimeDelta::hours(20);
+    let long = *last - *first > chrono::TimeDelta::days(60);
+    let (format, note) = if daily || long { ("%Y-%m-%d", "") } else { ("%m-%d %H:%M", ", New York time") };
+    let labels = starts
+        .iter()
+        .enumerate()
+        .step_by((starts.len() / 6).max(1))
+        .map(|(i, t)| (i as f64, t.with_timezone(&cashtag_calendar::TZ).format(format).to_string()))
+        .collect();
+    (labels, note)
+}
+
 pub fn html(r: &StudyResult, series: &[TickerSeries], title: &str) -> String {
     let mut body = String::new();
     let _ = write!(body, "<h1>{title}</h1><p><b>{}</b></p>", verdict(r));
+    for w in &r.warnings {
+        let _ = write!(body, "<p><b>Warning:</b> {w}</p>");
+    }
     for n in &r.notes {
         let _ = write!(body, "<p>{n}</p>");
     }
-    // Sentiment and price over time, first tickers.
-    for s in series.iter().filter(|s| r.tickers.iter().any(|t| t.ticker == s.ticker)).take(6) {
+    // Sentiment and price over time, for the tickers with the most evidence.
+    let charted = charted(r, 6);
+    let _ = write!(
+        body,
+        "<p>Charts for the {} tickers with the most evidence (the lowest Granger p of those tested, then the most posts): {}.</p>",
+        charted.len(),
+        charted.join(", ")
+    );
+    for s in charted.iter().filter_map(|t| series.iter().find(|s| s.ticker == *t)) {
         // A year of minutes is far more points than a chart has pixels.
         let sent = downsample(&s.sentiment, 1_500);
         let price = downsample(&s.close, 1_500);
-        let labels: Vec<(f64, String)> = s
-            .starts
-            .iter()
-            .enumerate()
-            .step_by((s.starts.len() / 6).max(1))
-            .map(|(i, t)| (i as f64, t.format("%m-%d %H:%M").to_string()))
-            .collect();
+        let (labels, clock) = time_labels(&s.starts);
         body.push_str(&lines(
             &format!(
-                "{}: sentiment (left) and price (right){}",
+                "{}: sentiment (left) and price (right){}{clock}",
                 s.ticker,
                 if s.sentiment.len() > 1_500 { ", averaged" } else { "" }
             ),
@@ -179,7 +212,7 @@ pub fn html(r: &StudyResult, series: &[TickerSeries], title: &str) -> String {
         band: None,
         right_axis: false,
     }];
-    for t in r.tickers.iter().take(5) {
+    for t in charted.iter().take(5).filter_map(|c| r.tickers.iter().find(|t| t.ticker == *c)) {
         ls.push(Line {
             label: t.ticker.clone(),
             points: t.cross_correlation.iter().map(|c| (c.lag as f64, c.r)).collect(),

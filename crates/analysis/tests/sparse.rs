@@ -4,7 +4,7 @@
 //! Benjamini–Hochberg adjusted q and says how many tickers were tested; a fallback is a
 //! warning.
 
-use cashtag_analysis_core::report::{markdown, verdict};
+use cashtag_analysis_core::report::{charted, html, markdown, verdict};
 use cashtag_analysis_core::series::TickerSeries;
 use cashtag_analysis_core::study::{StudyConfig, run};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -109,4 +109,18 @@ fn one_post_before_a_crash_is_not_a_discovery_and_missing_is_not_zero() {
     let warning_at = md.find("**Warning:** The market proxy SPY").expect("the warning in the report");
     assert!(warning_at < md.find("| ticker |").unwrap(), "before the table");
     assert!(md.contains("## Not tested") && md.contains("| ONE | 1 posts (at least 30 needed) |"), "{md}");
+
+    // The charts: the tickers with the most evidence first, and says so; daily data on a
+    // two-year axis has dates with the year and no clock time.
+    let charted = charted(&r, 6);
+    assert_eq!(charted.len(), 3);
+    assert_eq!(charted[2], "ONE", "the untested last");
+    let html = html(&r, &series, "t");
+    assert!(html.contains(&format!(
+        "with the most evidence (the lowest Granger p of those tested, then the most posts): {}",
+        charted.join(", ")
+    )));
+    assert!(html.contains(">2024-01-02<"), "dates with their year");
+    assert!(!html.contains("16:00") && !html.contains("21:00"), "no clock time on daily data");
+    assert!(html.contains("<b>Warning:</b> The market proxy SPY"));
 }

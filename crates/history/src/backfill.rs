@@ -181,13 +181,17 @@ async fn run_task<P: Pager>(
             }
         }
         // Items the parser left out: no watched ticker, or outside the range.
-        counts.skipped += read.saturating_sub((parsed.records.len() + parsed.errors.len()) as u64);
+        let left_out = read.saturating_sub((parsed.records.len() + parsed.errors.len()) as u64);
+        if left_out > 0 {
+            counts.skipped += left_out;
+            *counts.skipped_by.entry("not on the watchlist or out of range".into()).or_default() += left_out;
+        }
         let mut records: Vec<Record> = Vec::with_capacity(parsed.records.len());
         for r in parsed.records {
             match opts.filter.as_mut() {
-                Some(f) => match f.apply(r) {
-                    Some(r) => records.push(r),
-                    None => counts.skipped += 1,
+                Some(f) => match f.decide(r) {
+                    Ok(r) => records.push(r),
+                    Err(why) => counts.skip(why.reason()),
                 },
                 None => records.push(r),
             }

@@ -74,19 +74,22 @@ impl std::str::FromStr for PriceFormat {
 pub struct Report {
     pub files: Vec<(String, Counts)>,
     pub total: Counts,
+    /// A dry run: `stored` is what a real run would store.
+    pub dry_run: bool,
 }
 
 impl Report {
-    /// The summary table.
+    /// The summary table, and what was skipped, by reason.
     pub fn table(&self) -> String {
+        let stored = if self.dry_run { "would store" } else { "stored" };
         let mut out = format!(
-            "{:<48} {:>9} {:>9} {:>10} {:>9} {:>9}\n",
-            "file", "read", "stored", "duplicates", "skipped", "rejected"
+            "{:<48} {:>9} {:>11} {:>10} {:>7} {:>9} {:>9}\n",
+            "file", "read", stored, "duplicates", "merged", "skipped", "rejected"
         );
         let row = |name: &str, c: &Counts| {
             format!(
-                "{:<48} {:>9} {:>9} {:>10} {:>9} {:>9}\n",
-                name, c.read, c.stored, c.duplicates, c.skipped, c.rejected
+                "{:<48} {:>9} {:>11} {:>10} {:>7} {:>9} {:>9}\n",
+                name, c.read, c.stored, c.duplicates, c.merged, c.skipped, c.rejected
             )
         };
         if self.files.len() <= 50 {
@@ -95,6 +98,15 @@ impl Report {
             }
         }
         out += &row(&format!("total ({} files)", self.files.len()), &self.total);
+        if self.total.skipped > 0 {
+            out += &format!("skipped: {}\n", self.total.skipped_reasons());
+        }
+        if self.total.merged > 0 {
+            out += &format!(
+                "merged: {} copies of a stored post under another ticker (its tickers now include theirs)\n",
+                self.total.merged
+            );
+        }
         out
     }
 }
@@ -105,6 +117,73 @@ fn shorten(s: &str) -> String {
         Some((at, _)) if s.chars().count() > 48 => format!("…{}", &s[at..]),
         _ => s.to_string(),
     }
+}
+
+/// Adds the tickers `p` lacks; whether it lacked any.
+fn add_tickers(p: &mut cashtag_core::Post, tickers: &[Ticker]) -> bool {
+    let before = p.tickers.len();
+    for t in tickers {
+        if !p.tickers.contains(t) {
+            p.tickers.push(t.clone());
+        }
+    }
+    p.tickers.len() > before
+}
+
+/// Posts the store already had: those whose copy here names a ticker the stored post
+/// lacks get the union of both, scored again (the finance score is per ticker). Returns
+/// their keys. Only MongoDB can be updated; without it, a copy is a duplicate.
+async fn merge_into_stored(
+    store: &Store,
+    scorer: &PostFilter,
+    records: &[Record],
+    duplicates: &[String],
+) -> Result<HashSet<String>, HistoryError> {
+    let mut merged = HashSet::new();
+    if !store.writes_mongo() {
+        return Ok(merged);
+    }
+    let dup: HashSet<&str> = duplicates.iter().map(String::as_str).collect();
+    let copies: Vec<(String, &cashtag_core::Post)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Post(p) if dup.contains(r.key().as_str()) => Some((r.key(), p)),
+            _ => None,
+        })
+        .collect();
+    if copies.is_empty() {
+        return Ok(merged);
+    }
+    let posts = store.db.collection::<bson::Document>(cashtag_core::collections::POSTS);
+    let ids: Vec<&str> = copies.iter().map(|(k, _)| k.as_str()).collect();
+    let failed = |e: mongodb::error::Error| HistoryError::Store(format!("MongoDB: merging tickers: {e}"));
+    let mut cursor =
+        posts.find(bson::doc! {"_id": {"$in": ids}}).projection(bson::doc! {"tickers": 1}).await.map_err(failed)?;
+    let mut stored: std::collections::HashMap<String, Vec<Ticker>> = Default::default();
+    while cursor.advance().await.map_err(failed)? {
+        let d = cursor.deserialize_current().map_err(failed)?;
+        let (Ok(id), Ok(tickers)) = (d.get_str("_id"), d.get_array("tickers")) else { continue };
+        let tickers = tickers.iter().filter_map(|t| t.as_str().and_then(|t| Ticker::parse(t).ok())).collect();
+        stored.insert(id.to_string(), tickers);
+    }
+    for (key, copy) in copies {
+        let Some(have) = stored.get(&key) else { continue };
+        let mut post = copy.clone();
+        post.tickers = have.clone();
+        if !add_tickers(&mut post, &copy.tickers) {
+            continue;
+        }
+        scorer.score(&mut post);
+        let tickers: Vec<&str> = post.tickers.iter().map(|t| t.as_str()).collect();
+        let sentiment = bson::to_bson(&post.sentiment)
+            .map_err(|e| HistoryError::Store(format!("merging tickers: the score of {key}: {e}")))?;
+        posts
+            .update_one(bson::doc! {"_id": &key}, bson::doc! {"$set": {"tickers": tickers, "sentiment": sentiment}})
+            .await
+            .map_err(failed)?;
+        merged.insert(key);
+    }
+    Ok(merged)
 }
 
 /// Where bad lines are reported: stderr (the first few per file) and one event per file.
@@ -148,6 +227,15 @@ struct Run<'a> {
     /// per file), and what the store says is booked to each record's file.
     pending: Vec<Record>,
     owners: Vec<usize>,
+    /// For posts: copies of a stored post (another ticker's folder) merge their tickers
+    /// into it, scored again for them.
+    merge: Option<PostFilter>,
+    /// Index in `pending` of each pending post's key: a second copy in the same batch
+    /// merges into the first right away ...
+    pending_posts: std::collections::HashMap<String, usize>,
+    /// ... and is booked once the store has said whether the post is new: (key, file,
+    /// whether the copy brought a ticker the first lacked).
+    folded: Vec<(String, usize, bool)>,
 }
 
 impl<'a> Run<'a> {
@@ -158,7 +246,16 @@ impl<'a> Run<'a> {
             report: Report::default(),
             pending: Vec::with_capacity(BATCH),
             owners: Vec::with_capacity(BATCH),
+            merge: None,
+            pending_posts: Default::default(),
+            folded: Vec::new(),
         }
+    }
+
+    /// Posts: a copy the store already has merges its tickers into the stored post.
+    fn merging_posts(mut self) -> Self {
+        self.merge = Some(PostFilter::without_dedup(vec![], true));
+        self
     }
 
     /// Starts a file's entry; returns its index.
@@ -168,6 +265,19 @@ impl<'a> Run<'a> {
     }
 
     async fn push(&mut self, file: usize, r: Record) -> Result<(), HistoryError> {
+        if let (Some(scorer), Record::Post(copy)) = (&self.merge, &r) {
+            let key = r.key();
+            if let Some(&at) = self.pending_posts.get(&key) {
+                let Record::Post(first) = &mut self.pending[at] else { unreachable!("posts are indexed") };
+                let added = add_tickers(first, &copy.tickers);
+                if added {
+                    scorer.score(first);
+                }
+                self.folded.push((key, file, added));
+                return Ok(());
+            }
+            self.pending_posts.insert(key, self.pending.len());
+        }
         self.pending.push(r);
         self.owners.push(file);
         if self.pending.len() >= BATCH { self.flush().await } else { Ok(()) }
@@ -175,18 +285,48 @@ impl<'a> Run<'a> {
 
     async fn flush(&mut self) -> Result<(), HistoryError> {
         let keys: Vec<String> = self.pending.iter().map(|r| r.key()).collect();
-        let written = self.store.write(std::mem::take(&mut self.pending)).await?;
+        let mut records = std::mem::take(&mut self.pending);
+        self.pending_posts.clear();
+        let written = if self.merge.is_some() {
+            self.store.write(records.clone()).await?
+        } else {
+            self.store.write(std::mem::take(&mut records)).await?
+        };
         let rejected: std::collections::HashMap<&str, &str> =
             written.rejected.iter().map(|(k, why)| (k.as_str(), why.as_str())).collect();
         let mut duplicates: std::collections::HashMap<&str, usize> = Default::default();
         for k in &written.duplicates {
             *duplicates.entry(k.as_str()).or_default() += 1;
         }
+        // The duplicates that brought a ticker the stored post lacked.
+        let merged = match &self.merge {
+            Some(scorer) if !written.duplicates.is_empty() => {
+                merge_into_stored(self.store, scorer, &records, &written.duplicates).await?
+            }
+            _ => Default::default(),
+        };
+        // A folded copy merged when its ticker reached the store: in a new post, or merged
+        // into a stored one; else it is a duplicate.
+        for (key, owner, added) in std::mem::take(&mut self.folded) {
+            let c = &mut self.report.files[owner].1;
+            let had = duplicates.contains_key(key.as_str());
+            if rejected.contains_key(key.as_str()) {
+                c.rejected += 1;
+            } else if added && (!had || merged.contains(&key)) {
+                c.merged += 1;
+            } else {
+                c.duplicates += 1;
+            }
+        }
         for (key, owner) in keys.iter().zip(std::mem::take(&mut self.owners)) {
             let (file, c) = &mut self.report.files[owner];
             if let Some(n) = duplicates.get_mut(key.as_str()).filter(|n| **n > 0) {
                 *n -= 1;
-                c.duplicates += 1;
+                if merged.contains(key) {
+                    c.merged += 1;
+                } else {
+                    c.duplicates += 1;
+                }
             } else if let Some(why) = rejected.get(key.as_str()) {
                 c.rejected += 1;
                 eprintln!("{file}: refused by the store: {key}: {why}");
@@ -212,6 +352,7 @@ impl<'a> Run<'a> {
             total.add(c);
         }
         self.report.total = total;
+        self.report.dry_run = self.store.is_dry();
         Ok(self.report)
     }
 }
@@ -283,7 +424,7 @@ pub async fn tweets(
     progress: &cashtag_telemetry::progress::Progress,
 ) -> Result<Report, HistoryError> {
     let files = files(paths)?;
-    let mut run = Run::new(store, progress.task("import posts", files.len() as u64, "files"));
+    let mut run = Run::new(store, progress.task("import posts", files.len() as u64, "files")).merging_posts();
     for path in &files {
         let file = run.file(path);
         let path_ticker = opts
@@ -312,12 +453,12 @@ pub async fn tweets(
                                 p.tickers.push(t.clone());
                             }
                             if p.tickers.is_empty() {
-                                counts.skipped += 1;
+                                counts.skip("not on the watchlist");
                                 continue;
                             }
-                            match filter.apply(Record::Post(p)) {
-                                Some(r) => run.push(file, r).await?,
-                                None => counts.skipped += 1,
+                            match filter.decide(Record::Post(p)) {
+                                Ok(r) => run.push(file, r).await?,
+                                Err(why) => counts.skip(why.reason()),
                             }
                         }
                         Err(e) => {
@@ -422,7 +563,7 @@ pub async fn prices(
                         };
                         match parse_row(&s, cols, t, at) {
                             Ok(Some(r)) => run.push(file, r).await?,
-                            Ok(None) => counts.skipped += 1,
+                            Ok(None) => counts.skip("no price (a null row)"),
                             Err(e) => {
                                 counts.rejected += 1;
                                 bad.report(n, &e);

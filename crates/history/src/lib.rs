@@ -70,6 +70,11 @@ pub struct Counts {
     pub duplicates: u64,
     /// Items that are fine but not kept: no watched ticker, a repost, another language.
     pub skipped: u64,
+    /// `skipped` by reason ("repost", "other language", "not on the watchlist", …).
+    pub skipped_by: std::collections::BTreeMap<String, u64>,
+    /// Copies of a stored post under another ticker (the same tweet in two tickers'
+    /// folders): not stored again, their tickers added to the stored post's.
+    pub merged: u64,
     /// Lines or items that did not parse, or that a store refused for good.
     pub rejected: u64,
 }
@@ -80,16 +85,35 @@ impl Counts {
         self.stored += o.stored;
         self.duplicates += o.duplicates;
         self.skipped += o.skipped;
+        for (why, n) in &o.skipped_by {
+            *self.skipped_by.entry(why.clone()).or_default() += n;
+        }
+        self.merged += o.merged;
         self.rejected += o.rejected;
+    }
+
+    /// One item skipped, and why.
+    pub fn skip(&mut self, why: &str) {
+        self.skipped += 1;
+        *self.skipped_by.entry(why.to_string()).or_default() += 1;
+    }
+
+    /// "3 repost, 2 other language", or "" when nothing was skipped.
+    pub fn skipped_reasons(&self) -> String {
+        self.skipped_by.iter().map(|(why, n)| format!("{n} {why}")).collect::<Vec<_>>().join(", ")
     }
 }
 
 impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} read, {} stored, {} duplicates, {} skipped, {} rejected",
-            self.read, self.stored, self.duplicates, self.skipped, self.rejected
-        )
+        write!(f, "{} read, {} stored, {} duplicates", self.read, self.stored, self.duplicates)?;
+        if self.merged > 0 {
+            write!(f, ", {} merged into a stored post's tickers", self.merged)?;
+        }
+        write!(f, ", {} skipped", self.skipped)?;
+        if !self.skipped_by.is_empty() {
+            write!(f, " ({})", self.skipped_reasons())?;
+        }
+        write!(f, ", {} rejected", self.rejected)
     }
 }

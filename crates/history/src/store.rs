@@ -76,6 +76,16 @@ impl Store {
         })
     }
 
+    /// Whether nothing is written (`--dry-run`).
+    pub fn is_dry(&self) -> bool {
+        self.dry
+    }
+
+    /// Whether records go to MongoDB (where a stored post can be updated).
+    pub fn writes_mongo(&self) -> bool {
+        self.mongo.is_some() && !self.dry
+    }
+
     /// Which sinks are on: `mongo`, `kinesis`, or both (`nothing (dry run)`).
     pub fn targets(&self) -> String {
         if self.dry {

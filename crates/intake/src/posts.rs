@@ -37,33 +37,73 @@ impl RecentKeys {
 
 pub struct PostFilter {
     scorer: Scorer,
-    seen: RecentKeys,
+    /// `None`: duplicates are the store's business (an import, which merges the tickers
+    /// of a post's copies).
+    seen: Option<RecentKeys>,
     languages: Vec<String>,
     include_reposts: bool,
 }
 
+/// Why a post is not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    Repost,
+    Language,
+    /// Seen before in this process (a reconnect's replay).
+    Seen,
+}
+
+impl Dropped {
+    /// The reason as an import summary names it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Dropped::Repost => "repost",
+            Dropped::Language => "other language",
+            Dropped::Seen => "seen before",
+        }
+    }
+}
+
 impl PostFilter {
     pub fn new(languages: Vec<String>, include_reposts: bool) -> Self {
-        PostFilter { scorer: Scorer::new(), seen: RecentKeys::new(200_000), languages, include_reposts }
+        PostFilter { scorer: Scorer::new(), seen: Some(RecentKeys::new(200_000)), languages, include_reposts }
+    }
+
+    /// For an import: the same rules and scores, but copies of a post go on to the store,
+    /// which knows every post stored, not only the recent ones.
+    pub fn without_dedup(languages: Vec<String>, include_reposts: bool) -> Self {
+        PostFilter { seen: None, ..PostFilter::new(languages, include_reposts) }
     }
 
     /// The post to store, scored; None to drop it.
     pub fn apply(&mut self, record: Record) -> Option<Record> {
-        let Record::Post(mut p) = record else { return Some(record) };
+        self.decide(record).ok()
+    }
+
+    /// The post to store, scored; or why not.
+    pub fn decide(&mut self, record: Record) -> Result<Record, Dropped> {
+        let Record::Post(mut p) = record else { return Ok(record) };
         if p.is_repost && !self.include_reposts {
-            return None;
+            return Err(Dropped::Repost);
         }
         if let (false, Some(lang)) = (self.languages.is_empty(), &p.lang)
             && !self.languages.iter().any(|l| l == lang)
         {
-            return None;
+            return Err(Dropped::Language);
         }
-        if !self.seen.insert(format!("{}:{}", p.source, p.id)) {
-            return None;
+        if let Some(seen) = self.seen.as_mut()
+            && !seen.insert(format!("{}:{}", p.source, p.id))
+        {
+            return Err(Dropped::Seen);
         }
+        self.score(&mut p);
+        Ok(Record::Post(p))
+    }
+
+    /// Scores a post for its tickers (again, when they changed).
+    pub fn score(&self, p: &mut cashtag_core::Post) {
         let tickers: Vec<&str> = p.tickers.iter().map(|t| t.as_str()).collect();
         p.sentiment = Some(self.scorer.score_post(&p.text, &tickers, p.author_label));
-        Some(Record::Post(p))
     }
 }
 

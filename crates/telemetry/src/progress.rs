@@ -1,5 +1,5 @@
 //! Progress of long work (backups, restores, back-fills, exports): a bar per task on a
-//! terminal, plain log lines every tenth of the way otherwise.
+//! terminal, plain log lines every tenth of the way otherwise; nothing with `--quiet`.
 
 use std::io::IsTerminal;
 
@@ -7,6 +7,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 pub struct Progress {
     bars: Option<MultiProgress>,
+    quiet: bool,
 }
 
 /// One task's progress.
@@ -17,12 +18,14 @@ pub struct Bar {
     count: u64,
     bar: Option<ProgressBar>,
     next_log: u64,
+    /// Log lines when there is no bar (off with `--quiet`).
+    log: bool,
 }
 
 impl Progress {
-    /// Bars when stderr is a terminal (and `quiet` is off), log lines otherwise.
+    /// Bars when stderr is a terminal, log lines otherwise; neither when `quiet`.
     pub fn new(quiet: bool) -> Self {
-        Progress { bars: (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new) }
+        Progress { bars: (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new), quiet }
     }
 
     /// A task of `total` units (`"docs"`, `"days"` …).
@@ -38,7 +41,7 @@ impl Progress {
             b.set_prefix(name.to_string());
             b
         });
-        Bar { name: name.to_string(), unit, total, count: 0, bar, next_log: (total / 10).max(10_000) }
+        Bar { name: name.to_string(), unit, total, count: 0, bar, next_log: (total / 10).max(10_000), log: !self.quiet }
     }
 }
 
@@ -56,7 +59,7 @@ impl Bar {
         match &self.bar {
             Some(b) => b.set_position(self.count),
             None => {
-                if self.count >= self.next_log {
+                if self.log && self.count >= self.next_log {
                     tracing::info!(task = %self.name, done = self.count, total = self.total, unit = self.unit, "progress");
                     self.next_log += (self.total / 10).max(10_000);
                 }
@@ -71,7 +74,8 @@ impl Bar {
                 b.finish_with_message("done");
                 b.set_position(count);
             }
-            None => tracing::info!(task = %self.name, done = count, unit = self.unit, "done"),
+            None if self.log => tracing::info!(task = %self.name, done = count, unit = self.unit, "done"),
+            None => {}
         }
     }
 

@@ -249,12 +249,16 @@ async fn yahoo_files_import_with_bad_rows_reported_by_file_and_line() {
         .iter()
         .map(|f| (f[0].as_str().unwrap().rsplit('/').next().unwrap().to_string(), f[1].clone()))
         .collect();
-    assert_eq!(files["BRK-B.csv"], json!({"read": 4, "stored": 2, "duplicates": 0, "skipped": 1, "rejected": 1}));
+    assert_eq!(
+        files["BRK-B.csv"],
+        json!({"read": 4, "stored": 2, "duplicates": 0, "merged": 0, "skipped": 1,
+               "skipped_by": {"no price (a null row)": 1}, "rejected": 1})
+    );
     assert_eq!(files["AAPL.csv"]["stored"], 1);
     assert_eq!(files["notes.csv"]["rejected"], 1, "a file without the columns is reported, the others still import");
     assert_eq!(
         files["alpaca-pages.jsonl"],
-        json!({"read": 2, "stored": 1, "duplicates": 0, "skipped": 0, "rejected": 1})
+        json!({"read": 2, "stored": 1, "duplicates": 0, "merged": 0, "skipped": 0, "skipped_by": {}, "rejected": 1})
     );
     assert_eq!(env.count("bars").await, 1, "minute bars go where live ones do");
     let out = env.run(&["import", dir.path().to_str().unwrap()]).await;

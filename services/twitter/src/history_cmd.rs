@@ -136,7 +136,9 @@ pub async fn import(settings: &Settings, a: ImportArgs, quiet: bool) -> Result<(
     let f = &a.files;
     let mut s = Session::open(settings, "twitter", quiet, f.dry_run).await?;
     let what = s.start_import(f.paths.len());
-    let mut filter = filter(settings);
+    // Copies of a post (the same tweet in two tickers' folders) reach the store, which
+    // merges their tickers.
+    let mut filter = PostFilter::without_dedup(settings.twitter.languages.clone(), settings.twitter.include_reposts);
     let result = import::tweets(&mut s.store, &s.bus, &mut filter, &opts, &f.paths, &s.progress).await;
     Ok(s.end_import(&what, result, f.json).await?)
 }

@@ -297,8 +297,15 @@ async fn a_mixed_archive_imports_every_good_line_and_reports_each_bad_one() {
             )
         })
         .collect();
-    assert_eq!(files["AAA/2014-01-01"], json!({"read": 6, "stored": 2, "duplicates": 0, "skipped": 0, "rejected": 4}));
-    assert_eq!(files["v2.jsonl.gz"], json!({"read": 3, "stored": 2, "duplicates": 0, "skipped": 0, "rejected": 1}));
+    let none: serde_json::Map<String, Value> = Default::default();
+    assert_eq!(
+        files["AAA/2014-01-01"],
+        json!({"read": 6, "stored": 2, "duplicates": 0, "merged": 0, "skipped": 0, "skipped_by": none, "rejected": 4})
+    );
+    assert_eq!(
+        files["v2.jsonl.gz"],
+        json!({"read": 3, "stored": 2, "duplicates": 0, "merged": 0, "skipped": 0, "skipped_by": none, "rejected": 1})
+    );
     assert_eq!(files["st.json"]["stored"], 1);
     let cut = &files["cut.gz"];
     let good = cut["stored"].as_u64().unwrap();
@@ -324,4 +331,68 @@ async fn a_mixed_archive_imports_every_good_line_and_reports_each_bad_one() {
     let (again, _) = env.json(&args).await;
     let stored = r["total"]["stored"].as_u64().unwrap();
     assert_eq!((again["total"]["stored"].as_u64(), again["total"]["duplicates"].as_u64()), (Some(0), Some(stored)));
+}
+
+/// What an import leaves out is counted by reason, and the same tweet in two tickers'
+/// folders (as research archives lay them out) is one post with both tickers — in one
+/// run, and across runs — scored for both; a dry run says "would store".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skipped_posts_are_counted_by_reason_and_copies_in_two_folders_merge_their_tickers() {
+    let env = Env::new("http://127.0.0.1:1");
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = |id: u64, text: &str, lang: &str, retweet: bool| {
+        let mut t = json!({"created_at": "Wed Jan 01 15:00:00 +0000 2014", "id": id, "id_str": id.to_string(), "text": text,
+                           "user": {"id_str": "5", "screen_name": "u"}, "entities": {"symbols": []}, "lang": lang});
+        if retweet {
+            t["retweeted_status"] = json!({"id_str": "1"});
+        }
+        t.to_string()
+    };
+    let write = |folder: &str, lines: &[String]| {
+        std::fs::create_dir_all(dir.path().join(folder)).unwrap();
+        std::fs::write(dir.path().join(folder).join("2014-01-01"), lines.join("\n") + "\n").unwrap();
+    };
+    // The same tweet (id 7) in AAA's and BBB's folders; in AAA's also a retweet, a French
+    // tweet; in a folder that is no ticker of ours a tweet without a watched cashtag.
+    let shared = v1(7, "strong quarter, raising targets", "en", false);
+    write("AAA", &[shared.clone(), v1(8, "RT great", "en", true), v1(9, "très bien", "fr", false)]);
+    write("BBB", std::slice::from_ref(&shared));
+    write("ZZZ", &[v1(10, "nothing for us", "en", false)]);
+
+    let dry = env.run(&["import", "--ticker-from-path", "--dry-run", dir.path().to_str().unwrap()]).await;
+    let dry_text = String::from_utf8_lossy(&dry.stdout);
+    assert!(dry_text.contains("would store"), "{dry_text}");
+    assert!(!String::from_utf8_lossy(&dry.stderr).contains("progress"), "--quiet prints no progress");
+
+    let args = ["import", "--ticker-from-path", "--json", dir.path().to_str().unwrap()];
+    let (r, _) = env.json(&args).await;
+    let t = &r["total"];
+    assert_eq!(t["read"], 5);
+    assert_eq!(t["stored"], 1, "one post for the two copies");
+    assert_eq!(t["merged"], 1);
+    assert_eq!(t["skipped"], 3);
+    assert_eq!(t["skipped_by"], json!({"repost": 1, "other language": 1, "not on the watchlist": 1}));
+    let post = env.posts(bson::doc! {"id": "7"}).await;
+    assert_eq!(post.len(), 1);
+    let tickers: Vec<&str> = post[0].get_array("tickers").unwrap().iter().filter_map(|t| t.as_str()).collect();
+    assert_eq!(tickers, ["AAA", "BBB"], "the second folder's ticker is kept");
+    assert!(post[0].get_document("sentiment").unwrap().get_document("finance").is_ok(), "scored");
+
+    // Again: nothing new, nothing merged. Then a third folder in a later run merges too.
+    let (again, _) = env.json(&args).await;
+    assert_eq!((again["total"]["stored"].as_u64(), again["total"]["merged"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(again["total"]["duplicates"], 2);
+    let later = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(later.path().join("CCC")).unwrap();
+    std::fs::write(later.path().join("CCC").join("2014-01-01"), shared + "\n").unwrap();
+    std::fs::write(
+        env.watchlist.clone(),
+        "[[company]]\nticker = \"AAA\"\nname = \"A\"\n[[company]]\nticker = \"BBB\"\nname = \"B\"\n[[company]]\nticker = \"CCC\"\nname = \"C\"\n",
+    )
+    .unwrap();
+    let (r, _) = env.json(&["import", "--ticker-from-path", "--json", later.path().to_str().unwrap()]).await;
+    assert_eq!((r["total"]["stored"].as_u64(), r["total"]["merged"].as_u64()), (Some(0), Some(1)));
+    let post = env.posts(bson::doc! {"id": "7"}).await;
+    let tickers: Vec<&str> = post[0].get_array("tickers").unwrap().iter().filter_map(|t| t.as_str()).collect();
+    assert_eq!(tickers, ["AAA", "BBB", "CCC"]);
 }
