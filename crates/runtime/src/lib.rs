@@ -163,7 +163,7 @@ impl Service {
     pub fn start(name: &'static str, settings: &Settings, what: impl std::fmt::Display) -> Result<Service, Failure> {
         let clock = settings.clock.clock()?;
         let bus = Bus::from_settings_durable(settings, name, clock.clone()).map_err(config)?;
-        let svc = Service {
+        let mut svc = Service {
             name,
             clock,
             bus,
@@ -175,7 +175,6 @@ impl Service {
             run_file: None,
         };
         svc.bus.emit(catalog::service_start(format!("{name} {} starting: {what}", env!("CARGO_PKG_VERSION"))));
-        let mut svc = svc;
         if !settings.service.run_file.is_empty() {
             // Wall time, not the (possibly simulated) market clock: restarts happen in it.
             let (file, previous) = RunFile::start(Path::new(&settings.service.run_file), chrono::Utc::now());
