@@ -26,9 +26,20 @@ struct Run {
 }
 
 impl Run {
+    /// A process whose stderr goes to `stocks.log` beside the journal (a pipe nobody reads
+    /// would stall it once full), shown when the test fails.
     fn spawn(&self) -> Child {
-        Command::new(BIN)
-            .arg("run")
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log()).unwrap();
+        self.command().stderr(log).spawn().unwrap()
+    }
+
+    fn log(&self) -> std::path::PathBuf {
+        self.journal.with_file_name("stocks.log")
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("run")
             .env("CASHTAG_REDIS_URL", redis_url())
             .env("CASHTAG_REDIS_PREFIX", &self.prefix)
             .env("CASHTAG_MONGO_URI", mongo_uri())
@@ -45,10 +56,8 @@ impl Run {
             .env("CASHTAG_HEARTBEAT_TTL_SECS", "3")
             .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("CASHTAG_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+            .stdout(Stdio::null());
+        c
     }
 }
 
@@ -99,19 +108,24 @@ async fn kill_9_under_load_loses_nothing_and_a_second_process_is_refused() {
     // A process's heartbeat after `since` (simulated time, as the process stamps it): it
     // runs, with its journal open.
     let clock = Clock::Simulated(cashtag_core::SimSpec::parse(&spec).unwrap());
+    let log = run.log();
     let beat_since = |since: DateTime<Utc>, pred: fn(&cashtag_bus::Heartbeat) -> bool| {
         let manager = manager.clone();
+        let log = log.clone();
         async move {
             let found =
                 manager.heartbeat_where("stocks", Duration::from_secs(60), |h| h.started_at >= since && pred(h)).await;
-            assert!(found.is_some(), "no heartbeat of a stocks process started after {since}");
+            let logged = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: String =
+                logged.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            assert!(found.is_some(), "no heartbeat of a stocks process started after {since}; its log ends:\n{tail}");
         }
     };
     let spawned_at = clock.now() - TimeDelta::seconds(60);
     let mut child = run.spawn();
     // A second process on the same journal directory is refused, with the holder named.
     beat_since(spawned_at, |_| true).await;
-    let second = run.spawn().wait_with_output().unwrap();
+    let second = run.command().stderr(Stdio::piped()).spawn().unwrap().wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(2), "{err}");
     assert!(err.contains("in use by pid"), "{err}");
