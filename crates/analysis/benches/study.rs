@@ -30,15 +30,7 @@ fn series(name: &str, index: usize) -> TickerSeries {
     let planted = index.is_multiple_of(3);
     let t0: DateTime<Utc> = "2025-01-02T14:30:00Z".parse().unwrap();
     let mut signal = vec![0.0; n];
-    let mut s = TickerSeries {
-        ticker: name.into(),
-        starts: vec![],
-        session: vec![],
-        sentiment: vec![],
-        posts: vec![],
-        close: vec![],
-        ret: vec![],
-    };
+    let mut s = TickerSeries::new(name);
     let mut price = 100.0f64;
     for t in 0..n {
         let k = key.with(t as u64);

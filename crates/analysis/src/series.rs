@@ -82,6 +82,21 @@ pub fn parse_interval(s: &str) -> Result<TimeDelta, crate::AnalysisError> {
     if minutes || d == TimeDelta::days(1) { Ok(d) } else { Err(bad()) }
 }
 
+impl TickerSeries {
+    /// An empty series of `ticker`, to push intervals onto.
+    pub fn new(ticker: &str) -> Self {
+        TickerSeries {
+            ticker: ticker.to_string(),
+            starts: vec![],
+            session: vec![],
+            sentiment: vec![],
+            posts: vec![],
+            close: vec![],
+            ret: vec![],
+        }
+    }
+}
+
 /// A ticker's interval series; all vectors have one entry per interval.
 #[derive(Debug, Clone, Serialize)]
 pub struct TickerSeries {
@@ -108,15 +123,7 @@ pub fn build(
     measure: Measure,
     overnight: bool,
 ) -> TickerSeries {
-    let mut s = TickerSeries {
-        ticker: ticker.to_string(),
-        starts: vec![],
-        session: vec![],
-        sentiment: vec![],
-        posts: vec![],
-        close: vec![],
-        ret: vec![],
-    };
+    let mut s = TickerSeries::new(ticker);
     let mut prev_close = f64::NAN;
     let daily = interval >= TimeDelta::days(1);
     for (si, sess) in sessions.iter().enumerate() {

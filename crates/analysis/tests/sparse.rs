@@ -24,15 +24,7 @@ fn noise(seed: u64, i: usize) -> f64 {
 /// missing on the others).
 fn daily(ticker: &str, seed: u64, listed: usize, post_days: &[usize], crash_after: Option<usize>) -> TickerSeries {
     let t0: DateTime<Utc> = "2024-01-02T21:00:00Z".parse().unwrap();
-    let mut s = TickerSeries {
-        ticker: ticker.into(),
-        starts: vec![],
-        session: vec![],
-        sentiment: vec![],
-        posts: vec![],
-        close: vec![],
-        ret: vec![],
-    };
+    let mut s = TickerSeries::new(ticker);
     let mut price = 100.0f64;
     for d in 0..DAYS {
         s.starts.push(t0 + TimeDelta::days(d as i64));

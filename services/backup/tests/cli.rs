@@ -22,6 +22,19 @@ fn base() -> Command {
     c
 }
 
+/// A new bucket in the emulator, named after `base`.
+async fn new_bucket(base: &str) -> String {
+    let bucket = unique(base);
+    cashtag_stores::s3::client("us-east-1", &aws_endpoint())
+        .await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    bucket
+}
+
 /// A bus under `prefix` to read what the scheduler sent (events, heartbeats).
 fn reader(prefix: &str) -> cashtag_bus::Bus {
     let identity = cashtag_bus::Identity { service: "t".into(), instance: "t".into() };
@@ -66,14 +79,7 @@ fn a_missing_bucket_and_missing_credentials_say_which() {
 /// credentials here, and the backup's calls work with them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_handed_over_by_a_credential_process_are_used() {
-    let bucket = unique("t-relay");
-    cashtag_stores::s3::client("us-east-1", &aws_endpoint())
-        .await
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = new_bucket("t-relay").await;
     let dir = std::env::temp_dir().join(unique("aws-relay"));
     std::fs::create_dir_all(&dir).unwrap();
     let expiration = chrono::Utc::now() + chrono::TimeDelta::hours(1);
@@ -118,14 +124,7 @@ async fn credentials_handed_over_by_a_credential_process_are_used() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scheduler_runs_a_missed_backup_at_start() {
-    let bucket = unique("t-schedule");
-    cashtag_stores::s3::client("us-east-1", &aws_endpoint())
-        .await
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let bucket = new_bucket("t-schedule").await;
     let prefix = unique("t-backup");
     let db = unique("sched");
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
