@@ -58,7 +58,15 @@ pub struct ModelFile {
     /// models can be told to come from the same data.
     pub training_sha256: String,
     pub cv: Evaluation,
+    /// How the model was made where that differs from the defaults: a feature dropped (no
+    /// market proxy), thresholded labels, the 1d window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
+
+/// What a `1d` model's feature window is (its `lookback_minutes` is only the longest one).
+pub const DAY_WINDOW: &str = "1d: each decision at a session's close uses the window from the previous session's close \
+to its own (L = that span; a weekend's is three days), the same day as the 1d study's";
 
 pub const LABEL: &str = "1 if ln(p(target) / p(t)) > 0 else 0, p(x) = the close of the last minute that starts before x; \
 target = t + horizon within the regular session (1d: from a session's close to the next session's close)";
@@ -142,6 +150,7 @@ impl ModelFile {
             training: meta.training,
             training_sha256: meta.training_sha256,
             cv: meta.cv,
+            notes: meta.notes,
         }
     }
 
@@ -171,6 +180,7 @@ pub struct Meta {
     pub training: TrainingWindow,
     pub training_sha256: String,
     pub cv: Evaluation,
+    pub notes: Vec<String>,
 }
 
 /// The SHA-256 (hex) of the training samples, in a canonical byte layout.

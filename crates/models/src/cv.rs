@@ -4,8 +4,8 @@
 //! was known one horizon before the block starts (`target ≤ block start − horizon`):
 //! samples whose label interval overlaps the block are purged, and one horizon more is
 //! embargoed. In the same blocks, three baselines forecast too — the training majority
-//! class, "same as the last move" (with the training hit rate of that rule as its
-//! probability) and a price-only model (the same regression on the price features) —
+//! class, "same as the last move" (always the last move's direction — the rule the track
+//! record scores — with the rule's training hit rate as its confidence) and a price-only model (the same regression on the price features) —
 //! so the model is compared with them on exactly the same forecasts.
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,28 @@ pub struct FitSpec {
     pub features: Vec<FeatureDef>,
     pub l2: f64,
     pub horizon: Horizon,
+    /// A market proxy with prices: without one the price-only baseline has no `ret_market`.
+    pub market: bool,
+}
+
+impl FitSpec {
+    /// The price-only baseline's features.
+    pub fn price_features(&self) -> Vec<FeatureDef> {
+        crate::features::FEATURES
+            .iter()
+            .copied()
+            .filter(|f| f.price_only && (self.market || f.name != "ret_market"))
+            .collect()
+    }
+}
+
+/// The last-move baseline's P(up): the direction of the last move (`ret_recent > 0` is
+/// up), never turned around, so that its hits are the rule's hits wherever it is scored;
+/// its confidence is the rule's training hit rate when that is above one half, else
+/// (barely above) a coin's.
+pub fn last_move_forecast(last_up: bool, rule_hits: f64) -> f64 {
+    let q = rule_hits.clamp(0.5 + 1e-6, 1.0 - 1e-6);
+    if last_up { q } else { 1.0 - q }
 }
 
 /// Fits the model's regression on `samples`.
@@ -73,7 +95,7 @@ pub fn walk_forward(
     spec: &FitSpec,
     min_train: usize,
 ) -> (Vec<Forecast>, Vec<Block>) {
-    let price_defs: Vec<FeatureDef> = crate::features::FEATURES.iter().copied().filter(|f| f.price_only).collect();
+    let price_defs = spec.price_features();
     let mut out = Vec::new();
     let mut done = Vec::new();
     for &(a, b) in blocks {
@@ -94,7 +116,7 @@ pub fn walk_forward(
                 sample: i,
                 model: model.prob(&project(&s.features, &spec.features)),
                 majority: up_rate,
-                last_move: if last_move_up(s) { rule_hits } else { 1.0 - rule_hits },
+                last_move: last_move_forecast(last_move_up(s), rule_hits),
                 price_only: price.prob(&project(&s.features, &price_defs)),
             });
         }

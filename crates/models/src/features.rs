@@ -5,7 +5,9 @@
 //! `[m, m + 1 min)`, and ticks fall on whole minutes). The label is the sign of the log
 //! return from the price as of `t` to the price as of `t + horizon`, inside the regular
 //! session — a horizon that would cross the close is not a sample, except for `1d`,
-//! whose decisions are taken at a session's close and resolved at the next close.
+//! whose decisions are taken at a session's close and resolved at the next close; a `1d`
+//! decision's feature window runs from the previous session's close to its own, the same
+//! day as the 1d study's (a Monday's holds the weekend's posts).
 //! `features_at` reads its rows only through `range(..t)`; a test moves every row after
 //! `t` and shows the features do not change.
 
@@ -245,7 +247,29 @@ pub fn decision_times(session: &Session, every: TimeDelta, horizon: Horizon) -> 
 pub struct SampleSpec {
     pub horizon: Horizon,
     pub every: TimeDelta,
+    /// The feature window L of intraday horizons. A `1d` decision's window runs from the
+    /// previous session's close to its own (the 1d study's day), whatever this says.
     pub lookback: TimeDelta,
+    /// The close of the session before the first one (the first `1d` window's start);
+    /// without it the first session gives no `1d` sample.
+    pub previous_close: Option<DateTime<Utc>>,
+}
+
+/// The longest window a `1d` decision uses (a long weekend's close to close), for loading
+/// rows: its `sent_change` reads one more window before it.
+pub const DAY_LOOKBACK_MAX: TimeDelta = TimeDelta::days(5);
+
+/// Samples whose move is within ±`band` (a log return) are left out: "thresholded labels",
+/// a move must exceed the band to count as up or down. Returns the samples kept and the
+/// number left out.
+pub fn thresholded(samples: Vec<Sample>, band: f64) -> (Vec<Sample>, usize) {
+    if band <= 0.0 {
+        return (samples, 0);
+    }
+    let before = samples.len();
+    let kept: Vec<Sample> = samples.into_iter().filter(|s| s.ret.abs() > band).collect();
+    let dropped = before - kept.len();
+    (kept, dropped)
 }
 
 /// The samples of one ticker over `sessions`: every decision time with features and a
@@ -260,14 +284,17 @@ pub fn samples(
     let mut out = Vec::new();
     for (si, s) in sessions.iter().enumerate() {
         for t in decision_times(s, spec.every, spec.horizon) {
-            let target = match spec.horizon {
-                Horizon::Minutes(h) => t + TimeDelta::minutes(h),
-                Horizon::Day => match sessions.get(si + 1) {
-                    Some(next) => next.close,
-                    None => continue,
-                },
+            let (target, lookback) = match spec.horizon {
+                Horizon::Minutes(h) => (t + TimeDelta::minutes(h), spec.lookback),
+                Horizon::Day => {
+                    let previous = if si == 0 { spec.previous_close } else { Some(sessions[si - 1].close) };
+                    match (sessions.get(si + 1), previous) {
+                        (Some(next), Some(previous)) => (next.close, t - previous),
+                        _ => continue,
+                    }
+                }
             };
-            let Some(features) = features_at(rows, market, t, spec.lookback) else { continue };
+            let Some(features) = features_at(rows, market, t, lookback) else { continue };
             let Some((m_t, p_t)) = price_as_of(rows, t) else { continue };
             if spec.horizon == Horizon::Day && m_t < s.open {
                 continue; // no price of the day itself (a day without data): no decision at its close
@@ -361,6 +388,7 @@ mod tests {
             horizon: Horizon::Minutes(20),
             every: TimeDelta::minutes(20),
             lookback: TimeDelta::minutes(20),
+            previous_close: None,
         };
         let r = rows(s[0].open - TimeDelta::minutes(60), 60 + 210);
         let out = samples("AAPL", &r, None, &s, &spec);
@@ -373,5 +401,63 @@ mod tests {
         for s in ["20分", "分", "1ℎ", "", "999999999999999999999w"] {
             assert!(Horizon::parse(s).is_err(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn a_day_runs_close_to_close_as_the_study_s_day() {
+        let cal = cashtag_calendar::Calendar::nyse();
+        // Thursday 2026-11-19, Friday 20, Monday 23, Tuesday 24.
+        let s = cal.sessions("2026-11-20".parse().unwrap(), "2026-11-24".parse().unwrap());
+        let thursday_close = cal.session("2026-11-19".parse().unwrap()).unwrap().close;
+        let mut r = MinuteRows::new();
+        let row = |posts: f64, close: f64| MinuteRow {
+            posts,
+            authors: posts,
+            finance_sum: posts * 0.5,
+            close: Some(close),
+            ..Default::default()
+        };
+        r.insert(thursday_close - TimeDelta::minutes(1), row(0.0, 100.0));
+        r.insert(s[0].close - TimeDelta::minutes(1), row(2.0, 101.0));
+        // Posts on Saturday: Monday's day, not Friday's.
+        r.insert(s[0].close + TimeDelta::hours(20), MinuteRow { posts: 5.0, authors: 5.0, ..Default::default() });
+        r.insert(s[1].close - TimeDelta::minutes(1), row(1.0, 99.0));
+        r.insert(s[2].close - TimeDelta::minutes(1), row(0.0, 98.0));
+        let spec = SampleSpec {
+            horizon: Horizon::Day,
+            every: TimeDelta::minutes(20),
+            lookback: DAY_LOOKBACK_MAX,
+            previous_close: Some(thursday_close),
+        };
+        let out = samples("AAPL", &r, None, &s, &spec);
+        assert_eq!(out.len(), 2, "Friday and Monday (Tuesday has no next close here)");
+        let (fri, mon) = (&out[0], &out[1]);
+        assert_eq!(fri.features[2], 2f64.ln_1p(), "Friday: the posts since Thursday's close");
+        assert!((fri.features[5] - (101.0f64 / 100.0).ln()).abs() < 1e-12, "Friday's close-to-close return");
+        assert_eq!(mon.features[2], 6f64.ln_1p(), "Monday: Saturday's posts and Monday's");
+        assert!((mon.features[5] - (99.0f64 / 101.0).ln()).abs() < 1e-12, "Monday: from Friday's close");
+        assert!((mon.ret - (98.0f64 / 99.0).ln()).abs() < 1e-12, "the label: Monday's close to Tuesday's");
+        // Without the close before the first session, the first gives no sample.
+        let none = samples("AAPL", &r, None, &s, &SampleSpec { previous_close: None, ..spec });
+        assert_eq!(none.len(), 1);
+        assert_eq!(none[0].t, mon.t);
+    }
+
+    #[test]
+    fn thresholded_labels_leave_small_moves_out() {
+        let s = |ret: f64| Sample {
+            ticker: "A".into(),
+            t: DateTime::<Utc>::MIN_UTC,
+            target: DateTime::<Utc>::MIN_UTC,
+            session: 0,
+            features: vec![0.0; FEATURES.len()],
+            price: 1.0,
+            ret,
+            market_ret: 0.0,
+        };
+        let (kept, dropped) = thresholded(vec![s(0.002), s(-0.0005), s(0.0), s(-0.003), s(0.001)], 0.001);
+        assert_eq!(dropped, 3, "|ret| ≤ the band: neither up nor down");
+        assert_eq!(kept.iter().map(|x| x.ret).collect::<Vec<_>>(), vec![0.002, -0.003]);
+        assert_eq!(thresholded(kept, 0.0).1, 0);
     }
 }

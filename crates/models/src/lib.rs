@@ -97,7 +97,23 @@ pub fn backtest(
     }
     let blocks: Vec<(usize, usize)> =
         (first..sessions.len()).step_by(every).map(|a| (a, (a + every).min(sessions.len()))).collect();
-    let (forecasts, done) = cv::walk_forward(samples, &blocks, &req.fit_spec(), 50);
+    Ok(forecast_blocks(req, sessions, samples, &blocks, 50, margin, cost_bps, trials))
+}
+
+/// Forecasts `blocks` (each from the samples whose label was known before it), scores the
+/// forecasts against the baselines and trades them.
+#[allow(clippy::too_many_arguments)]
+fn forecast_blocks(
+    req: &train::TrainRequest,
+    sessions: &[Session],
+    samples: &[features::Sample],
+    blocks: &[(usize, usize)],
+    min_train: usize,
+    margin: f64,
+    cost_bps: f64,
+    trials: usize,
+) -> Backtest {
+    let (forecasts, done) = cv::walk_forward(samples, blocks, &req.fit_spec(), min_train);
     let evaluation = cv::evaluate(samples, &forecasts, done, req.alpha);
     let outcomes = track::outcomes_from_forecasts(samples, &forecasts, margin, cost_bps);
     let per_session = match req.horizon {
@@ -108,5 +124,43 @@ pub fn backtest(
         }
     };
     let record = track::track_record(&outcomes, 0, cost_bps, 252.0 * per_session, trials);
-    Ok(Backtest { evaluation, record })
+    Backtest { evaluation, record }
+}
+
+/// A held-out evaluation: the model is fitted once on the samples of the sessions
+/// `train` (a half-open range of indexes into `sessions`) — less those whose label
+/// interval reaches into the test window plus one horizon (purged and embargoed as in the
+/// walk-forward) — and forecasts every sample of the sessions `test`, never retrained;
+/// the baselines are fitted on the same training samples and scored on the same rows.
+pub fn holdout(
+    req: &train::TrainRequest,
+    sessions: &[Session],
+    samples: &[features::Sample],
+    train: (usize, usize),
+    test: (usize, usize),
+    spec: &BacktestSpec,
+) -> Result<Backtest, ModelError> {
+    if train.1 > test.0 || train.0 >= train.1 || test.0 >= test.1 {
+        return Err(ModelError::Input(format!(
+            "the training sessions {train:?} must come before the test sessions {test:?}, both non-empty"
+        )));
+    }
+    let kept: Vec<features::Sample> = samples
+        .iter()
+        .filter(|s| (train.0..train.1).contains(&s.session) || (test.0..test.1).contains(&s.session))
+        .cloned()
+        .collect();
+    let bt = forecast_blocks(req, sessions, &kept, &[test], 1, spec.margin, spec.cost_bps, spec.trials);
+    let Some(block) = bt.evaluation.blocks.first() else {
+        return Err(ModelError::NoData(
+            "no held-out forecast: the training window has no sample with a known label of both directions before the test window, or the test window has no sample".into(),
+        ));
+    };
+    if block.train < 50 {
+        return Err(ModelError::NoData(format!(
+            "{} training samples before the test window: at least 50 are needed",
+            block.train
+        )));
+    }
+    Ok(bt)
 }

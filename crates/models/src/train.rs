@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use crate::ModelError;
 use crate::artifact::{Meta, ModelFile, TrainingWindow, samples_sha256};
-use crate::cv::{FitSpec, cv_blocks, evaluate, fit, walk_forward};
+use crate::cv::{Evaluation, FitSpec, cv_blocks, evaluate, fit, walk_forward};
 use crate::features::{FeatureDef, Horizon, Sample, SampleSpec, samples};
 
 /// What to train.
@@ -25,15 +25,59 @@ pub struct TrainRequest {
     pub l2: f64,
     pub folds: usize,
     pub alpha: f64,
+    /// The close before `from`'s session (the first 1d window's start).
+    pub previous_close: Option<DateTime<Utc>>,
+    /// What the model file should say about how it was made (features dropped, labels
+    /// thresholded).
+    pub notes: Vec<String>,
 }
 
 impl TrainRequest {
     pub fn sample_spec(&self) -> SampleSpec {
-        SampleSpec { horizon: self.horizon, every: self.every, lookback: self.lookback }
+        SampleSpec {
+            horizon: self.horizon,
+            every: self.every,
+            lookback: self.lookback,
+            previous_close: self.previous_close,
+        }
     }
 
     pub fn fit_spec(&self) -> FitSpec {
-        FitSpec { features: self.features.clone(), l2: self.l2, horizon: self.horizon }
+        FitSpec { features: self.features.clone(), l2: self.l2, horizon: self.horizon, market: self.market.is_some() }
+    }
+
+    /// The feature window rows must be loaded for.
+    pub fn window(&self) -> TimeDelta {
+        match self.horizon {
+            Horizon::Day => crate::features::DAY_LOOKBACK_MAX,
+            Horizon::Minutes(_) => self.lookback,
+        }
+    }
+
+    /// Without a market proxy that has prices in the samples, `ret_market` would be a
+    /// constant 0: it is dropped from the model (and from the price-only baseline), and the
+    /// note saying so is returned (and kept for the model file). Refuses a request left
+    /// with no feature.
+    pub fn without_missing_market(&mut self, samples: &[Sample]) -> Result<Option<String>, ModelError> {
+        let i = crate::features::FEATURES.iter().position(|f| f.name == "ret_market").expect("known");
+        let priced = samples.iter().any(|s| s.features[i] != 0.0);
+        let why = match &self.market {
+            Some(m) if !priced => format!("the market proxy {m} has no prices in the window"),
+            Some(_) => return Ok(None),
+            None => "no market proxy is set (models.market)".to_string(),
+        };
+        self.market = None;
+        let had = self.features.iter().any(|f| f.name == "ret_market");
+        self.features.retain(|f| f.name != "ret_market");
+        if self.features.is_empty() {
+            return Err(ModelError::Input(format!("{why}: ret_market cannot be the only feature")));
+        }
+        let note = format!(
+            "ret_market {}: {why} (it would be a constant 0); the price-only baseline has no market feature either",
+            if had { "dropped" } else { "not used" }
+        );
+        self.notes.push(note.clone());
+        Ok(Some(note))
     }
 }
 
@@ -43,7 +87,7 @@ pub async fn load_rows(
     tickers: &[String],
     market: Option<&str>,
     sessions: &[Session],
-    lookback: TimeDelta,
+    window: TimeDelta,
     horizon: Horizon,
 ) -> Result<cashtag_analysis_core::series::Rows, ModelError> {
     let (Some(first), Some(last)) = (sessions.first(), sessions.last()) else {
@@ -55,8 +99,8 @@ pub async fn load_rows(
     {
         all.push(m.to_string());
     }
-    // Two lookbacks before the first open (sentiment change), to the last close.
-    let from = first.open - lookback - lookback - TimeDelta::days(4);
+    // Two windows before the first open (sentiment change), to the last close.
+    let from = first.open - window - window - TimeDelta::days(4);
     let mut rows = cashtag_analysis_core::series::load(db, &all, from, last.close).await?;
     // A day ahead is judged on adjusted closes where daily bars exist (history).
     if horizon == Horizon::Day {
@@ -131,6 +175,10 @@ pub fn train(
             training,
             training_sha256: samples_sha256(all),
             cv,
+            notes: match req.horizon {
+                Horizon::Day => req.notes.iter().cloned().chain([crate::artifact::DAY_WINDOW.to_string()]).collect(),
+                Horizon::Minutes(_) => req.notes.clone(),
+            },
         },
     ))
 }
@@ -154,9 +202,18 @@ pub fn summary(m: &ModelFile) -> String {
     use std::fmt::Write;
     let mut o = String::new();
     let cv = &m.cv;
+    let when = match m.horizon {
+        Horizon::Day => {
+            "horizon 1d (decided at each close from the day since the previous close, resolved at the next close)"
+                .to_string()
+        }
+        Horizon::Minutes(_) => {
+            format!("horizon {}, every {} min, lookback {} min", m.horizon, m.every_minutes, m.lookback_minutes)
+        }
+    };
     let _ = writeln!(
         o,
-        "model {} {}: {} samples ({} up) of {} tickers, {} to {}, horizon {}, every {} min, lookback {} min",
+        "model {} {}: {} samples ({} up) of {} tickers, {} to {}, {when}",
         m.name,
         m.version,
         m.training.samples,
@@ -164,10 +221,10 @@ pub fn summary(m: &ModelFile) -> String {
         m.training.tickers.len(),
         m.training.from,
         m.training.to,
-        m.horizon,
-        m.every_minutes,
-        m.lookback_minutes
     );
+    for n in m.notes.iter().filter(|n| n.as_str() != crate::artifact::DAY_WINDOW) {
+        let _ = writeln!(o, "note: {n}");
+    }
     let _ = writeln!(
         o,
         "walk-forward: {} blocks, {} out-of-sample forecasts (purged, embargo {})",
@@ -175,22 +232,34 @@ pub fn summary(m: &ModelFile) -> String {
         cv.model.n,
         m.horizon
     );
+    o.push_str(&scores_table(cv));
+    o.push_str(&verdict_lines(cv));
+    o
+}
+
+/// The model's and the baselines' scores on the same forecasts, one row each.
+pub fn scores_table(cv: &Evaluation) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
     let _ = writeln!(
         o,
         "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "", "accuracy", "auc", "brier", "logloss", "mcc", "rank_ic"
+        "", "accuracy", "mcc", "auc", "brier", "logloss", "rank_ic"
     );
-    let row = |o: &mut String, name: &str, s: &crate::metrics::Scores| {
+    for (name, s) in std::iter::once(("model", &cv.model)).chain(cv.baselines.iter().map(|(n, s)| (n.as_str(), s))) {
         let _ = writeln!(
             o,
             "{name:<12} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4}",
-            s.accuracy, s.roc_auc, s.brier, s.log_loss, s.mcc, s.rank_ic
+            s.accuracy, s.mcc, s.roc_auc, s.brier, s.log_loss, s.rank_ic
         );
-    };
-    row(&mut o, "model", &cv.model);
-    for (n, s) in &cv.baselines {
-        row(&mut o, n, s);
     }
+    o
+}
+
+/// The binomial test and whether the model beats the baselines, with the reasons.
+pub fn verdict_lines(cv: &Evaluation) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
     let _ = writeln!(o, "binomial test of the hit rate against the majority baseline: p = {:.3e}", cv.binomial_p);
     if cv.beats_baselines {
         let _ = writeln!(o, "verdict: beats every baseline out of sample (α = {})", cv.alpha);

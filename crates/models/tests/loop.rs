@@ -66,6 +66,8 @@ fn request(l2: f64) -> TrainRequest {
         l2,
         folds: 3,
         alpha: 0.05,
+        previous_close: None,
+        notes: vec![],
     }
 }
 

@@ -48,6 +48,7 @@ fn model_file(fit: &Logit) -> ModelFile {
             },
             training_sha256: String::new(),
             cv,
+            notes: vec![],
         },
     );
     // Through the file format and back, as a predictor would read it.

@@ -62,6 +62,8 @@ fn request(tickers: &[String], from: &str, to: &str) -> TrainRequest {
         l2: 1.0,
         folds: 5,
         alpha: 0.05,
+        previous_close: None,
+        notes: vec![],
     }
 }
 
@@ -124,4 +126,81 @@ fn no_effect_is_rarely_promoted() {
     // α = 0.05: about one in twenty; two of ten would already be unlikely (p ≈ 0.09).
     assert!(promoted <= 2, "{promoted} of {seeds} no-effect models promoted");
     assert!(money <= 2, "{money} of {seeds} no-effect backtests say it makes money");
+}
+
+#[test]
+fn a_held_out_window_judges_a_model_fitted_once_on_an_earlier_one() {
+    let params = SimParams { seed: 11, strength: 1.0, posts_per_minute: 2.0, ..Default::default() };
+    let (req, sessions, samples) = data(params, 8, "2026-10-05", "2026-10-23");
+    let (train, test) = ((0, 10), (11, sessions.len()));
+    let bt = cashtag_models::holdout(&req, &sessions, &samples, train, test, &spec()).unwrap();
+    let e = &bt.evaluation;
+    println!("{}", cashtag_models::train::scores_table(e));
+    assert_eq!(e.blocks.len(), 1, "fitted once");
+    assert_eq!(e.blocks[0].train, samples.iter().filter(|s| s.session < 10).count(), "every training sample");
+    assert_eq!(e.model.n, samples.iter().filter(|s| s.session >= 11).count(), "every test sample, no other");
+    assert!(e.model.mcc > 0.1 && e.model.roc_auc > 0.55, "the planted effect holds out of sample: {:?}", e.model);
+    assert!(e.beats_baselines, "{:?}", e.reasons);
+    // One definition of the last-move baseline: its accuracy in the scores is the hit rate
+    // of the rule in the track record, on the same rows.
+    let scored = e.baselines.iter().find(|(n, _)| n == "last_move").unwrap().1.accuracy;
+    let traded = bt.record.baselines.iter().find(|b| b.name == "last_move").unwrap().hit_rate;
+    assert_eq!(scored, traded);
+    // The test window's labels do not reach the fit: turning them around turns the hits
+    // (of the moves that have a direction: an unchanged price is "not up" either way).
+    let (moved, _) = cashtag_models::features::thresholded(samples, 1e-12);
+    let e = cashtag_models::holdout(&req, &sessions, &moved, train, test, &spec()).unwrap().evaluation;
+    let flipped: Vec<Sample> = moved
+        .iter()
+        .cloned()
+        .map(|mut s| {
+            if s.session >= 11 {
+                s.ret = -s.ret;
+            }
+            s
+        })
+        .collect();
+    let f = cashtag_models::holdout(&req, &sessions, &flipped, train, test, &spec()).unwrap();
+    assert_eq!(f.evaluation.model.hits + e.model.hits, e.model.n, "the same forecasts, opposite labels");
+    // The test window must come after the training window.
+    assert!(cashtag_models::holdout(&req, &sessions, &moved, (5, 12), (11, 14), &spec()).is_err());
+}
+
+#[test]
+fn the_last_move_baseline_is_one_rule_in_the_walk_forward_and_the_track_record() {
+    for seed in [3, 4, 5] {
+        let params = SimParams { seed, strength: 0.0, posts_per_minute: 1.0, ..Default::default() };
+        let (req, sessions, samples) = data(params, 5, "2026-10-05", "2026-10-16");
+        let bt = cashtag_models::backtest(&req, &sessions, &samples, &spec()).unwrap();
+        let scored = bt.evaluation.baselines.iter().find(|(n, _)| n == "last_move").unwrap().1.accuracy;
+        let traded = bt.record.baselines.iter().find(|b| b.name == "last_move").unwrap().hit_rate;
+        assert_eq!(scored, traded, "seed {seed}");
+    }
+}
+
+#[test]
+fn without_market_prices_the_market_feature_is_dropped_and_the_model_says_so() {
+    let params = SimParams { seed: 11, strength: 1.0, posts_per_minute: 2.0, ..Default::default() };
+    let sim = Sim::new(params);
+    let tickers: Vec<String> = (0..5).map(|i| format!("T{i:02}")).collect();
+    let sessions = Calendar::nyse().sessions("2026-10-05".parse().unwrap(), "2026-10-16".parse().unwrap());
+    // The proxy SPY is asked for, but has no rows.
+    let rows = rows(&sim, &Scorer::new(), &tickers, &sessions);
+    let mut req = request(&tickers, "2026-10-05", "2026-10-16");
+    let samples = build_samples(&rows, &tickers, Some("SPY"), &sessions, &req.sample_spec());
+    let note = req.without_missing_market(&samples).unwrap().expect("a note");
+    assert!(note.contains("SPY has no prices"), "{note}");
+    assert!(req.market.is_none() && !req.features.iter().any(|f| f.name == "ret_market"));
+    assert!(!req.fit_spec().price_features().iter().any(|f| f.name == "ret_market"));
+    let m = train(&req, &sessions, &samples, "v1".into(), Utc::now()).unwrap();
+    assert!(!m.features.iter().any(|f| f.name == "ret_market"), "{:?}", m.features);
+    assert!(m.notes.iter().any(|n| n.contains("ret_market dropped")), "{:?}", m.notes);
+    // With the proxy's prices the feature stays.
+    let mut with = request(&tickers, "2026-10-05", "2026-10-16");
+    let mut all = tickers.clone();
+    all.push("SPY".into());
+    let rows = self::rows(&sim, &Scorer::new(), &all, &sessions);
+    let samples = build_samples(&rows, &tickers, Some("SPY"), &sessions, &with.sample_spec());
+    assert_eq!(with.without_missing_market(&samples).unwrap(), None);
+    assert!(with.features.iter().any(|f| f.name == "ret_market"));
 }

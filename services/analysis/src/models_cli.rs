@@ -20,10 +20,10 @@ const PREDICT_PORT: u16 = 9107;
 pub struct ModelData {
     /// First New York session date of the history.
     #[arg(long)]
-    from: NaiveDate,
+    from: Option<NaiveDate>,
     /// Last session date (inclusive).
     #[arg(long)]
-    to: NaiveDate,
+    to: Option<NaiveDate>,
     /// Comma-separated tickers (default: the watchlist without the market proxy).
     #[arg(long, value_delimiter = ',')]
     tickers: Vec<String>,
@@ -33,9 +33,14 @@ pub struct ModelData {
     /// Decision times every this many minutes from the open (default: models.every_minutes).
     #[arg(long)]
     every: Option<i64>,
-    /// Feature window L in minutes (default: the horizon; a session for 1d).
+    /// Feature window L in minutes (default: the horizon). A 1d decision's window is
+    /// always the day since the previous session's close, the 1d study's day.
     #[arg(long)]
     lookback: Option<i64>,
+    /// Thresholded labels: a move within ±this many basis points (log return) is neither
+    /// up nor down, and such samples are left out of training and of the scores.
+    #[arg(long, default_value_t = 0.0)]
+    band_bps: f64,
     /// Comma-separated features (default: all).
     #[arg(long, value_delimiter = ',')]
     features: Vec<String>,
@@ -117,6 +122,17 @@ pub struct EvaluateArgs {
 pub struct BacktestArgs {
     #[command(flatten)]
     data: ModelData,
+    /// Held-out evaluation instead of the walk-forward: fit once on --train-from …
+    /// --train-to, forecast --test-from … --test-to without retraining (with these four,
+    /// no --from/--to).
+    #[arg(long, requires_all = ["train_to", "test_from", "test_to"])]
+    train_from: Option<NaiveDate>,
+    #[arg(long, requires = "train_from")]
+    train_to: Option<NaiveDate>,
+    #[arg(long, requires = "train_from")]
+    test_from: Option<NaiveDate>,
+    #[arg(long, requires = "train_from")]
+    test_to: Option<NaiveDate>,
     /// Retrain every session (1d) or every five sessions (1w).
     #[arg(long, default_value = "1d")]
     retrain_every: String,
@@ -178,25 +194,39 @@ pub(crate) fn tickers(settings: &Settings, given: &[String], market: Option<&str
 
 fn request(settings: &Settings, c: &ModelData, name: String, folds: usize) -> Result<TrainRequest, Failure> {
     let horizon = Horizon::parse(&c.horizon)?;
-    if c.to < c.from {
-        return Err(input(format!("--to {} is before --from {}", c.to, c.from)));
+    let (Some(from), Some(to)) = (c.from, c.to) else {
+        return Err(input("--from and --to are required"));
+    };
+    if to < from {
+        return Err(input(format!("--to {to} is before --from {from}")));
     }
     if !(c.alpha > 0.0 && c.alpha < 1.0 && c.l2 > 0.0 && c.l2.is_finite()) {
         return Err(input("--alpha must be in (0, 1) and --l2 positive"));
     }
+    if !(c.band_bps >= 0.0 && c.band_bps < 10_000.0) {
+        return Err(input("--band-bps must be in [0, 10000)"));
+    }
     let every = c.every.unwrap_or(settings.models.every_minutes as i64);
-    let lookback = c.lookback.unwrap_or(match horizon {
-        Horizon::Minutes(m) => m,
-        Horizon::Day => 390,
-    });
+    let lookback = match (horizon, c.lookback) {
+        (Horizon::Day, Some(_)) => {
+            return Err(input(
+                "--lookback is for intraday horizons: a 1d decision's window is the day since the previous session's close (the 1d study's day)",
+            ));
+        }
+        (Horizon::Day, None) => cashtag_models::features::DAY_LOOKBACK_MAX.num_minutes(),
+        (Horizon::Minutes(m), l) => l.unwrap_or(m),
+    };
     if every <= 0 || lookback <= 0 {
         return Err(input("--every and --lookback must be positive"));
     }
     let market = market(settings);
+    let calendar = cashtag_runtime::calendar(&settings.manager)?;
+    let previous_close =
+        calendar.sessions(from - TimeDelta::days(10), from.pred_opt().unwrap_or(from)).last().map(|s| s.close);
     Ok(TrainRequest {
         name,
-        from: c.from,
-        to: c.to,
+        from,
+        to,
         tickers: tickers(settings, &c.tickers, market.as_deref())?,
         market,
         horizon,
@@ -206,18 +236,36 @@ fn request(settings: &Settings, c: &ModelData, name: String, folds: usize) -> Re
         l2: c.l2,
         folds: folds.max(1),
         alpha: c.alpha,
+        previous_close,
+        notes: Vec::new(),
     })
 }
 
+/// The sessions and samples of a request; a missing market proxy drops `ret_market` and
+/// thresholded labels leave samples out — both said on stderr, in the request's notes
+/// (the model file) and, for the proxy, as an `analysis.fallback` event.
 async fn samples(
     settings: &Settings,
-    req: &TrainRequest,
+    req: &mut TrainRequest,
+    band_bps: f64,
 ) -> Result<(Vec<cashtag_calendar::Session>, Vec<cashtag_models::features::Sample>), Failure> {
     let calendar = cashtag_runtime::calendar(&settings.manager)?;
     let sessions = sessions(&calendar, req.from, req.to)?;
     let db = crate::database(settings).await?;
-    let rows = load_rows(&db, &req.tickers, req.market.as_deref(), &sessions, req.lookback, req.horizon).await?;
+    let rows = load_rows(&db, &req.tickers, req.market.as_deref(), &sessions, req.window(), req.horizon).await?;
     let all = build_samples(&rows, &req.tickers, req.market.as_deref(), &sessions, &req.sample_spec());
+    if let Some(note) = req.without_missing_market(&all)? {
+        eprintln!("warning: {note}");
+        emit(settings, vec![catalog::analysis_fallback(note)]).await;
+    }
+    let (all, dropped) = cashtag_models::features::thresholded(all, band_bps / 10_000.0);
+    if band_bps > 0.0 {
+        let note = format!(
+            "thresholded labels: {dropped} samples with a move within ±{band_bps} bp left out of training and scoring"
+        );
+        eprintln!("{note}");
+        req.notes.push(note);
+    }
     Ok((sessions, all))
 }
 
@@ -234,8 +282,8 @@ pub(crate) async fn emit(settings: &Settings, drafts: Vec<cashtag_core::event::E
 
 pub async fn train(settings: &Settings, a: TrainArgs) -> Result<(), Failure> {
     let name = a.name.clone().unwrap_or_else(|| settings.models.name.clone());
-    let req = request(settings, &a.data, name, a.folds)?;
-    let (sessions, all) = samples(settings, &req).await?;
+    let mut req = request(settings, &a.data, name, a.folds)?;
+    let (sessions, all) = samples(settings, &mut req, a.data.band_bps).await?;
     let now = settings.clock.clock()?.now();
     let model = cashtag_models::train::train(&req, &sessions, &all, version_for(now), now)?;
     if let Some(out) = &a.out {
@@ -414,14 +462,32 @@ pub async fn evaluate(settings: &Settings, a: EvaluateArgs) -> Result<(), Failur
     Ok(())
 }
 
-pub async fn backtest(settings: &Settings, a: BacktestArgs) -> Result<(), Failure> {
+pub async fn backtest(settings: &Settings, mut a: BacktestArgs) -> Result<(), Failure> {
     let retrain = match a.retrain_every.as_str() {
         "1d" => 1,
         "1w" => 5,
         other => return Err(input(format!("--retrain-every {other:?}: 1d or 1w"))),
     };
-    let req = request(settings, &a.data, "backtest".into(), 1)?;
-    let (sessions, all) = samples(settings, &req).await?;
+    let held_out = match (a.train_from, a.train_to, a.test_from, a.test_to) {
+        (Some(tf), Some(tt), Some(sf), Some(st)) => {
+            if a.data.from.is_some() || a.data.to.is_some() {
+                return Err(input(
+                    "--from/--to are for the walk-forward; a held-out evaluation takes --train-from … --test-to",
+                ));
+            }
+            if tt < tf || st < sf || sf <= tt {
+                return Err(input(format!(
+                    "--train-from {tf} --train-to {tt} must come before --test-from {sf} --test-to {st}, each in order"
+                )));
+            }
+            a.data.from = Some(tf);
+            a.data.to = Some(st);
+            Some((tt, sf))
+        }
+        _ => None,
+    };
+    let mut req = request(settings, &a.data, "backtest".into(), 1)?;
+    let (sessions, all) = samples(settings, &mut req, a.data.band_bps).await?;
     let spec = cashtag_models::BacktestSpec {
         retrain_every: retrain,
         min_train_sessions: a.min_train_sessions,
@@ -429,36 +495,63 @@ pub async fn backtest(settings: &Settings, a: BacktestArgs) -> Result<(), Failur
         cost_bps: settings.models.cost_bps,
         trials: 1,
     };
-    let bt = cashtag_models::backtest(&req, &sessions, &all, &spec)?;
-    let out = a.out.unwrap_or_else(|| {
-        PathBuf::from(&settings.analysis.reports_dir).join(format!("backtest-{}-{}-{}", req.from, req.to, req.horizon))
-    });
-    let title = format!(
-        "Walk-forward backtest {} to {}, horizon {}, retrained every {}, {} tickers, features {}",
-        req.from,
-        req.to,
-        req.horizon,
-        a.retrain_every,
-        req.tickers.len(),
-        req.features.iter().map(|f| f.name).collect::<Vec<_>>().join(",")
-    );
+    let features = req.features.iter().map(|f| f.name).collect::<Vec<_>>().join(",");
+    let (bt, title, default_dir) = match held_out {
+        Some((train_to, test_from)) => {
+            let split = sessions.iter().position(|s| s.date > train_to).unwrap_or(sessions.len());
+            let start = sessions.iter().position(|s| s.date >= test_from).unwrap_or(sessions.len());
+            let bt = cashtag_models::holdout(&req, &sessions, &all, (0, split), (start, sessions.len()), &spec)?;
+            let title = format!(
+                "Held-out evaluation, horizon {}: fitted once on {} to {} ({} samples), tested on {} to {} ({} forecasts) without retraining, {} tickers, features {features}",
+                req.horizon,
+                req.from,
+                train_to,
+                bt.evaluation.blocks[0].train,
+                test_from,
+                req.to,
+                bt.evaluation.model.n,
+                req.tickers.len(),
+            );
+            (bt, title, format!("holdout-{}-{train_to}-{test_from}-{}-{}", req.from, req.to, req.horizon))
+        }
+        None => {
+            let bt = cashtag_models::backtest(&req, &sessions, &all, &spec)?;
+            let title = format!(
+                "Walk-forward backtest {} to {}, horizon {}, retrained every {}, {} tickers, features {features}",
+                req.from,
+                req.to,
+                req.horizon,
+                a.retrain_every,
+                req.tickers.len(),
+            );
+            (bt, title, format!("backtest-{}-{}-{}", req.from, req.to, req.horizon))
+        }
+    };
+    let out = a.out.unwrap_or_else(|| PathBuf::from(&settings.analysis.reports_dir).join(default_dir));
     let mut extra = String::from(
-        "\n## Against the baselines, same forecasts\n\n| | accuracy | AUC | Brier | log loss |\n|---|---|---|---|---|\n",
+        "\n## Against the baselines, same forecasts\n\n| | accuracy | MCC | AUC | Brier | log loss |\n|---|---|---|---|---|---|\n",
     );
     for (n, s) in std::iter::once(("model".to_string(), bt.evaluation.model.clone()))
         .chain(bt.evaluation.baselines.iter().cloned())
     {
         extra.push_str(&format!(
-            "| {n} | {:.4} | {:.4} | {:.4} | {:.4} |\n",
-            s.accuracy, s.roc_auc, s.brier, s.log_loss
+            "| {n} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} |\n",
+            s.accuracy, s.mcc, s.roc_auc, s.brier, s.log_loss
         ));
     }
-    let results = serde_json::json!({"record": bt.record, "evaluation": bt.evaluation});
+    for n in &req.notes {
+        extra.push_str(&format!("\nNote: {n}\n"));
+    }
+    let results =
+        serde_json::json!({"title": title, "record": bt.record, "evaluation": bt.evaluation, "notes": req.notes});
     cashtag_models::track::write(&out, &bt.record, &results, &title, req.alpha, &extra)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&results).expect("serializes"));
     } else {
         println!("{}", cashtag_models::track::verdict(&bt.record, req.alpha));
+        println!("{title}");
+        print!("{}", cashtag_models::train::scores_table(&bt.evaluation));
+        print!("{}", cashtag_models::train::verdict_lines(&bt.evaluation));
         println!("report: {}", out.join("report.html").display());
     }
     Ok(())
