@@ -18,7 +18,11 @@ fn f(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| if v != 0.0 && v.abs() < 1e-3 { format!("{v:.2e}") } else { format!("{v:.4}") })
 }
 
-/// The plain-language answer.
+/// The plain-language answer. "Yes" needs two things: tickers whose Benjamini–Hochberg
+/// adjusted q is below α, and the pooled test across the tickers tested below α too (a
+/// gate: with no effect anywhere, BH lets a few tickers through in about α of studies,
+/// which the generated null archives of `tests/sparse.rs` show); tickers that pass BH alone
+/// make the answer "Inconclusive".
 pub fn verdict(r: &StudyResult) -> String {
     let n = r.tested;
     let sig = r.significant.len();
@@ -55,10 +59,21 @@ pub fn verdict(r: &StudyResult) -> String {
             100.0 * r.rejection_rate,
             100.0 * r.config.alpha
         )
+    } else if !r.pooled_level.is_some_and(|c| c.p < r.config.alpha) {
+        format!(
+            "Inconclusive: for {sig} of {n} tickers tested ({}) sentiment's past improves the forecast of returns with a \
+             Benjamini–Hochberg adjusted q below α = {} (Granger, {} lags), but the pooled test across the tickers \
+             tested does not confirm it at α — with no effect anywhere, a few tickers pass BH in about α of studies, so \
+             \"Yes\" needs both.{untested} Pooled: {pooled}.",
+            r.significant.join(", "),
+            r.config.alpha,
+            r.config.granger_lags
+        )
     } else {
         format!(
             "Yes, for {sig} of {n} tickers tested ({}): sentiment's past improves the forecast of returns with a \
-             Benjamini–Hochberg adjusted q below α = {} (Granger, {} lags).{untested} Pooled: {pooled}.",
+             Benjamini–Hochberg adjusted q below α = {} (Granger, {} lags), and the pooled test across the tickers \
+             tested agrees.{untested} Pooled: {pooled}.",
             r.significant.join(", "),
             r.config.alpha,
             r.config.granger_lags

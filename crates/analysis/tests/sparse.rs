@@ -4,10 +4,13 @@
 //! Benjamini–Hochberg adjusted q and says how many tickers were tested; a fallback is a
 //! warning.
 
+use std::collections::HashMap;
+
 use cashtag_analysis_core::report::{charted, html, markdown, verdict};
-use cashtag_analysis_core::series::TickerSeries;
-use cashtag_analysis_core::study::{StudyConfig, run};
-use chrono::{DateTime, TimeDelta, Utc};
+use cashtag_analysis_core::series::{Measure, Rows, TickerSeries, build};
+use cashtag_analysis_core::study::{StudyConfig, StudyResult, run};
+use cashtag_sim::archive::{Archive, ArchiveSpec, generate};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 
 const DAYS: usize = 500;
 
@@ -115,4 +118,95 @@ fn one_post_before_a_crash_is_not_a_discovery_and_missing_is_not_zero() {
     assert!(html.contains(">2024-01-02<"), "dates with their year");
     assert!(!html.contains("16:00") && !html.contains("21:00"), "no clock time on daily data");
     assert!(html.contains("<b>Warning:</b> The market proxy SPY"));
+}
+
+/// The minute rows the import and the roll-up make of a generated archive (the command
+/// path is checked against pandas in `services/analysis/tests/history.rs`): retweets and
+/// other languages left out, a tweet once for each ticker whose folder holds it, its VADER
+/// compound summed per minute; each session's adjusted close at the session's last minute.
+fn rows_of(archive: &Archive, scorer: &cashtag_sentiment::Scorer) -> Rows {
+    let mut rows = Rows::new();
+    let mut vader: HashMap<&str, f64> = HashMap::new();
+    for t in archive.tweets.iter().filter(|t| !t.retweet && t.lang == "en") {
+        let v = *vader.entry(t.text.as_str()).or_insert_with(|| scorer.vader(&t.text).compound);
+        let minute = t.at.duration_trunc(TimeDelta::minutes(1)).unwrap();
+        for f in &t.folders {
+            let row = rows.entry(f.clone()).or_default().entry(minute).or_default();
+            row.posts += 1.0;
+            row.vader_sum += v;
+        }
+    }
+    for (ticker, bars) in &archive.prices {
+        for (s, bar) in archive.sessions.iter().zip(bars) {
+            if let Some(b) = bar {
+                rows.entry(ticker.clone()).or_default().entry(s.close - TimeDelta::minutes(1)).or_default().close =
+                    Some(b.adj_close);
+            }
+        }
+    }
+    rows
+}
+
+/// The daily study (the defaults of `cashtag-analysis study --interval 1d --measure
+/// vader_mean`) of a generated archive.
+fn study(spec: &ArchiveSpec, scorer: &cashtag_sentiment::Scorer) -> StudyResult {
+    let archive = generate(spec);
+    let rows = rows_of(&archive, scorer);
+    let series: Vec<TickerSeries> = spec
+        .tickers
+        .iter()
+        .map(|t| {
+            let empty = Default::default();
+            build(t, rows.get(t).unwrap_or(&empty), &archive.sessions, TimeDelta::days(1), Measure::VaderMean, false)
+        })
+        .collect();
+    run(&series, &StudyConfig::default())
+}
+
+#[test]
+fn on_sparse_archives_without_an_effect_the_study_rarely_says_yes_and_with_one_it_finds_it() {
+    let scorer = cashtag_sentiment::Scorer::new();
+    let mut yes = 0;
+    let mut nominal = 0.0;
+    // CASHTAG_NULL_ARCHIVES=200 for a tighter figure (about 8 s per 20 in debug).
+    let archives: u64 = std::env::var("CASHTAG_NULL_ARCHIVES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let mut inconclusive = 0;
+    for seed in 0..archives {
+        let r = study(&ArchiveSpec::sparse_research(9_000 + seed, 100, 0.0), &scorer);
+        let v = verdict(&r);
+        let excluded = r.tickers.iter().filter(|t| t.excluded.is_some()).count();
+        assert_eq!(r.tested + excluded, 100);
+        assert!(excluded >= 10, "the rare tickers are not tested: {excluded} of 100");
+        nominal += r.tickers.iter().filter(|t| t.primary_p.is_some_and(|p| p < 0.05)).count() as f64 / r.tested as f64;
+        println!(
+            "null archive {seed}: {} tested, {} significant after BH — {}",
+            r.tested,
+            r.significant.len(),
+            &v[..v.len().min(90)]
+        );
+        yes += usize::from(v.starts_with("Yes"));
+        inconclusive += usize::from(v.starts_with("Inconclusive"));
+    }
+    let rate = yes as f64 / archives as f64;
+    println!(
+        "no effect: the study says Yes on {yes} of {archives} sparse archives ({:.1}%), Inconclusive (tickers past BH, the pooled test not) on {inconclusive}; tickers with a nominal p < 0.05: {:.1}% on average",
+        100.0 * rate,
+        100.0 * nominal / archives as f64
+    );
+    assert!(rate <= 0.05, "{yes} of {archives} null archives answered Yes");
+
+    let r = study(&ArchiveSpec::sparse_research(9_100, 100, 0.6), &scorer);
+    let v = verdict(&r);
+    println!("planted: {}", &v[..v.len().min(300)]);
+    assert!(v.starts_with("Yes"), "{v}");
+    assert!(
+        r.significant.len() * 2 >= r.tested,
+        "most tested tickers show the planted lead: {} of {}",
+        r.significant.len(),
+        r.tested
+    );
+    assert!(
+        r.significant.iter().all(|t| r.tickers.iter().any(|x| &x.ticker == t && x.excluded.is_none())),
+        "only tested tickers can be significant"
+    );
 }

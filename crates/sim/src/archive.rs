@@ -8,11 +8,12 @@
 //!
 //! Everything is a pure function of the spec: the same spec writes the same bytes.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use cashtag_calendar::Calendar;
-use chrono::{NaiveDate, TimeDelta};
+use cashtag_calendar::{Calendar, Session};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
 use crate::rng::Key;
 
@@ -30,6 +31,22 @@ pub struct ArchiveSpec {
     pub tweets_per_day: f64,
     /// How much a day's tone moves the next session's return (0 = no effect).
     pub effect: f64,
+    /// Real data's sparseness and mess (`None`: every ticker alike, all the window).
+    pub sparse: Option<Sparse>,
+}
+
+/// How sparse and messy a research archive is, as real ones are.
+#[derive(Debug, Clone)]
+pub struct Sparse {
+    /// Share of the tickers with only 1–20 tweets in the whole window.
+    pub rare: f64,
+    /// Share of the tickers listed in mid-window (between 10 % and 70 % of it): no price and
+    /// no tweet before their listing.
+    pub listed_late: f64,
+    /// Share of the tweets that mention a second ticker and sit in both tickers' folders.
+    pub copies: f64,
+    /// Share of the tweets in another language (Spanish).
+    pub other_language: f64,
 }
 
 impl ArchiveSpec {
@@ -47,6 +64,24 @@ impl ArchiveSpec {
             to: NaiveDate::from_ymd_opt(2026, 10, 30).expect("valid"),
             tweets_per_day: 3.0,
             effect: 0.6,
+            sparse: None,
+        }
+    }
+
+    /// A research archive that looks like a real one: `tickers` tickers over two years, a
+    /// quarter of them with 1–20 tweets, a fifth listed in mid-window, no market proxy,
+    /// tweets copied across two tickers' folders, retweets, other languages. The others
+    /// have 1–8 tweets a day. `effect` 0 plants nothing.
+    pub fn sparse_research(seed: u64, tickers: usize, effect: f64) -> Self {
+        ArchiveSpec {
+            seed,
+            tickers: (0..tickers).map(|i| format!("S{i:03}")).collect(),
+            market: None,
+            from: NaiveDate::from_ymd_opt(2024, 11, 1).expect("valid"),
+            to: NaiveDate::from_ymd_opt(2026, 10, 30).expect("valid"),
+            tweets_per_day: 3.0,
+            effect,
+            sparse: Some(Sparse { rare: 0.25, listed_late: 0.2, copies: 0.05, other_language: 0.05 }),
         }
     }
 }
@@ -57,6 +92,10 @@ pub struct ArchiveStats {
     pub tweets: u64,
     pub bars: u64,
     pub sessions: u64,
+    /// Tweets written into a second ticker's folder too (counted once in `tweets`).
+    pub copies: u64,
+    pub other_language: u64,
+    pub retweets: u64,
 }
 
 const UP: [&str; 6] = [
@@ -77,109 +116,236 @@ const DOWN: [&str; 6] = [
 ];
 const FLAT: [&str; 4] =
     ["watching the chart today", "anyone holding into the close", "volume looks normal", "no position yet"];
+const SPANISH: [&str; 3] = ["excelente trimestre, me encanta", "malas noticias, vendo todo", "mirando el gráfico hoy"];
 
 fn file_symbol(t: &str) -> String {
     t.replace('.', "-")
 }
 
-/// Writes the archive under `dir`.
-pub fn write(dir: &Path, spec: &ArchiveSpec) -> std::io::Result<ArchiveStats> {
+/// One daily bar: the close and the adjusted close.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bar {
+    pub close: f64,
+    pub adj_close: f64,
+    pub volume: u64,
+}
+
+/// One generated tweet and the folders it sits in.
+#[derive(Debug, Clone)]
+pub struct Tweet {
+    pub id: u64,
+    pub at: DateTime<Utc>,
+    pub text: String,
+    pub lang: &'static str,
+    pub user: u64,
+    /// A retweet of another (its `text` starts with `RT @…:`).
+    pub retweet: bool,
+    /// The ticker folders it is written into (one, or two for a copy).
+    pub folders: Vec<String>,
+    retweet_count: usize,
+    favorite_count: usize,
+}
+
+impl Tweet {
+    /// The Twitter v1.1 tweet object, as one line of a day file.
+    pub fn json(&self) -> String {
+        let mut tweet = serde_json::json!({
+            "created_at": self.at.format("%a %b %d %H:%M:%S +0000 %Y").to_string(),
+            "id": self.id,
+            "id_str": self.id.to_string(),
+            "text": self.text,
+            "user": {"id": self.user, "id_str": self.user.to_string(), "screen_name": format!("u{}", self.user), "followers_count": 10 * self.user},
+            "entities": {"hashtags": [], "symbols": [], "urls": []},
+            "lang": self.lang,
+            "retweet_count": self.retweet_count,
+            "favorite_count": self.favorite_count,
+            "source": "<a href=\"https://example.com\">generator</a>",
+        });
+        if self.retweet {
+            let original = self.text.split_once(": ").map_or(self.text.as_str(), |(_, t)| t);
+            tweet["retweeted_status"] = serde_json::json!({"id_str": (self.id - 1).to_string(), "text": original, "user": {"screen_name": format!("u{}", self.user)}});
+        }
+        tweet.to_string()
+    }
+}
+
+/// A generated archive in memory: what [`write`] lays out as files.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    pub sessions: Vec<Session>,
+    /// Every ticker's (and the proxy's) bars by session: `None` where the vendor has no
+    /// data (a `null` row) or before a listing (no row).
+    pub prices: Vec<(String, Vec<Option<Bar>>)>,
+    /// The first session with a row of each ticker (0 unless listed in mid-window).
+    pub listed: BTreeMap<String, usize>,
+    pub tweets: Vec<Tweet>,
+}
+
+/// Generates the archive of `spec` (a pure function of it).
+pub fn generate(spec: &ArchiveSpec) -> Archive {
     let cal = Calendar::nyse();
     let sessions = cal.sessions(spec.from, spec.to);
     let key = Key::new(spec.seed);
-    let mut stats = ArchiveStats { sessions: sessions.len() as u64, ..Default::default() };
-    std::fs::create_dir_all(dir.join("prices"))?;
-    let mut sess = std::fs::File::create(dir.join("sessions.csv"))?;
-    writeln!(sess, "date,close")?;
-    for s in &sessions {
-        writeln!(sess, "{},{}", s.date, s.close.format("%Y-%m-%dT%H:%M:%SZ"))?;
-    }
+    let n = sessions.len();
     // The market's daily returns, shared by every ticker (beta 1).
-    let market: Vec<f64> =
-        (0..sessions.len()).map(|i| 0.0003 + 0.009 * key.with_str("market").with(i as u64).normal()).collect();
+    let market: Vec<f64> = (0..n).map(|i| 0.0003 + 0.009 * key.with_str("market").with(i as u64).normal()).collect();
     let mut names: Vec<(String, bool)> = spec.tickers.iter().map(|t| (t.clone(), true)).collect();
     if let Some(m) = &spec.market {
         names.push((m.clone(), false));
     }
+    let with_tweets: Vec<&String> = spec.tickers.iter().collect();
+    let mut archive = Archive { sessions: sessions.clone(), prices: vec![], listed: BTreeMap::new(), tweets: vec![] };
     let mut id = 1_000_000_000_000_000_000u64;
     for (ti, (ticker, has_tweets)) in names.iter().enumerate() {
         let k = key.with_str(ticker);
+        let sparse = spec.sparse.as_ref().filter(|_| *has_tweets);
+        let listed = match sparse {
+            Some(sp) if k.with_str("listed").uniform() < sp.listed_late => {
+                n / 10 + k.with_str("listed-at").pick(n * 6 / 10)
+            }
+            _ => 0,
+        };
+        archive.listed.insert(ticker.clone(), listed);
         // Tone per session: what the day's tweets lean to, and what the next return follows.
-        let tone: Vec<f64> = (0..sessions.len()).map(|i| k.with_str("tone").with(i as u64).normal()).collect();
+        let tone: Vec<f64> = (0..n).map(|i| k.with_str("tone").with(i as u64).normal()).collect();
         let mut adj = 20.0 + 80.0 * k.with_str("p0").uniform();
-        let ex_div = sessions.len() / 2 + ti % 50;
-        let mut csv = std::fs::File::create(dir.join("prices").join(format!("{}.csv", file_symbol(ticker))))?;
-        writeln!(csv, "Date,Open,High,Low,Close,Adj Close,Volume")?;
-        for (i, s) in sessions.iter().enumerate() {
+        let ex_div = n / 2 + ti % 50;
+        let mut bars = vec![None; n];
+        for (i, bar) in bars.iter_mut().enumerate() {
             if i > 0 {
                 let lead = if *has_tweets { spec.effect * tone[i - 1] } else { 0.0 };
                 let r = market[i] + lead * 0.01 + 0.012 * k.with_str("r").with(i as u64).normal();
                 adj *= r.exp();
             }
             // A day the vendor has no data for.
-            if i > 5 && k.with_str("null").with(i as u64).uniform() < 0.004 {
-                writeln!(csv, "{},null,null,null,null,null,null", s.date)?;
+            if i < listed || (i > 5 && k.with_str("null").with(i as u64).uniform() < 0.004) {
                 continue;
             }
             // Before the ex-dividend date the close is above the adjusted close.
             let close = if i < ex_div { adj / 0.985 } else { adj };
-            let (o, h, l) = (close * 0.998, close * 1.006, close * 0.992);
-            let vol = 1_000_000 + (k.with_str("v").with(i as u64).uniform() * 500_000.0) as u64;
-            writeln!(csv, "{},{o:.4},{h:.4},{l:.4},{close:.4},{adj:.6},{vol}", s.date)?;
-            stats.bars += 1;
+            let volume = 1_000_000 + (k.with_str("v").with(i as u64).uniform() * 500_000.0) as u64;
+            *bar = Some(Bar { close, adj_close: adj, volume });
         }
+        archive.prices.push((ticker.clone(), bars));
         if !has_tweets {
             continue;
         }
-        let tdir = dir.join("tweets").join(ticker);
-        std::fs::create_dir_all(&tdir)?;
-        let mut files: std::collections::BTreeMap<NaiveDate, Vec<String>> = Default::default();
-        for (i, s) in sessions.iter().enumerate() {
+        // A rare ticker: its few tweets on sessions drawn at random after its listing.
+        let rare: Option<Vec<usize>> = sparse.filter(|sp| k.with_str("rare").uniform() < sp.rare).map(|_| {
+            let count = 1 + k.with_str("rare-n").pick(20);
+            let mut days: Vec<usize> =
+                (0..count).map(|j| listed + k.with_str("rare-d").with(j as u64).pick(n - listed)).collect();
+            days.sort_unstable();
+            days
+        });
+        let rate = match sparse {
+            Some(_) => spec.tweets_per_day * (1.0 / 3.0 + (8.0 / 3.0 - 1.0 / 3.0) * k.with_str("rate").uniform()),
+            None => spec.tweets_per_day,
+        };
+        for (i, s) in sessions.iter().enumerate().skip(listed) {
             let window_start = if i == 0 { s.close - TimeDelta::days(1) } else { sessions[i - 1].close };
             let span = (s.close - window_start).num_seconds().max(1) as f64;
-            let n = k.with_str("n").with(i as u64).poisson(spec.tweets_per_day);
+            let count = match &rare {
+                Some(days) => days.iter().filter(|d| **d == i).count() as u32,
+                None => k.with_str("n").with(i as u64).poisson(rate),
+            };
             let lean = 1.0 / (1.0 + (-1.5 * tone[i]).exp());
-            for j in 0..n {
+            for j in 0..count {
                 let pk = k.with(i as u64).with(j as u64);
                 let at = window_start + TimeDelta::seconds((pk.with(1).uniform() * span) as i64);
                 let u = pk.with(2).uniform();
-                let text = if u < 0.2 {
+                let spanish = sparse.is_some_and(|sp| pk.with(11).uniform() < sp.other_language);
+                let text = if spanish {
+                    SPANISH[pk.with(3).pick(SPANISH.len())].to_string()
+                } else if u < 0.2 {
                     FLAT[pk.with(3).pick(FLAT.len())].to_string()
                 } else if pk.with(4).uniform() < lean {
                     UP[pk.with(3).pick(UP.len())].to_string()
                 } else {
                     DOWN[pk.with(3).pick(DOWN.len())].to_string()
                 };
-                // Most tweets name the ticker as a cashtag; some only sit in its folder.
-                let text = if pk.with(5).uniform() < 0.9 { format!("${ticker} {text}") } else { text };
-                id += 1 + pk.with(6).pick(1000) as u64;
-                let user = 1000 + pk.with(7).pick(400);
-                let retweet = pk.with(8).uniform() < 0.03;
-                let mut tweet = serde_json::json!({
-                    "created_at": at.format("%a %b %d %H:%M:%S +0000 %Y").to_string(),
-                    "id": id,
-                    "id_str": id.to_string(),
-                    "text": if retweet { format!("RT @u{user}: {text}") } else { text.clone() },
-                    "user": {"id": user, "id_str": user.to_string(), "screen_name": format!("u{user}"), "followers_count": 10 * user},
-                    "entities": {"hashtags": [], "symbols": [], "urls": []},
-                    "lang": "en",
-                    "retweet_count": pk.with(9).pick(20),
-                    "favorite_count": pk.with(10).pick(50),
-                    "source": "<a href=\"https://example.com\">generator</a>",
+                // A copy: it names a second ticker (listed by then) and sits in its folder too.
+                let other = sparse.filter(|sp| pk.with(12).uniform() < sp.copies).and_then(|_| {
+                    let o = with_tweets[pk.with(13).pick(with_tweets.len())];
+                    (o != ticker && archive.listed.get(o).is_none_or(|l| *l <= i)).then(|| o.clone())
                 });
-                if retweet {
-                    tweet["retweeted_status"] = serde_json::json!({"id_str": (id - 1).to_string(), "text": text, "user": {"screen_name": format!("u{user}")}});
-                }
-                let date = at.with_timezone(&chrono_tz::America::New_York).date_naive();
-                files.entry(date).or_default().push(tweet.to_string());
-                stats.tweets += 1;
+                let mut folders = vec![ticker.clone()];
+                // Most tweets name the ticker as a cashtag; some only sit in its folder.
+                let text = match &other {
+                    Some(o) => {
+                        folders.push(o.clone());
+                        format!("${ticker} ${o} {text}")
+                    }
+                    None if pk.with(5).uniform() < 0.9 => format!("${ticker} {text}"),
+                    None => text,
+                };
+                id += 1 + pk.with(6).pick(1000) as u64;
+                let user = 1000 + pk.with(7).pick(400) as u64;
+                let retweet = pk.with(8).uniform() < 0.03;
+                archive.tweets.push(Tweet {
+                    id,
+                    at,
+                    text: if retweet { format!("RT @u{user}: {text}") } else { text },
+                    lang: if spanish { "es" } else { "en" },
+                    user,
+                    retweet,
+                    folders,
+                    retweet_count: pk.with(9).pick(20),
+                    favorite_count: pk.with(10).pick(50),
+                });
             }
         }
-        for (date, lines) in files {
-            let mut f = std::fs::File::create(tdir.join(date.to_string()))?;
-            for l in lines {
-                writeln!(f, "{l}")?;
-            }
+    }
+    archive
+}
+
+/// Writes the archive of `spec` under `dir`: `prices/`, `tweets/` and `sessions.csv`.
+pub fn write(dir: &Path, spec: &ArchiveSpec) -> std::io::Result<ArchiveStats> {
+    write_archive(dir, &generate(spec))
+}
+
+/// Writes a generated archive under `dir`.
+pub fn write_archive(dir: &Path, archive: &Archive) -> std::io::Result<ArchiveStats> {
+    let mut stats = ArchiveStats { sessions: archive.sessions.len() as u64, ..Default::default() };
+    std::fs::create_dir_all(dir.join("prices"))?;
+    let mut sess = std::fs::File::create(dir.join("sessions.csv"))?;
+    writeln!(sess, "date,close")?;
+    for s in &archive.sessions {
+        writeln!(sess, "{},{}", s.date, s.close.format("%Y-%m-%dT%H:%M:%SZ"))?;
+    }
+    for (ticker, bars) in &archive.prices {
+        let mut csv = std::fs::File::create(dir.join("prices").join(format!("{}.csv", file_symbol(ticker))))?;
+        writeln!(csv, "Date,Open,High,Low,Close,Adj Close,Volume")?;
+        let listed = archive.listed.get(ticker).copied().unwrap_or(0);
+        for (s, bar) in archive.sessions.iter().zip(bars).skip(listed) {
+            let Some(b) = bar else {
+                writeln!(csv, "{},null,null,null,null,null,null", s.date)?;
+                continue;
+            };
+            let (close, adj) = (b.close, b.adj_close);
+            let (o, h, l) = (close * 0.998, close * 1.006, close * 0.992);
+            writeln!(csv, "{},{o:.4},{h:.4},{l:.4},{close:.4},{adj:.6},{}", s.date, b.volume)?;
+            stats.bars += 1;
+        }
+    }
+    let mut files: BTreeMap<(String, NaiveDate), Vec<String>> = BTreeMap::new();
+    for t in &archive.tweets {
+        let date = t.at.with_timezone(&chrono_tz::America::New_York).date_naive();
+        let line = t.json();
+        for f in &t.folders {
+            files.entry((f.clone(), date)).or_default().push(line.clone());
+        }
+        stats.tweets += 1;
+        stats.copies += u64::from(t.folders.len() > 1);
+        stats.other_language += u64::from(t.lang != "en");
+        stats.retweets += u64::from(t.retweet);
+    }
+    for ((ticker, date), lines) in files {
+        let tdir = dir.join("tweets").join(&ticker);
+        std::fs::create_dir_all(&tdir)?;
+        let mut f = std::fs::File::create(tdir.join(date.to_string()))?;
+        for l in lines {
+            writeln!(f, "{l}")?;
         }
     }
     Ok(stats)
@@ -199,6 +365,7 @@ mod tests {
             to: "2025-01-31".parse().unwrap(),
             tweets_per_day: 3.0,
             effect: 1.0,
+            sparse: None,
         };
         let (a, b) = (
             std::env::temp_dir().join(crate::tests_dir("arch-a")),
