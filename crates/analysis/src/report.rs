@@ -20,7 +20,7 @@ fn f(v: Option<f64>) -> String {
 
 /// The plain-language answer. "Yes" needs two things: tickers whose Benjamini–Hochberg
 /// adjusted q is below α, and the pooled test across the tickers tested below α too (a
-/// gate: with no effect anywhere, BH lets a few tickers through in about α of studies,
+/// gate: with no effect anywhere, BH lets a few tickers through in α or more of studies,
 /// which the generated null archives of `tests/sparse.rs` show); tickers that pass BH alone
 /// make the answer "Inconclusive".
 pub fn verdict(r: &StudyResult) -> String {
@@ -63,7 +63,7 @@ pub fn verdict(r: &StudyResult) -> String {
         format!(
             "Inconclusive: for {sig} of {n} tickers tested ({}) sentiment's past improves the forecast of returns with a \
              Benjamini–Hochberg adjusted q below α = {} (Granger, {} lags), but the pooled test across the tickers \
-             tested does not confirm it at α — with no effect anywhere, a few tickers pass BH in about α of studies, so \
+             tested does not confirm it at α — with no effect anywhere, a few tickers pass BH in α or more of studies, so \
              \"Yes\" needs both.{untested} Pooled: {pooled}.",
             r.significant.join(", "),
             r.config.alpha,

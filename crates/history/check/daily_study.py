@@ -14,10 +14,17 @@ vader_mean` reports per ticker, without any of cashtag's code:
   sentiment_t - sentiment_{t-1}; volume: tweets_t with |return_{t+1}|; pooled: the
   within-ticker demeaned level pairs of every ticker;
 - buy and hold: per session, the mean over tickers of the next session's return (what
-  a backtest at horizon 1d scores as buy-and-hold at that tick).
+  a backtest at horizon 1d scores as buy-and-hold at that tick);
+- tweets in another language than English are left out; a tweet in two tickers' folders
+  counts for both; a ticker without a price row before its listing has no return there;
+- the primary test: Granger (sentiment → return) with L = 4 lags, an F-test on the rows
+  with the return and every lag of both present (ordinary least squares with a
+  constant, numpy); `observations` counts those rows; a ticker is tested with at least
+  30 posts and 30 observations; Benjamini–Hochberg over the tested tickers' p-values;
+  the pooled level correlation over the tested tickers.
 
-Usage: cargo run -p cashtag-sim --example daily_archive -- /tmp/archive
-       python daily_study.py /tmp/archive > reference.json
+Usage: cargo run -p cashtag-sim --example daily_archive -- /tmp/archive [history|sparse]
+       python daily_study.py /tmp/archive > reference.json (sparse: sparse_reference.json)
 (requirements.txt beside this file).
 """
 import json
@@ -29,6 +36,41 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+
+LAGS = 4
+
+
+def granger(y, x, lags):
+    """p-value of the F-test that x's lags 1..lags add to y's own lags (with a constant),
+    on the rows where y and every lag of both are present; and the number of rows."""
+    n = len(y)
+    rows = [t for t in range(lags, n)
+            if np.isfinite(y[t]) and all(np.isfinite(y[t - k]) and np.isfinite(x[t - k]) for k in range(1, lags + 1))]
+    m = len(rows)
+    if m <= 2 * lags + 1:
+        return None, m
+    yy = np.array([y[t] for t in rows])
+    own = np.array([[1.0] + [y[t - k] for k in range(1, lags + 1)] for t in rows])
+    both = np.array([[1.0] + [y[t - k] for k in range(1, lags + 1)] + [x[t - k] for k in range(1, lags + 1)] for t in rows])
+    ssr = lambda a: float(np.sum((yy - a @ np.linalg.lstsq(a, yy, rcond=None)[0]) ** 2))
+    restricted, full = ssr(own), ssr(both)
+    dof = m - 2 * lags - 1
+    f = ((restricted - full) / lags) / (full / dof)
+    return float(stats.f.sf(f, lags, dof)), m
+
+
+def benjamini_hochberg(p):
+    """Adjusted q-values, in the order given."""
+    m = len(p)
+    order = sorted(range(m), key=lambda i: p[i])
+    q = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, p[i] * m / rank)
+        q[i] = running
+    return q
 
 
 def main(root):
@@ -55,12 +97,12 @@ def main(root):
             with open(os.path.join(folder, f), encoding="utf-8") as fh:
                 for line in fh:
                     t = json.loads(line)
-                    if "retweeted_status" in t:
+                    if "retweeted_status" in t or t.get("lang", "en") != "en":
                         continue
                     at = pd.to_datetime(t["created_at"], format="%a %b %d %H:%M:%S %z %Y", utc=True)
                     rows.append((at, "x:" + t["id_str"], vader.polarity_scores(t["text"])["compound"]))
         tw = pd.DataFrame(rows, columns=["at", "key", "compound"])
-        tw["minute"] = tw["at"].dt.floor("min")
+        tw["minute"] = pd.to_datetime(tw["at"], utc=True).dt.floor("min")
         # Sums in a fixed order — by minute, and by post key within a minute — so that
         # days whose means are equal are equal to the bit here too (Spearman's ties).
         tw = tw.sort_values(["minute", "key"])
@@ -80,7 +122,7 @@ def main(root):
                     count += k
             posts[i] = count
             sent[i] = total / count if count else np.nan
-        adj = prices[ticker]
+        adj = prices.get(ticker, np.full(n, np.nan))
         ret = np.full(n, np.nan)
         ret[1:] = np.log(adj[1:] / adj[:-1])
         nxt = np.append(ret[1:], np.nan)
@@ -94,7 +136,12 @@ def main(root):
 
         dsent = np.full(n, np.nan)
         dsent[1:] = sent[1:] - sent[:-1]
+        p_granger, observations = granger(ret, sent, LAGS)
+        tested = posts.sum() >= 30 and observations >= 30
         out["tickers"][ticker] = {
+            "tested": bool(tested),
+            "observations": observations,
+            "granger_p": p_granger,
             "intervals": int(np.isfinite(ret).sum()),
             "posts": float(posts.sum()),
             "level": corr(sent, nxt),
@@ -102,6 +149,8 @@ def main(root):
             "change": corr(dsent, nxt),
             "volume": corr(posts, np.abs(nxt)),
         }
+        if not tested:
+            continue
         sdm = sent - np.nanmean(sent)
         ndm = nxt - np.nanmean(nxt)
         ok = np.isfinite(sdm) & np.isfinite(ndm)
@@ -109,7 +158,10 @@ def main(root):
         pooled_y.extend(ndm[ok])
     r = stats.pearsonr(pooled_x, pooled_y)
     out["pooled_level"] = {"r": float(r[0]), "p": float(r[1]), "n": len(pooled_x)}
-    studied = sorted(out["tickers"])
+    tested = sorted(t for t, v in out["tickers"].items() if v["tested"])
+    q = benjamini_hochberg([out["tickers"][t]["granger_p"] for t in tested])
+    out["significant"] = [t for t, qv in zip(tested, q) if qv < 0.05]
+    studied = sorted(t for t in out["tickers"] if t in prices)
     for i in range(n - 1):
         moves = [math.log(prices[t][i + 1] / prices[t][i]) for t in studied
                  if np.isfinite(prices[t][i]) and np.isfinite(prices[t][i + 1])]

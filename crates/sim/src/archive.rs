@@ -75,7 +75,10 @@ impl ArchiveSpec {
     pub fn sparse_research(seed: u64, tickers: usize, effect: f64) -> Self {
         ArchiveSpec {
             seed,
-            tickers: (0..tickers).map(|i| format!("S{i:03}")).collect(),
+            // SAA, SAB, …: symbols are letters only.
+            tickers: (0..tickers.min(676))
+                .map(|i| format!("S{}{}", (b'A' + (i / 26) as u8) as char, (b'A' + (i % 26) as u8) as char))
+                .collect(),
             market: None,
             from: NaiveDate::from_ymd_opt(2024, 11, 1).expect("valid"),
             to: NaiveDate::from_ymd_opt(2026, 10, 30).expect("valid"),
@@ -83,6 +86,15 @@ impl ArchiveSpec {
             effect,
             sparse: Some(Sparse { rare: 0.25, listed_late: 0.2, copies: 0.05, other_language: 0.05 }),
         }
+    }
+}
+
+impl ArchiveSpec {
+    /// The sparse archive of the command-line test (`services/analysis/tests/history.rs`)
+    /// and its reference (`crates/history/check/sparse_reference.json`): 24 tickers, two
+    /// years, a planted lead, 2/3 to 16/3 tweets a day for the tickers that are not rare.
+    pub fn sparse_test() -> Self {
+        ArchiveSpec { tweets_per_day: 2.0, ..ArchiveSpec::sparse_research(20_261_207, 24, 0.6) }
     }
 }
 
@@ -193,10 +205,11 @@ pub fn generate(spec: &ArchiveSpec) -> Archive {
     if let Some(m) = &spec.market {
         names.push((m.clone(), false));
     }
-    let with_tweets: Vec<&String> = spec.tickers.iter().collect();
-    let mut archive = Archive { sessions: sessions.clone(), prices: vec![], listed: BTreeMap::new(), tweets: vec![] };
-    let mut id = 1_000_000_000_000_000_000u64;
-    for (ti, (ticker, has_tweets)) in names.iter().enumerate() {
+    // Who is listed when, and who is rare, before any tweet: a copy goes only to a ticker
+    // listed by then that is not rare (a rare ticker keeps its 1–20 tweets).
+    let mut listed_at = BTreeMap::new();
+    let mut rare_tickers = std::collections::BTreeSet::new();
+    for (ticker, has_tweets) in &names {
         let k = key.with_str(ticker);
         let sparse = spec.sparse.as_ref().filter(|_| *has_tweets);
         let listed = match sparse {
@@ -205,7 +218,18 @@ pub fn generate(spec: &ArchiveSpec) -> Archive {
             }
             _ => 0,
         };
-        archive.listed.insert(ticker.clone(), listed);
+        listed_at.insert(ticker.clone(), listed);
+        if sparse.is_some_and(|sp| k.with_str("rare").uniform() < sp.rare) {
+            rare_tickers.insert(ticker.clone());
+        }
+    }
+    let copy_targets: Vec<&String> = spec.tickers.iter().filter(|t| !rare_tickers.contains(*t)).collect();
+    let mut archive = Archive { sessions: sessions.clone(), prices: vec![], listed: listed_at, tweets: vec![] };
+    let mut id = 1_000_000_000_000_000_000u64;
+    for (ti, (ticker, has_tweets)) in names.iter().enumerate() {
+        let k = key.with_str(ticker);
+        let sparse = spec.sparse.as_ref().filter(|_| *has_tweets);
+        let listed = archive.listed[ticker];
         // Tone per session: what the day's tweets lean to, and what the next return follows.
         let tone: Vec<f64> = (0..n).map(|i| k.with_str("tone").with(i as u64).normal()).collect();
         let mut adj = 20.0 + 80.0 * k.with_str("p0").uniform();
@@ -231,7 +255,7 @@ pub fn generate(spec: &ArchiveSpec) -> Archive {
             continue;
         }
         // A rare ticker: its few tweets on sessions drawn at random after its listing.
-        let rare: Option<Vec<usize>> = sparse.filter(|sp| k.with_str("rare").uniform() < sp.rare).map(|_| {
+        let rare: Option<Vec<usize>> = rare_tickers.contains(ticker).then(|| {
             let count = 1 + k.with_str("rare-n").pick(20);
             let mut days: Vec<usize> =
                 (0..count).map(|j| listed + k.with_str("rare-d").with(j as u64).pick(n - listed)).collect();
@@ -265,10 +289,11 @@ pub fn generate(spec: &ArchiveSpec) -> Archive {
                     DOWN[pk.with(3).pick(DOWN.len())].to_string()
                 };
                 // A copy: it names a second ticker (listed by then) and sits in its folder too.
-                let other = sparse.filter(|sp| pk.with(12).uniform() < sp.copies).and_then(|_| {
-                    let o = with_tweets[pk.with(13).pick(with_tweets.len())];
-                    (o != ticker && archive.listed.get(o).is_none_or(|l| *l <= i)).then(|| o.clone())
-                });
+                let other =
+                    sparse.filter(|sp| pk.with(12).uniform() < sp.copies && !copy_targets.is_empty()).and_then(|_| {
+                        let o = copy_targets[pk.with(13).pick(copy_targets.len())];
+                        (o != ticker && archive.listed[o] <= i).then(|| o.clone())
+                    });
                 let mut folders = vec![ticker.clone()];
                 // Most tweets name the ticker as a cashtag; some only sit in its folder.
                 let text = match &other {

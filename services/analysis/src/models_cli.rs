@@ -30,7 +30,8 @@ pub struct ModelData {
     /// 20m, 1h … (within the session) or 1d (close to next close).
     #[arg(long, default_value = "20m")]
     horizon: String,
-    /// Decision times every this many minutes from the open (default: models.every_minutes).
+    /// Decision times every this many minutes from the open (default: models.every_minutes;
+    /// a 1d decision is taken once, at the close).
     #[arg(long)]
     every: Option<i64>,
     /// Feature window L in minutes (default: the horizon). A 1d decision's window is
@@ -206,7 +207,14 @@ fn request(settings: &Settings, c: &ModelData, name: String, folds: usize) -> Re
     if !(c.band_bps >= 0.0 && c.band_bps < 10_000.0) {
         return Err(input("--band-bps must be in [0, 10000)"));
     }
-    let every = c.every.unwrap_or(settings.models.every_minutes as i64);
+    let every = match (horizon, c.every) {
+        (Horizon::Day, Some(_)) => {
+            return Err(input("--every is for intraday horizons: a 1d decision is taken once a session, at its close"));
+        }
+        // Once a session (the model file's every_minutes: a regular session's length).
+        (Horizon::Day, None) => 390,
+        (Horizon::Minutes(_), e) => e.unwrap_or(settings.models.every_minutes as i64),
+    };
     let lookback = match (horizon, c.lookback) {
         (Horizon::Day, Some(_)) => {
             return Err(input(
