@@ -338,6 +338,10 @@ fn a_sparse_research_archive_is_studied_and_judged_as_pandas_computes_and_says_w
     assert!(head[1].contains("were not tested"), "{}", head[1]);
     assert!(head[2].starts_with("**Warning:** The market proxy SPY"), "{}", head[2]);
     assert!(md.contains("## Not tested"));
+    // 8: charts for the tickers with the most evidence, dates with the year, no clock time.
+    let html = std::fs::read_to_string(study_dir.join("report.html")).unwrap();
+    assert!(html.contains("with the most evidence (the lowest Granger p of those tested"), "the page says which");
+    assert!(html.contains(">2025-") && !html.contains("21:00"), "daily dates with their year, no clock time");
 
     // 4, 7: a 1d model without a proxy: no market feature, and the model file says why.
     let (out, err) = env.run_both(
