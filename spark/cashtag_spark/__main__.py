@@ -1,0 +1,114 @@
+"""`python -m cashtag_spark`: runs the Spark roll-up job (see `rollup`).
+
+Settings come from the flags or from the suite's environment (`CASHTAG_MONGO_URI`,
+`CASHTAG_MONGO_DATABASE`, `CASHTAG_AWS_ENDPOINT`, `CASHTAG_AWS_REGION`,
+`CASHTAG_SINKS_KINESIS_POSTS_STREAM`, `CASHTAG_SINKS_KINESIS_MARKET_STREAM`), so the
+compose service shares the suite's `.env`. Progress (input rows per second, batch
+duration, watermark, rows dropped as late) is printed as one JSON line per micro-batch.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+
+def env(name, default=""):
+    return os.environ.get(name, default)
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="python -m cashtag_spark", description=__doc__.splitlines()[0])
+    p.add_argument("--source", default=env("CASHTAG_SPARK_SOURCE", "cashtag-kinesis"), choices=["cashtag-kinesis", "aws-kinesis"])
+    p.add_argument("--posts-stream", default=env("CASHTAG_SINKS_KINESIS_POSTS_STREAM", "cashtag-posts"))
+    p.add_argument("--market-stream", default=env("CASHTAG_SINKS_KINESIS_MARKET_STREAM", "cashtag-market"))
+    p.add_argument("--kinesis-endpoint", default=env("CASHTAG_AWS_ENDPOINT"))
+    p.add_argument("--region", default=env("CASHTAG_AWS_REGION", "us-east-1"))
+    p.add_argument("--mongo-uri", default=env("CASHTAG_MONGO_URI", "mongodb://127.0.0.1:27017"))
+    p.add_argument("--database", default=env("CASHTAG_MONGO_DATABASE", "cashtag"))
+    p.add_argument("--checkpoint", default=env("CASHTAG_SPARK_CHECKPOINT", "/var/lib/cashtag/spark/checkpoint"))
+    p.add_argument("--watermark", default=env("CASHTAG_SPARK_WATERMARK", "2 minutes"), help="how late a record may be (default 2 minutes)")
+    p.add_argument("--master", default=env("CASHTAG_SPARK_MASTER", "local[2]"))
+    p.add_argument("--trigger-secs", type=float, default=float(env("CASHTAG_SPARK_TRIGGER_SECS", "10")))
+    p.add_argument("--available-now", action="store_true", help="process what the streams hold, then stop (backfills, tests)")
+    p.add_argument("--parquet", default=env("CASHTAG_SPARK_PARQUET"), help="also write the raw records as Parquet here (date=/ticker= partitions; a path or s3a://)")
+    return p.parse_args(argv)
+
+
+def progress_line(name, q):
+    p = q.lastProgress
+    if not p:
+        return None
+    dropped = sum(s.get("numRowsDroppedByWatermark", 0) for s in p.get("stateOperators", []))
+    return {
+        "query": name,
+        "batch": p.get("batchId"),
+        "input_rows": p.get("numInputRows"),
+        "input_rows_per_second": p.get("inputRowsPerSecond"),
+        "processed_rows_per_second": p.get("processedRowsPerSecond"),
+        "batch_ms": p.get("durationMs", {}).get("triggerExecution"),
+        "watermark": p.get("eventTime", {}).get("watermark"),
+        "late_rows_dropped": dropped,
+    }
+
+
+def main(argv=None):
+    a = parse(sys.argv[1:] if argv is None else argv)
+    # Spark's Python workers run with this interpreter (the one that has the packages).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    from cashtag_spark import kinesis, rollup
+
+    spark = (
+        SparkSession.builder.appName("cashtag-rollup")
+        .master(a.master)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    if a.source == "cashtag-kinesis":
+        spark.dataSource.register(kinesis.KinesisSource)
+    options = {"endpoint": a.kinesis_endpoint, "region": a.region}
+    posts = rollup.source(spark, a.source, a.posts_stream, options)
+    market = rollup.source(spark, a.source, a.market_stream, options)
+    queries = []
+
+    def start(name, df, sink):
+        w = df.writeStream.queryName(name).option("checkpointLocation", os.path.join(a.checkpoint, name))
+        w = w.trigger(availableNow=True) if a.available_now else w.trigger(processingTime=f"{a.trigger_secs} seconds")
+        queries.append((name, sink(w).start()))
+
+    for name, df, coll in [
+        ("sentiment_1m", rollup.sentiment_1m(posts, a.watermark), "sentiment_1m"),
+        ("price_1m", rollup.price_1m(market, a.watermark), "price_1m"),
+    ]:
+        start(name, df, lambda w, coll=coll: w.outputMode("update").foreachBatch(rollup.upsert(a.mongo_uri, a.database, coll)))
+    if a.parquet:
+        for name, df in [("raw_posts", rollup.raw(posts)), ("raw_market", rollup.raw(market))]:
+            start(name, df, lambda w, name=name: w.format("parquet").option("path", os.path.join(a.parquet, name)).partitionBy("date", "ticker"))
+    print(json.dumps({"started": [n for n, _ in queries], "source": a.source, "watermark": a.watermark}), flush=True)
+    seen = {}
+    try:
+        while any(q.isActive for _, q in queries):
+            for name, q in queries:
+                q.awaitTermination(1)
+                line = progress_line(name, q)
+                if line and seen.get(name) != line["batch"]:
+                    seen[name] = line["batch"]
+                    print(json.dumps(line), flush=True)
+        for name, q in queries:
+            if q.exception():
+                raise q.exception()
+            line = progress_line(name, q)
+            if line and seen.get(name) != line["batch"]:
+                print(json.dumps(line), flush=True)
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()
