@@ -298,13 +298,26 @@ async fn dispatch(cli: Cli, mut settings: Settings) -> Result<(), Failure> {
 
 /// The roll-up service: `run`, or `aggregate --follow`.
 async fn follow(settings: &Settings, backfill_from: Option<DateTime<Utc>>) -> Result<(), Failure> {
-    let what = format!(
-        "roll-ups following, the last {} minutes every {} minutes",
-        settings.analysis.trailing_minutes, settings.analysis.trailing_every
-    );
+    let spark = settings.analysis.rollup_engine == "spark";
+    let what = if spark {
+        "roll-ups by the Spark job (analysis.rollup_engine = spark): this service writes no sentiment_1m or price_1m"
+            .to_string()
+    } else {
+        format!(
+            "roll-ups following, the last {} minutes every {} minutes",
+            settings.analysis.trailing_minutes, settings.analysis.trailing_every
+        )
+    };
     let mut svc = Service::start("analysis", settings, what)?;
     svc.serve(DEFAULT_PORT, axum::Router::new()).await?;
     svc.heartbeat(|| serde_json::Value::Null);
+    if spark {
+        // One writer at a time: the service stays up (health, heartbeats) and leaves the
+        // minute roll-ups to Spark; `aggregate --from` still recomputes on request.
+        svc.shutdown.cancelled().await;
+        svc.stop("stopped (roll-ups by Spark)").await;
+        return Ok(());
+    }
     let metrics = RollupMetrics::register(&svc.telemetry);
     let db = database(settings).await?;
     svc.watch_mongo(&db);

@@ -414,6 +414,36 @@ async fn run_keeps_rollups_current_and_picks_up_late_posts() {
     client.database(&db).drop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_spark_as_the_rollup_engine_run_writes_no_rollups() {
+    let db = unique("analysis-run-spark");
+    let start: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
+    load(&db, &["AAPL", "MSFT"], start - TimeDelta::minutes(10), 12).await;
+    let anchor = cashtag_core::time::rfc3339(&Utc::now());
+    let mut child = base(&db)
+        .arg("run")
+        .env("CASHTAG_REDIS_URL", redis_url())
+        .env("CASHTAG_REDIS_PREFIX", unique("t-analysis"))
+        .env("CASHTAG_CLOCK_SPEC", format!("{}@30@{anchor}", cashtag_core::time::rfc3339(&start)))
+        .env("CASHTAG_ANALYSIS_DELAY_SECS", "5")
+        .env("CASHTAG_ANALYSIS_ROLLUP_ENGINE", "spark")
+        .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Four simulated minutes: the embedded engine writes its first pass within one
+    // (`run_keeps_rollups_current_and_picks_up_late_posts`).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the service stays up");
+    assert_eq!(count(&db, collections::PRICE_1M, doc! {}).await, 0, "one writer: Spark's");
+    assert_eq!(count(&db, collections::SENTIMENT_1M, doc! {}).await, 0);
+    let status = terminate(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    let out = base(&db).args(["aggregate", "--follow"]).env("CASHTAG_ANALYSIS_ROLLUP_ENGINE", "flink").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("analysis.rollup_engine"), "{}", text(&out));
+}
+
 #[test]
 fn bad_configuration_exits_2() {
     let out = base("x").args(["aggregate", "--follow"]).env("CASHTAG_ANALYSIS_TRAILING_MINUTES", "0").output().unwrap();

@@ -435,11 +435,21 @@ pub struct AnalysisSettings {
     pub delay_secs: u64,
     /// Where `study` writes its report directories.
     pub reports_dir: String,
+    /// Who writes `sentiment_1m` and `price_1m` as the session goes: `embedded` (the
+    /// `analysis` service, from MongoDB) or `spark` (the Spark job, from the Kinesis
+    /// streams; the `analysis` service then writes none). One writer at a time.
+    pub rollup_engine: String,
 }
 
 impl Default for AnalysisSettings {
     fn default() -> Self {
-        AnalysisSettings { trailing_minutes: 15, trailing_every: 5, delay_secs: 10, reports_dir: "reports".into() }
+        AnalysisSettings {
+            trailing_minutes: 15,
+            trailing_every: 5,
+            delay_secs: 10,
+            reports_dir: "reports".into(),
+            rollup_engine: "embedded".into(),
+        }
     }
 }
 
@@ -685,6 +695,11 @@ impl Section for AnalysisSettings {
             (1..=self.trailing_minutes).contains(&self.trailing_every),
             "analysis.trailing_every",
             "must be between 1 and analysis.trailing_minutes",
+        )?;
+        check(
+            matches!(self.rollup_engine.as_str(), "embedded" | "spark"),
+            "analysis.rollup_engine",
+            "must be embedded or spark",
         )
     }
 }
