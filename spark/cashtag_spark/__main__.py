@@ -36,10 +36,16 @@ def parse(argv):
 
 
 def progress_line(name, q):
+    """The query's latest micro-batch, and totals since the job started: input records,
+    and late rows dropped — by Spark's state operators or refused by the writer, per
+    ticker of a record (a post about two tickers is two rows)."""
+    from cashtag_spark.rollup import LATE_ROWS
+
     p = q.lastProgress
     if not p:
         return None
-    dropped = sum(s.get("numRowsDroppedByWatermark", 0) for s in p.get("stateOperators", []))
+    recent = q.recentProgress
+    spark_late = sum(s.get("numRowsDroppedByWatermark", 0) for b in recent for s in b.get("stateOperators", []))
     return {
         "query": name,
         "batch": p.get("batchId"),
@@ -48,7 +54,8 @@ def progress_line(name, q):
         "processed_rows_per_second": p.get("processedRowsPerSecond"),
         "batch_ms": p.get("durationMs", {}).get("triggerExecution"),
         "watermark": p.get("eventTime", {}).get("watermark"),
-        "late_rows_dropped": dropped,
+        "input_rows_total": sum(b.get("numInputRows", 0) for b in recent),
+        "late_rows_total": spark_late + LATE_ROWS.get(name, 0),
     }
 
 
@@ -56,6 +63,9 @@ def main(argv=None):
     a = parse(sys.argv[1:] if argv is None else argv)
     # Spark's Python workers run with this interpreter (the one that has the packages).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # ... and import this package (the data source is unpickled there), wherever they run.
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [here, os.environ.get("PYTHONPATH", "")] if p)
     from pyspark.sql import SparkSession
 
     from cashtag_spark import kinesis, rollup
@@ -82,11 +92,12 @@ def main(argv=None):
         w = w.trigger(availableNow=True) if a.available_now else w.trigger(processingTime=f"{a.trigger_secs} seconds")
         queries.append((name, sink(w).start()))
 
-    for name, df, coll in [
-        ("sentiment_1m", rollup.sentiment_1m(posts, a.watermark), "sentiment_1m"),
-        ("price_1m", rollup.price_1m(market, a.watermark), "price_1m"),
+    for name, df, count in [
+        ("sentiment_1m", rollup.sentiment_1m(posts, a.watermark), "posts"),
+        ("price_1m", rollup.price_1m(market, a.watermark), "trades"),
     ]:
-        start(name, df, lambda w, coll=coll: w.outputMode("update").foreachBatch(rollup.upsert(a.mongo_uri, a.database, coll)))
+        writer = rollup.upsert(a.mongo_uri, a.database, name, a.watermark, os.path.join(a.checkpoint, name), count)
+        start(name, df, lambda w, writer=writer: w.outputMode("update").foreachBatch(writer))
     if a.parquet:
         for name, df in [("raw_posts", rollup.raw(posts)), ("raw_market", rollup.raw(market))]:
             start(name, df, lambda w, name=name: w.format("parquet").option("path", os.path.join(a.parquet, name)).partitionBy("date", "ticker"))

@@ -6,9 +6,24 @@ embedded roll-up writes from MongoDB (`crates/analysis/src/rollup.rs`).
 Event-time one-minute windows per ticker with a watermark; a record is counted once
 (duplicates by its natural key within the watermark are dropped, as MongoDB's unique
 `_id` does for the embedded roll-up); every micro-batch upserts the windows it changed by
-`_id`, so a replayed batch changes nothing. Records later than the watermark are dropped
-by Spark and counted (the query's progress, `numRowsDroppedByWatermark`).
+`_id`, so a replayed batch changes nothing.
+
+Records later than the watermark: Spark drops most of them (`numRowsDroppedByWatermark`),
+but not all — in the first micro-batch after a restart, and in a batch that follows one
+without data, its late-event filter still uses an older watermark, and a late record then
+is added to its window — to the window's state when Spark still holds it, or to a fresh
+state holding only the late record, which an upsert would write over the complete minute.
+So the writer keeps its own watermark beside the checkpoint (the latest minute written,
+minus the watermark delay): a window that ends at or before it is late and not written;
+its late records (all it holds when its state was fresh, else what it holds beyond the
+stored minute) are counted and logged, left to the embedded roll-up's trailing pass to
+repair if wanted. A stored minute is never replaced by a late one.
 """
+
+import datetime
+import json
+import os
+
 
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -176,29 +191,67 @@ def price_1m(raw, watermark):
     )
 
 
-def upsert(mongo_uri, database, collection):
-    """A `foreachBatch` function: replaces every window of the batch by `_id`."""
+def delay_seconds(watermark):
+    """Seconds of a Spark interval like "2 minutes", "90 seconds", "1 hour"."""
+    n, unit = watermark.split()
+    scale = {"second": 1, "minute": 60, "hour": 3600}[unit.rstrip("s").lower()]
+    return float(n) * scale
+
+
+# Late records counted by the writers of this process, by collection.
+LATE_ROWS = {}
+
+
+def upsert(mongo_uri, database, collection, watermark, state_dir, count_field):
+    """A `foreachBatch` function: replaces every window of the batch by `_id`, except the
+    late ones (see the module's doc), whose records it counts."""
+    delay = datetime.timedelta(seconds=delay_seconds(watermark))
+    state = os.path.join(state_dir, "cashtag-writer-watermark.json")
 
     def write(batch, batch_id):
-        import datetime
-
         from bson.int64 import Int64
         from pymongo import MongoClient, ReplaceOne
 
         rows = [r.asDict() for r in batch.collect()]
+        LATE_ROWS.setdefault(collection, 0)
         if not rows:
             return
+        mark = None
+        if os.path.exists(state):
+            with open(state) as f:
+                mark = datetime.datetime.fromisoformat(json.load(f)["watermark"])
+        keep, late = [], []
         for r in rows:
             # Spark hands timestamps as naive datetimes of the session time zone (UTC,
             # set by the job); MongoDB stores UTC. Counts are 64-bit, as Rust writes them.
             r["minute"] = r["minute"].replace(tzinfo=datetime.timezone.utc)
+            behind = mark is not None and r["minute"] + datetime.timedelta(minutes=1) <= mark
+            (late if behind else keep).append(r)
             for k, v in r.items():
                 if isinstance(v, int) and not isinstance(v, bool):
                     r[k] = Int64(v)
         with MongoClient(mongo_uri, tz_aware=True) as client:
-            client[database][collection].bulk_write(
-                [ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in rows], ordered=False
-            )
+            coll = client[database][collection]
+            if late:
+                # The late records of a window: what it holds beyond the stored minute (0
+                # for a batch replayed after a crash), or all it holds when Spark started
+                # its state afresh (fewer than stored) or nothing was stored.
+                stored = {d["_id"]: d.get(count_field, 0) for d in coll.find({"_id": {"$in": [r["_id"] for r in late]}})}
+                for r in late:
+                    held, before = int(r[count_field]), stored.get(r["_id"])
+                    n = held - int(before) if before is not None and held >= int(before) else held
+                    if n == 0:
+                        continue
+                    LATE_ROWS[collection] += n
+                    print(json.dumps({"late_window": r["_id"], "collection": collection, "late_rows": n}), flush=True)
+            if keep:
+                coll.bulk_write([ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in keep], ordered=False)
+        latest = max(r["minute"] for r in rows) + datetime.timedelta(minutes=1) - delay
+        if mark is None or latest > mark:
+            os.makedirs(state_dir, exist_ok=True)
+            with open(state + ".tmp", "w") as f:
+                json.dump({"watermark": latest.isoformat()}, f)
+            os.replace(state + ".tmp", state)
 
     return write
 

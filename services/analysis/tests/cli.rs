@@ -439,7 +439,8 @@ async fn with_spark_as_the_rollup_engine_run_writes_no_rollups() {
     assert_eq!(count(&db, collections::SENTIMENT_1M, doc! {}).await, 0);
     let status = terminate(&mut child, Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
-    let out = base(&db).args(["aggregate", "--follow"]).env("CASHTAG_ANALYSIS_ROLLUP_ENGINE", "flink").output().unwrap();
+    let out =
+        base(&db).args(["aggregate", "--follow"]).env("CASHTAG_ANALYSIS_ROLLUP_ENGINE", "flink").output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("analysis.rollup_engine"), "{}", text(&out));
 }
