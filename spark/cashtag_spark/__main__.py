@@ -31,6 +31,8 @@ def parse(argv):
     p.add_argument("--master", default=env("CASHTAG_SPARK_MASTER", "local[2]"))
     p.add_argument("--trigger-secs", type=float, default=float(env("CASHTAG_SPARK_TRIGGER_SECS", "10")))
     p.add_argument("--available-now", action="store_true", help="process what the streams hold, then stop (backfills, tests)")
+    p.add_argument("--redis-url", default=env("CASHTAG_REDIS_URL"), help="where the job's events go (the suite's events stream); empty: none")
+    p.add_argument("--redis-prefix", default=env("CASHTAG_REDIS_PREFIX", "cashtag"))
     p.add_argument("--parquet", default=env("CASHTAG_SPARK_PARQUET"), help="also write the raw records as Parquet here (date=/ticker= partitions; a path or s3a://)")
     return p.parse_args(argv)
 
@@ -68,7 +70,20 @@ def main(argv=None):
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [here, os.environ.get("PYTHONPATH", "")] if p)
     from pyspark.sql import SparkSession
 
-    from cashtag_spark import kinesis, rollup
+    from cashtag_spark import events, kinesis, rollup
+
+    bus = events.Events(a.redis_url, a.redis_prefix)
+
+    def on_late(collection, minutes, rows):
+        bus.emit(
+            "warning",
+            "spark.late",
+            f"{rows} records arrived after the {a.watermark} watermark and were left out of {len(minutes)} "
+            f"{collection} minute(s); `cashtag-analysis aggregate --from` recomputes them from MongoDB",
+            collection=collection,
+            late_rows=rows,
+            minutes=minutes[:20],
+        )
 
     spark = (
         SparkSession.builder.appName("cashtag-rollup")
@@ -96,27 +111,35 @@ def main(argv=None):
         ("sentiment_1m", rollup.sentiment_1m(posts, a.watermark), "posts"),
         ("price_1m", rollup.price_1m(market, a.watermark), "trades"),
     ]:
-        writer = rollup.upsert(a.mongo_uri, a.database, name, a.watermark, os.path.join(a.checkpoint, name), count)
+        writer = rollup.upsert(a.mongo_uri, a.database, name, a.watermark, os.path.join(a.checkpoint, name), count, on_late)
         start(name, df, lambda w, writer=writer: w.outputMode("update").foreachBatch(writer))
     if a.parquet:
         for name, df in [("raw_posts", rollup.raw(posts)), ("raw_market", rollup.raw(market))]:
             start(name, df, lambda w, name=name: w.format("parquet").option("path", os.path.join(a.parquet, name)).partitionBy("date", "ticker"))
     print(json.dumps({"started": [n for n, _ in queries], "source": a.source, "watermark": a.watermark}), flush=True)
     seen = {}
+
+    def report(name, q):
+        line = progress_line(name, q)
+        if line and seen.get(name) != line["batch"]:
+            seen[name] = line["batch"]
+            print(json.dumps(line), flush=True)
+            bus.emit(
+                "activity",
+                "spark.batch",
+                f"{name}: batch {line['batch']}, {line['input_rows']} records in {line['batch_ms']} ms, watermark {line['watermark']}",
+                **line,
+            )
+
     try:
         while any(q.isActive for _, q in queries):
             for name, q in queries:
                 q.awaitTermination(1)
-                line = progress_line(name, q)
-                if line and seen.get(name) != line["batch"]:
-                    seen[name] = line["batch"]
-                    print(json.dumps(line), flush=True)
+                report(name, q)
         for name, q in queries:
             if q.exception():
                 raise q.exception()
-            line = progress_line(name, q)
-            if line and seen.get(name) != line["batch"]:
-                print(json.dumps(line), flush=True)
+            report(name, q)
     finally:
         spark.stop()
 

@@ -107,13 +107,12 @@ class KinesisReader(SimpleDataSourceStreamReader):
         r = call(self.kinesis.get_shard_iterator, "GetShardIterator", StreamName=self.stream, ShardId=shard, **kwargs)
         return r["ShardIterator"]
 
-    def _read_shard(self, shard, after, until=None, limit=None, closed=False):
+    def _read_shard(self, shard, after, until=None, limit=None):
         """Records of `shard` after the sequence number `after` — up to `until`
         (inclusive) when given, else up to `limit` records or the shard's present end.
-        Returns (rows, last sequence, closed and read to its end). A shard is closed when
-        GetRecords ends it (no next iterator) or, for `closed` ones (an ending sequence
-        number: resharded), when nothing is left to read — no record is added to a
-        closed shard."""
+        Returns (rows, last sequence, closed and read to its end). Only GetRecords says a
+        shard is read to its end (no next iterator): an ending sequence number alone is
+        not trusted (moto, for one, keeps adding records to a resharded parent)."""
         it = self._iterator(shard, after)
         rows, last = [], after
         stop = int(until) if until is not None else None
@@ -134,7 +133,7 @@ class KinesisReader(SimpleDataSourceStreamReader):
             if it is None:
                 return rows, last, True  # a closed shard, read to its end
             if not r["Records"] and r.get("MillisBehindLatest", 0) == 0:
-                return rows, last, closed
+                return rows, last, False
             if limit is not None and len(rows) >= limit:
                 return rows, last, False
         return rows, last, True
@@ -158,8 +157,7 @@ class KinesisReader(SimpleDataSourceStreamReader):
                 ps = parents(known.get(shard, {}))
                 if any(p in offsets and not offsets[p]["done"] for p in ps):
                     continue
-                ended = "EndingSequenceNumber" in known.get(shard, {}).get("SequenceNumberRange", {})
-                got, last, closed = self._read_shard(shard, o["after"], limit=self.max_records, closed=ended)
+                got, last, closed = self._read_shard(shard, o["after"], limit=self.max_records)
                 rows.extend(got)
                 o["after"], o["done"], o["_read"] = last, closed, True
                 progress = progress or closed

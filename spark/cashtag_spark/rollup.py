@@ -202,9 +202,10 @@ def delay_seconds(watermark):
 LATE_ROWS = {}
 
 
-def upsert(mongo_uri, database, collection, watermark, state_dir, count_field):
+def upsert(mongo_uri, database, collection, watermark, state_dir, count_field, on_late=None):
     """A `foreachBatch` function: replaces every window of the batch by `_id`, except the
-    late ones (see the module's doc), whose records it counts."""
+    late ones (see the module's doc), whose records it counts and hands to
+    `on_late(collection, minutes, rows)`."""
     delay = datetime.timedelta(seconds=delay_seconds(watermark))
     state = os.path.join(state_dir, "cashtag-writer-watermark.json")
 
@@ -237,13 +238,18 @@ def upsert(mongo_uri, database, collection, watermark, state_dir, count_field):
                 # for a batch replayed after a crash), or all it holds when Spark started
                 # its state afresh (fewer than stored) or nothing was stored.
                 stored = {d["_id"]: d.get(count_field, 0) for d in coll.find({"_id": {"$in": [r["_id"] for r in late]}})}
+                minutes, total = [], 0
                 for r in late:
                     held, before = int(r[count_field]), stored.get(r["_id"])
                     n = held - int(before) if before is not None and held >= int(before) else held
                     if n == 0:
                         continue
                     LATE_ROWS[collection] += n
+                    minutes.append(r["_id"])
+                    total += n
                     print(json.dumps({"late_window": r["_id"], "collection": collection, "late_rows": n}), flush=True)
+                if minutes and on_late is not None:
+                    on_late(collection, minutes, total)
             if keep:
                 coll.bulk_write([ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in keep], ordered=False)
         latest = max(r["minute"] for r in rows) + datetime.timedelta(minutes=1) - delay

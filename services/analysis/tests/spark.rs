@@ -6,11 +6,14 @@
 //! checkpoint, the job changes nothing; after the posts stream is resharded (2 → 4 shards)
 //! and more records and some too late for the watermark arrive, a run from the checkpoint
 //! reads every record once (the parents to their end, then the children), counts the late
-//! ones, and is again equal to the embedded roll-up.
+//! ones, and is again equal to the embedded roll-up; and after the driver is killed (-9)
+//! while it streams and started again from its checkpoint.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
+use std::io::BufRead;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bson::{Bson, Document, doc};
@@ -20,7 +23,7 @@ use cashtag_sim::{Sim, SimParams, minute_index};
 use cashtag_sinks::Sink;
 use cashtag_sinks::kinesis::KinesisSink;
 use cashtag_sinks::mongo::MongoSink;
-use cashtag_testkit::{aws_endpoint, mongo_uri, unique, venv, workspace_root};
+use cashtag_testkit::{aws_endpoint, mongo_uri, redis_url, unique, venv, workspace_root};
 use chrono::{DateTime, DurationRound, Utc};
 use futures::TryStreamExt;
 
@@ -38,18 +41,13 @@ async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32
     panic!("stream {name} did not become active");
 }
 
-/// The job over the streams, everything they hold, into `database` (and the raw records
-/// as Parquet under `parquet`).
-fn spark_job(
-    posts: &str,
-    market: &str,
-    database: &str,
-    checkpoint: &std::path::Path,
-    parquet: &std::path::Path,
-) -> String {
-    let started = Instant::now();
-    let out = Command::new(venv().join("bin/python"))
-        .args(["-m", "cashtag_spark", "--available-now", "--master", "local[2]"])
+/// The job's command: over the streams into `database` (and the raw records as Parquet
+/// under `parquet`), from `checkpoint`.
+fn job_command(posts: &str, market: &str, database: &str, checkpoint: &Path, parquet: &Path) -> Command {
+    let mut c = Command::new(venv().join("bin/python"));
+    // Its events into this run's events stream (the prefix is the database's name).
+    c.env("CASHTAG_REDIS_URL", redis_url()).env("CASHTAG_REDIS_PREFIX", database);
+    c.args(["-m", "cashtag_spark", "--master", "local[2]", "--trigger-secs", "2"])
         .arg("--parquet")
         .arg(parquet)
         .args(["--posts-stream", posts, "--market-stream", market])
@@ -59,9 +57,14 @@ fn spark_job(
         .current_dir(workspace_root().join("spark"))
         .env("SPARK_LOCAL_IP", "127.0.0.1")
         .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .output()
-        .unwrap();
+        .env("AWS_SECRET_ACCESS_KEY", "test");
+    c
+}
+
+/// The job over everything the streams hold, then it stops (`--available-now`).
+fn spark_job(posts: &str, market: &str, database: &str, checkpoint: &Path, parquet: &Path) -> String {
+    let started = Instant::now();
+    let out = job_command(posts, market, database, checkpoint, parquet).arg("--available-now").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     println!("spark job: {:.1} s\n{stdout}", started.elapsed().as_secs_f64());
     assert!(out.status.success(), "the Spark job failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -128,6 +131,25 @@ fn compare(coll: &str, embedded: &BTreeMap<String, Document>, spark: &BTreeMap<S
     worst
 }
 
+/// Both collections equal between the embedded and the Spark roll-up, but for the
+/// sentiment minutes `except`; the figures in words.
+async fn equal_except(
+    embedded: &mongodb::Database,
+    spark: &mongodb::Database,
+    except: &std::collections::BTreeSet<String>,
+) -> String {
+    let mut figures = Vec::new();
+    for coll in [collections::SENTIMENT_1M, collections::PRICE_1M] {
+        let (mut a, mut b) = (documents(embedded, coll).await, documents(spark, coll).await);
+        a.retain(|id, _| !except.contains(id));
+        b.retain(|id, _| !except.contains(id));
+        assert!(a.len() > 200, "{coll}: {} minutes", a.len());
+        let worst = compare(coll, &a, &b);
+        figures.push(format!("{coll}: {} documents equal, largest difference {worst:.1e}", a.len()));
+    }
+    figures.join(", ")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_rolls_up_the_streams_into_the_documents_the_embedded_rollup_writes() {
     let (embedded_db, spark_db) = (unique("rollup-embedded"), unique("rollup-spark"));
@@ -169,20 +191,7 @@ async fn spark_rolls_up_the_streams_into_the_documents_the_embedded_rollup_write
     assert_eq!(read["sentiment_1m"], (p_all + p_dup, 0), "every post record read once, duplicates included");
     assert_eq!(read["price_1m"], (n - p_all + 50 - p_dup, 0), "every market record read once");
     let (e, s) = (client.database(&embedded_db), client.database(&spark_db));
-    let equal = |what: &'static str| {
-        let (e, s) = (e.clone(), s.clone());
-        async move {
-            let mut figures = Vec::new();
-            for coll in [collections::SENTIMENT_1M, collections::PRICE_1M] {
-                let (a, b) = (documents(&e, coll).await, documents(&s, coll).await);
-                assert!(a.len() > 200, "{coll}: {} minutes", a.len());
-                let worst = compare(coll, &a, &b);
-                figures.push(format!("{what}: {coll}: {} documents equal, largest difference {worst:.1e}", a.len()));
-            }
-            println!("{}", figures.join("\n"));
-        }
-    };
-    equal("first run").await;
+    println!("first run: {}", equal_except(&e, &s, &Default::default()).await);
     // The raw records as they came, partitioned by New York date and ticker.
     let rows = |kind: &str| -> u64 {
         let out = Command::new(venv().join("bin/python"))
@@ -267,24 +276,66 @@ async fn spark_rolls_up_the_streams_into_the_documents_the_embedded_rollup_write
         "the new posts read once; the late ones counted"
     );
     assert_eq!(read["price_1m"].0, more.len() as u64 - posts_in(&more));
+    // As cashtag events, for the log and cashtagctl: each batch, and the late minutes.
+    let bus = cashtag_bus::Bus::open(
+        &redis_url(),
+        &spark_db,
+        cashtag_bus::Identity { service: "t".into(), instance: "t".into() },
+        cashtag_core::Clock::System,
+        1000,
+    )
+    .unwrap();
+    let events = bus.peek_events(1000).await.unwrap();
+    let late_event: Vec<_> = events.iter().filter(|e| e.code == cashtag_core::catalog::SPARK_LATE).collect();
+    assert_eq!(late_event.len(), 1, "{:?}", events.iter().map(|e| &e.code).collect::<Vec<_>>());
+    assert_eq!(late_event[0].fields["late_rows"], late_rows);
+    assert_eq!(late_event[0].service, "spark");
+    assert!(
+        events.iter().filter(|e| e.code == cashtag_core::catalog::SPARK_BATCH).count() >= 4,
+        "two queries, two runs with data"
+    );
     let spark_after = documents(&s, collections::SENTIMENT_1M).await;
     for id in &touched {
         assert_eq!(spark_after.get(id), before.0.get(id), "{id}: a late record does not overwrite its minute");
     }
-    let mut embedded: BTreeMap<String, Document> = documents(&e, collections::SENTIMENT_1M).await;
-    let mut spark = spark_after.clone();
-    embedded.retain(|id, _| !touched.contains(id));
-    spark.retain(|id, _| !touched.contains(id));
-    let worst = compare(collections::SENTIMENT_1M, &embedded, &spark);
-    let prices = compare(
-        collections::PRICE_1M,
-        &documents(&e, collections::PRICE_1M).await,
-        &documents(&s, collections::PRICE_1M).await,
-    );
+    let figures = equal_except(&e, &s, &touched).await;
     println!(
-        "after resharding and a restart: {} sentiment minutes equal (largest difference {worst:.1e}), {} left to the embedded repair ({late_rows} late rows), price minutes equal (largest difference {prices:.1e})",
-        embedded.len(),
+        "after resharding and a restart: {figures}; {} sentiment minutes left to the embedded repair ({late_rows} late rows)",
         touched.len()
     );
+
+    // The driver killed (-9, with its JVM) while it streams, then started again from the
+    // checkpoint: no minute missing, none counted twice.
+    let last = scored(sim.records(&tickers, minute_index(open) + 120..minute_index(open) + 150));
+    MongoSink::new(&client, &embedded_db).write(&last).await.map_err(|e| e.reason).unwrap();
+    for chunk in last.chunks(400) {
+        sink.write(chunk).await.map_err(|e| e.reason).unwrap();
+    }
+    aggregate();
+    let mut child = job_command(&posts, &market, &spark_db, &checkpoint, &parquet)
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its stdout read to the end on a thread (a pipe nobody reads would stop it).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).unwrap().contains("\"started\"") {}
+    // Mid-batch: the first micro-batch takes several seconds on two cores.
+    std::thread::sleep(Duration::from_secs(6));
+    // The whole process group: the Python driver and the JVM it started.
+    let killed = Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed: {status:?}");
+    spark_job(&posts, &market, &spark_db, &checkpoint, &parquet);
+    println!("after a kill -9 mid-stream and a restart: {}", equal_except(&e, &s, &touched).await);
     let _ = std::fs::remove_dir_all(&checkpoint);
 }

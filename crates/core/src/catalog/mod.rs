@@ -194,6 +194,12 @@ catalog! {
     /// A study or a model fell back from what was asked (a market proxy without data: the
     /// cross-section mean is used instead), said in the report's first lines too.
     ANALYSIS_FALLBACK = "analysis.fallback", Warning;
+    /// The Spark roll-up job finished a micro-batch of a query (`sentiment_1m` or
+    /// `price_1m`): its records, rows per second, duration and watermark, and the totals.
+    SPARK_BATCH = "spark.batch", Activity;
+    /// The Spark roll-up job left records that came after its watermark out of their
+    /// minutes (never replacing a stored minute); `aggregate --from` recomputes them.
+    SPARK_LATE = "spark.late", Warning;
     /// The predictor made its predictions of a tick.
     PREDICT_TICK = "predict.tick", Activity;
     /// A tick made no predictions: no promoted model, the sources are off, or no ticker had data.
