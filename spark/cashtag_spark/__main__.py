@@ -2,9 +2,10 @@
 
 Settings come from the flags or from the suite's environment (`CASHTAG_MONGO_URI`,
 `CASHTAG_MONGO_DATABASE`, `CASHTAG_AWS_ENDPOINT`, `CASHTAG_AWS_REGION`,
-`CASHTAG_SINKS_KINESIS_POSTS_STREAM`, `CASHTAG_SINKS_KINESIS_MARKET_STREAM`), so the
-compose service shares the suite's `.env`. Progress (input rows per second, batch
-duration, watermark, rows dropped as late) is printed as one JSON line per micro-batch.
+`CASHTAG_SINKS_KINESIS_POSTS_STREAM`, `CASHTAG_SINKS_KINESIS_MARKET_STREAM`,
+`CASHTAG_REDIS_URL`, `CASHTAG_REDIS_PREFIX`), so it runs beside the suite with the suite's
+environment. Progress (input rows per second, batch duration, watermark, rows dropped as
+late) is printed as one JSON line per micro-batch and sent as `spark.batch` events.
 """
 
 import argparse
