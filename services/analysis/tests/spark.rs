@@ -7,7 +7,9 @@
 //! and more records and some too late for the watermark arrive, a run from the checkpoint
 //! reads every record once (the parents to their end, then the children), counts the late
 //! ones, and is again equal to the embedded roll-up; and after the driver is killed (-9)
-//! while it streams and started again from its checkpoint.
+//! while it streams and started again from its checkpoint. On a standalone cluster (a
+//! master and two workers, separate JVMs on loopback) the output is the same, and both
+//! workers' executors ran tasks.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -131,6 +133,48 @@ fn compare(coll: &str, embedded: &BTreeMap<String, Document>, spark: &BTreeMap<S
     worst
 }
 
+const TICKERS: [&str; 4] = ["AAPL", "MSFT", "NVDA", "SPY"];
+
+/// A simulated 90-minute session of [`TICKERS`] from `open`, written by the MongoDB sink
+/// into `embedded_db` and by the Kinesis sink into two new streams of two shards.
+struct Session {
+    records: Vec<Record>,
+    sink: KinesisSink<aws_sdk_kinesis::Client>,
+    kinesis: aws_sdk_kinesis::Client,
+    client: mongodb::Client,
+    posts: String,
+    market: String,
+}
+
+impl Session {
+    async fn write(sim: &Sim, open: DateTime<Utc>, embedded_db: &str) -> Session {
+        let (posts, market) = (unique("spark-posts"), unique("spark-market"));
+        let records = scored(sim.records(&TICKERS, minute_index(open)..minute_index(open) + 90));
+        let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
+        MongoSink::new(&client, embedded_db).write(&records).await.map_err(|e| e.reason).unwrap();
+        let kinesis = cashtag_stores::kinesis::client("us-east-1", &aws_endpoint()).await;
+        create_stream(&kinesis, &posts, 2).await;
+        create_stream(&kinesis, &market, 2).await;
+        let mut sink = KinesisSink::new(kinesis.clone(), &posts, &market);
+        for chunk in records.chunks(400) {
+            sink.write(chunk).await.map_err(|e| e.reason).unwrap();
+        }
+        Session { records, sink, kinesis, client, posts, market }
+    }
+}
+
+/// `cashtag-analysis aggregate` of one New York day into `embedded_db`.
+fn aggregate(embedded_db: &str, day: &str) {
+    let out = Command::new(BIN)
+        .env("CASHTAG_MONGO_URI", mongo_uri())
+        .env("CASHTAG_MONGO_DATABASE", embedded_db)
+        .env("CASHTAG_SINKS_SPOOL_DIR", std::env::temp_dir().join(unique("state")))
+        .args(["--quiet", "aggregate", "--from", day, "--to", day])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// Both collections equal between the embedded and the Spark roll-up, but for the
 /// sentiment minutes `except`; the figures in words.
 async fn equal_except(
@@ -153,33 +197,13 @@ async fn equal_except(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_rolls_up_the_streams_into_the_documents_the_embedded_rollup_writes() {
     let (embedded_db, spark_db) = (unique("rollup-embedded"), unique("rollup-spark"));
-    let (posts, market) = (unique("spark-posts"), unique("spark-market"));
     let open: DateTime<Utc> = "2026-11-24T14:30:00Z".parse().unwrap();
     let sim = Sim::new(SimParams { seed: 37, trades_per_minute: 3.0, posts_per_minute: 2.0, ..Default::default() });
-    let tickers = ["AAPL", "MSFT", "NVDA", "SPY"];
-    let records = scored(sim.records(&tickers, minute_index(open)..minute_index(open) + 90));
-    let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
-    MongoSink::new(&client, &embedded_db).write(&records).await.map_err(|e| e.reason).unwrap();
-    let kinesis = cashtag_stores::kinesis::client("us-east-1", &aws_endpoint()).await;
-    create_stream(&kinesis, &posts, 2).await;
-    create_stream(&kinesis, &market, 2).await;
-    let mut sink = KinesisSink::new(kinesis.clone(), &posts, &market);
-    for chunk in records.chunks(400) {
-        sink.write(chunk).await.map_err(|e| e.reason).unwrap();
-    }
+    let Session { records, mut sink, kinesis, client, posts, market } = Session::write(&sim, open, &embedded_db).await;
+    let tickers = TICKERS;
     // A few records twice, as an at-least-once delivery may hand them: counted once.
     sink.write(&records[..50]).await.map_err(|e| e.reason).unwrap();
-
-    let aggregate = || {
-        let out = Command::new(BIN)
-            .env("CASHTAG_MONGO_URI", mongo_uri())
-            .env("CASHTAG_MONGO_DATABASE", &embedded_db)
-            .env("CASHTAG_SINKS_SPOOL_DIR", std::env::temp_dir().join(unique("state")))
-            .args(["--quiet", "aggregate", "--from", "2026-11-24", "--to", "2026-11-24"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
+    let aggregate = || aggregate(&embedded_db, "2026-11-24");
     aggregate();
 
     let checkpoint: PathBuf = tempfile::tempdir().unwrap().keep();
@@ -337,5 +361,125 @@ async fn spark_rolls_up_the_streams_into_the_documents_the_embedded_rollup_write
     assert!(!status.success(), "killed: {status:?}");
     spark_job(&posts, &market, &spark_db, &checkpoint, &parquet);
     println!("after a kill -9 mid-stream and a restart: {}", equal_except(&e, &s, &touched).await);
+    let _ = std::fs::remove_dir_all(&checkpoint);
+}
+
+/// A Spark standalone cluster on loopback: a master and two one-core workers, each a JVM of
+/// its own (the distribution's `spark-class`), stopped with their process groups.
+struct Cluster {
+    processes: Vec<std::process::Child>,
+    master: String,
+    work: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let home = venv().join("lib").read_dir().unwrap().next().unwrap().unwrap().path().join("site-packages/pyspark");
+        let class = home.join("bin/spark-class");
+        let work: PathBuf = tempfile::tempdir().unwrap().keep();
+        let (port, ui) = (cashtag_testkit::free_port(), cashtag_testkit::free_port());
+        let spawn = |args: Vec<String>, log: &str| {
+            Command::new(&class)
+                .args(args)
+                .env("SPARK_HOME", &home)
+                .env("SPARK_LOCAL_IP", "127.0.0.1")
+                .env("SPARK_LOG_DIR", &work)
+                .process_group(0)
+                .stdout(std::fs::File::create(work.join(log)).unwrap())
+                .stderr(std::fs::File::create(work.join(format!("{log}.err"))).unwrap())
+                .spawn()
+                .unwrap()
+        };
+        let master = format!("spark://127.0.0.1:{port}");
+        let mut processes = vec![spawn(
+            ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
+                .map(String::from)
+                .into_iter()
+                .chain(["--port".into(), port.to_string(), "--webui-port".into(), ui.to_string()])
+                .collect(),
+            "master.log",
+        )];
+        assert!(cashtag_testkit::wait_for_port(port, Duration::from_secs(60)), "the master did not listen");
+        for w in ["w1", "w2"] {
+            let dir = work.join(w);
+            std::fs::create_dir_all(&dir).unwrap();
+            processes.push(spawn(
+                vec![
+                    "org.apache.spark.deploy.worker.Worker".into(),
+                    master.clone(),
+                    "--host".into(),
+                    "127.0.0.1".into(),
+                    "--cores".into(),
+                    "1".into(),
+                    "--memory".into(),
+                    "1g".into(),
+                    "--webui-port".into(),
+                    cashtag_testkit::free_port().to_string(),
+                    "--work-dir".into(),
+                    dir.to_string_lossy().into_owned(),
+                ],
+                &format!("{w}.log"),
+            ));
+        }
+        // Both workers registered: the master's status page lists them ALIVE.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{ui}/json/")]).output().unwrap();
+            if String::from_utf8_lossy(&out.stdout).matches("\"ALIVE\"").count() >= 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the workers did not register");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Cluster { processes, master, work }
+    }
+
+    /// The tasks each worker's executors ran (from their logs).
+    fn tasks_per_worker(&self) -> Vec<usize> {
+        ["w1", "w2"]
+            .iter()
+            .map(|w| {
+                let mut n = 0;
+                for app in self.work.join(w).read_dir().unwrap().flatten() {
+                    for exec in app.path().read_dir().unwrap().flatten() {
+                        let log = std::fs::read_to_string(exec.path().join("stderr")).unwrap_or_default();
+                        n += log.matches("Running task").count();
+                    }
+                }
+                n
+            })
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for p in &mut self.processes {
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", p.id())]).status();
+            let _ = p.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_standalone_cluster_the_job_writes_the_same_rollups_with_work_on_both_workers() {
+    let cluster = Cluster::start();
+    let (embedded_db, spark_db) = (unique("cluster-embedded"), unique("cluster-spark"));
+    let open: DateTime<Utc> = "2026-11-25T14:30:00Z".parse().unwrap();
+    let sim = Sim::new(SimParams { seed: 38, trades_per_minute: 3.0, posts_per_minute: 2.0, ..Default::default() });
+    let Session { client, posts, market, .. } = Session::write(&sim, open, &embedded_db).await;
+    aggregate(&embedded_db, "2026-11-25");
+    let checkpoint: PathBuf = tempfile::tempdir().unwrap().keep();
+    let started = Instant::now();
+    let out = job_command(&posts, &market, &spark_db, &checkpoint, &checkpoint.join("raw"))
+        .args(["--available-now", "--master", &cluster.master])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let figures = equal_except(&client.database(&embedded_db), &client.database(&spark_db), &Default::default()).await;
+    let tasks = cluster.tasks_per_worker();
+    println!("standalone cluster ({:.1} s): {figures}; tasks per worker {tasks:?}", started.elapsed().as_secs_f64());
+    assert!(tasks.iter().all(|t| *t > 0), "both workers ran tasks: {tasks:?}");
     let _ = std::fs::remove_dir_all(&checkpoint);
 }
