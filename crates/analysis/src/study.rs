@@ -193,12 +193,9 @@ fn analyze(s: &TickerSeries, market_ret: &dyn Fn(usize, &TickerSeries) -> f64, c
         None
     };
     let primary_p = primary.map(|g| g.p).filter(|p| p.is_finite() && excluded.is_none());
-    let abnormal: Vec<f64> = (0..n)
-        .map(|t| {
-            let a = s.ret[t] - market_ret(t, s);
-            if a.is_finite() { a } else { 0.0 }
-        })
-        .collect();
+    // Missing stays missing: an interval without a return (or without the market's) has
+    // no abnormal return, and an event whose window needs it is left out.
+    let abnormal: Vec<f64> = (0..n).map(|t| s.ret[t] - market_ret(t, s)).collect();
     TickerWork {
         result: TickerResult {
             ticker: s.ticker.clone(),

@@ -291,10 +291,16 @@ pub struct EventStudy {
 }
 
 /// Cumulative abnormal returns around `events` (indices into `abnormal`), over
-/// [−window, +window]; events too close to the edges are left out.
+/// [−window, +window]; events too close to the edges are left out, and so are events
+/// whose window misses an abnormal return (NaN: missing is not zero).
 pub fn event_study(abnormal: &[f64], events: &[usize], window: usize) -> EventStudy {
     let w = window as i64;
-    let usable: Vec<usize> = events.iter().copied().filter(|&e| e >= window && e + window < abnormal.len()).collect();
+    let usable: Vec<usize> = events
+        .iter()
+        .copied()
+        .filter(|&e| e >= window && e + window < abnormal.len())
+        .filter(|&e| abnormal[e - window..=e + window].iter().all(|a| a.is_finite()))
+        .collect();
     let paths: Vec<Vec<f64>> = usable
         .iter()
         .map(|&e| {
@@ -335,6 +341,20 @@ pub fn volume_spikes(volume: &[f64], lookback: usize, z: f64) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_whose_window_misses_a_return_is_left_out() {
+        let mut abnormal: Vec<f64> = (0..40).map(|i| ((i * 7) % 5) as f64 * 0.001).collect();
+        let all = event_study(&abnormal, &[10, 20, 30], 3);
+        assert_eq!(all.events, 3);
+        abnormal[21] = f64::NAN;
+        let gap = event_study(&abnormal, &[10, 20, 30], 3);
+        assert_eq!(gap.events, 2, "the event at 20 has no return at 21");
+        let mut zero = abnormal.clone();
+        zero[21] = 0.0;
+        assert_eq!(event_study(&zero, &[10, 30], 3).car, gap.car, "the CAR of the other two, not a zero-filled third");
+        assert!(gap.car.iter().all(|c| c.is_finite()));
+    }
 
     #[test]
     fn granger_leaves_out_the_rows_a_gap_touches() {
