@@ -1,7 +1,7 @@
 """The job's cashtag events: `spark.batch` (a micro-batch's progress) and `spark.late`
 (late records left out of a minute), appended to the suite's events stream in Redis
 (`<prefix>:stream:events`, field `data`: the event's JSON, as `cashtag_core::Event`
-serializes) — cashtag-log stores them and `cashtagctl status` shows them like any other.
+serializes), the stream cashtag-log reads every service's events from.
 Best effort: the roll-up never waits on Redis; an event that cannot be sent is printed.
 """
 

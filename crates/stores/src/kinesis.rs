@@ -57,6 +57,32 @@ pub async fn read_stream(
     Ok(out)
 }
 
+/// Creates a stream of `shards` shards and waits until it is active (an emulator's, for
+/// tests that need a stream of their own).
+pub async fn create_active(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| format!("{name}: {e}");
+    client
+        .create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .map_err(|e| err(&aws_sdk_kinesis::error::DisplayErrorContext(&e)))?;
+    for _ in 0..100 {
+        let d = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_kinesis::error::DisplayErrorContext(&e)))?;
+        if d.stream_description_summary().is_some_and(|s| s.stream_status().as_str() == "ACTIVE") {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Err(err(&"not active after 10 s"))
+}
+
 /// Creates the streams that do not exist (one shard each), for an emulator that starts
 /// empty and forgets them when it restarts; returns the ones it created. Against real AWS
 /// the suite never calls this: the streams are the operator's (CloudFormation).

@@ -338,24 +338,28 @@ fn read_parquet_back(path: &Path, rows: u64) {
     assert_eq!(seen, rows);
 }
 
+/// `run` on `db`, its bus under `prefix`, on a simulated clock from `start` at 30x (a
+/// minute every two seconds).
+fn run_from(db: &str, prefix: &str, start: DateTime<Utc>) -> Command {
+    let anchor = cashtag_core::time::rfc3339(&Utc::now());
+    let mut c = base(db);
+    c.arg("run")
+        .env("CASHTAG_REDIS_URL", redis_url())
+        .env("CASHTAG_REDIS_PREFIX", prefix)
+        .env("CASHTAG_CLOCK_SPEC", format!("{}@30@{anchor}", cashtag_core::time::rfc3339(&start)))
+        .env("CASHTAG_ANALYSIS_DELAY_SECS", "5")
+        .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .stdout(Stdio::null());
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_keeps_rollups_current_and_picks_up_late_posts() {
     let db = unique("analysis-run");
     let prefix = unique("t-analysis");
     let start: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
     load(&db, &["AAPL", "MSFT"], start - TimeDelta::minutes(10), 12).await;
-    // A simulated clock at 30x: a minute every two seconds.
-    let anchor = cashtag_core::time::rfc3339(&Utc::now());
-    let mut child = base(&db)
-        .arg("run")
-        .env("CASHTAG_REDIS_URL", redis_url())
-        .env("CASHTAG_REDIS_PREFIX", &prefix)
-        .env("CASHTAG_CLOCK_SPEC", format!("{}@30@{anchor}", cashtag_core::time::rfc3339(&start)))
-        .env("CASHTAG_ANALYSIS_DELAY_SECS", "5")
-        .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = run_from(&db, &prefix, start).spawn().unwrap();
     let wait_for =
         |what: &'static str,
          f: Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send>| async move {
@@ -419,18 +423,8 @@ async fn with_spark_as_the_rollup_engine_run_writes_no_rollups() {
     let db = unique("analysis-run-spark");
     let start: DateTime<Utc> = "2026-11-24T15:00:00Z".parse().unwrap();
     load(&db, &["AAPL", "MSFT"], start - TimeDelta::minutes(10), 12).await;
-    let anchor = cashtag_core::time::rfc3339(&Utc::now());
-    let mut child = base(&db)
-        .arg("run")
-        .env("CASHTAG_REDIS_URL", redis_url())
-        .env("CASHTAG_REDIS_PREFIX", unique("t-analysis"))
-        .env("CASHTAG_CLOCK_SPEC", format!("{}@30@{anchor}", cashtag_core::time::rfc3339(&start)))
-        .env("CASHTAG_ANALYSIS_DELAY_SECS", "5")
-        .env("CASHTAG_ANALYSIS_ROLLUP_ENGINE", "spark")
-        .env("CASHTAG_HTTP_LISTEN", format!("127.0.0.1:{}", free_port()))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        run_from(&db, &unique("t-analysis"), start).env("CASHTAG_ANALYSIS_ROLLUP_ENGINE", "spark").spawn().unwrap();
     // Four simulated minutes: the embedded engine writes its first pass within one
     // (`run_keeps_rollups_current_and_picks_up_late_posts`).
     tokio::time::sleep(Duration::from_secs(8)).await;

@@ -118,25 +118,9 @@ fn a_two_year_daily_archive_imports_rolls_up_and_studies_as_pandas_computes() {
 
     let tickers = spec.tickers.join(",");
     let study_dir = dir.path().join("study");
-    let out = env.run(
-        &analysis,
-        &[
-            "study",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--interval",
-            "1d",
-            "--measure",
-            "vader_mean",
-            "--tickers",
-            &tickers,
-            "--json",
-            "--out",
-            study_dir.to_str().unwrap(),
-        ],
-    );
+    let mut args = daily_study(&from, &to, &study_dir);
+    args.extend(["--tickers".to_string(), tickers.clone()]);
+    let out = env.run(&analysis, &args.iter().map(String::as_str).collect::<Vec<_>>());
     let study: Value = serde_json::from_str(&out).unwrap();
     let reference: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../crates/history/check/reference.json"))
@@ -270,25 +254,9 @@ fn a_sparse_research_archive_is_studied_and_judged_as_pandas_computes_and_says_w
     // 1–5, 8: the study over the watchlist (no --tickers), with the default market proxy
     // SPY, which this archive does not have.
     let study_dir = dir.path().join("study");
-    let (out, err) = env.run_both(
-        &analysis,
-        &[
-            "--watchlist",
-            wl,
-            "study",
-            "--from",
-            &from,
-            "--to",
-            &to,
-            "--interval",
-            "1d",
-            "--measure",
-            "vader_mean",
-            "--json",
-            "--out",
-            study_dir.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec!["--watchlist".to_string(), wl.to_string()];
+    args.extend(daily_study(&from, &to, &study_dir));
+    let (out, err) = env.run_both(&analysis, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(err.contains(&format!("watchlist: {wl} (24 tickers)")), "{err}");
     assert!(err.contains("SPY") && err.contains("warning"), "the missing proxy is said: {err}");
     let study: Value = serde_json::from_str(&out).unwrap();
@@ -412,6 +380,15 @@ fn a_sparse_research_archive_is_studied_and_judged_as_pandas_computes_and_says_w
             .clone();
     assert_eq!(scored, traded, "one last-move baseline");
     assert!(e["model"]["roc_auc"].as_f64().unwrap() > 0.55, "the planted lead holds out of sample: {}", e["model"]);
+}
+
+/// `study` of the daily VADER mean from `from` to `to`, as JSON, its report into `out`.
+fn daily_study(from: &str, to: &str, out: &Path) -> Vec<String> {
+    ["study", "--from", from, "--to", to, "--interval", "1d", "--measure", "vader_mean", "--json", "--out"]
+        .map(String::from)
+        .into_iter()
+        .chain([out.to_string_lossy().into_owned()])
+        .collect()
 }
 
 fn sorted(v: &Value) -> Vec<String> {

@@ -31,18 +31,6 @@ use futures::TryStreamExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cashtag-analysis");
 
-async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
-    client.create_stream().stream_name(name).shard_count(shards).send().await.unwrap();
-    for _ in 0..100 {
-        let d = client.describe_stream_summary().stream_name(name).send().await.unwrap();
-        if d.stream_description_summary().unwrap().stream_status().as_str() == "ACTIVE" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("stream {name} did not become active");
-}
-
 /// The job's command: over the streams into `database` (and the raw records as Parquet
 /// under `parquet`), from `checkpoint`.
 fn job_command(posts: &str, market: &str, database: &str, checkpoint: &Path, parquet: &Path) -> Command {
@@ -153,8 +141,8 @@ impl Session {
         let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
         MongoSink::new(&client, embedded_db).write(&records).await.map_err(|e| e.reason).unwrap();
         let kinesis = cashtag_stores::kinesis::client("us-east-1", &aws_endpoint()).await;
-        create_stream(&kinesis, &posts, 2).await;
-        create_stream(&kinesis, &market, 2).await;
+        cashtag_stores::kinesis::create_active(&kinesis, &posts, 2).await.unwrap();
+        cashtag_stores::kinesis::create_active(&kinesis, &market, 2).await.unwrap();
         let mut sink = KinesisSink::new(kinesis.clone(), &posts, &market);
         for chunk in records.chunks(400) {
             sink.write(chunk).await.map_err(|e| e.reason).unwrap();

@@ -25,13 +25,8 @@ fn base() -> Command {
 /// A new bucket in the emulator, named after `base`.
 async fn new_bucket(base: &str) -> String {
     let bucket = unique(base);
-    cashtag_stores::s3::client("us-east-1", &aws_endpoint())
-        .await
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let s3 = cashtag_stores::s3::client("us-east-1", &aws_endpoint()).await;
+    assert!(cashtag_stores::s3::ensure_bucket(&s3, &bucket).await.unwrap(), "a new bucket");
     bucket
 }
 

@@ -59,13 +59,8 @@ fn backup(bucket: &str, db: &str) {
 async fn memory_stays_flat_whatever_the_database_size() {
     let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
     let bucket = unique("t-memory");
-    cashtag_stores::s3::client("us-east-1", &aws_endpoint())
-        .await
-        .create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    let s3 = cashtag_stores::s3::client("us-east-1", &aws_endpoint()).await;
+    assert!(cashtag_stores::s3::ensure_bucket(&s3, &bucket).await.unwrap(), "a new bucket");
     let small = unique("memsmall");
     let large = unique("memlarge");
     seed(&client.database(&small), 1_000).await;

@@ -119,15 +119,7 @@ pub async fn kinesis() -> aws_sdk_kinesis::Client {
 
 /// Creates a stream with `shards` shards and waits until it is active.
 pub async fn create_stream(client: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
-    client.create_stream().stream_name(name).shard_count(shards).send().await.unwrap();
-    for _ in 0..100 {
-        let d = client.describe_stream_summary().stream_name(name).send().await.unwrap();
-        if d.stream_description_summary().unwrap().stream_status().as_str() == "ACTIVE" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("stream {name} did not become active");
+    cashtag_stores::kinesis::create_active(client, name, shards).await.unwrap();
 }
 
 /// Every record in every shard of a stream: key → count, and records per shard.
